@@ -1,0 +1,314 @@
+"""The `pipeline-ops` command line: validate, run, status, orgs, bootstrap, reap.
+
+Operator-level: it reads the same environment as the API and workers and talks
+to the metadata database directly, so it needs no API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from errors import ConflictError, PipelineOpsError, QuotaExceededError, RunValidationError
+from pipeline import state
+from pipeline.settings import Settings
+
+EXIT_PROBLEMS = 1
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _services(local: bool = False) -> Any:
+    """Services wired to Celery; `local` runs every task in this process (eager)."""
+    if local:
+        # Must precede the first import of the Celery app, which reads celeryconfig.
+        os.environ["PIPELINE_OPS_EAGER"] = "1"
+    from pipeline.db import upgrade
+    from pipeline.services import build_services
+    from tasks.canvas import CeleryDispatcher
+    from tasks.runtime import use_services
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    svc = build_services(settings, CeleryDispatcher())
+    use_services(svc)
+    return svc
+
+
+def _fail(message: str, code: int = EXIT_PROBLEMS) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+def main() -> None:
+    """Pipeline Ops: multi-tenant cost-data pipelines."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Validate pipeline files (default: every file under the configs directory)."""
+    from pipeline.validate import validate_paths
+
+    targets = list(paths) or [_settings().configs_dir]
+    problems = validate_paths(targets)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem(s)", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    click.echo("ok: all pipeline files are valid")
+
+
+def _parse_date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{name} must be a date as YYYY-MM-DD, got {value!r}", 2)
+    return None
+
+
+@main.command()
+@click.argument("pipeline_path", metavar="PROVIDER/DOMAIN/PIPELINE")
+@click.option("--org", "org_slug", required=True, help="Organization slug.")
+@click.option("--date", "one_date", help="Run for one day (YYYY-MM-DD).")
+@click.option("--start-date", help="First day of the range (YYYY-MM-DD).")
+@click.option("--end-date", help="Last day of the range, inclusive (YYYY-MM-DD).")
+@click.option("--credential", "credential_id", help="Credential id (default: default).")
+@click.option("--param", "params", multiple=True, help="Extra parameter KEY=VALUE.")
+@click.option("--local", is_flag=True, help="Run in this process, without Redis or a worker.")
+@click.option("--wait", is_flag=True, help="Wait for the run and show progress per step.")
+def run(
+    pipeline_path: str,
+    org_slug: str,
+    one_date: str | None,
+    start_date: str | None,
+    end_date: str | None,
+    credential_id: str | None,
+    params: tuple[str, ...],
+    local: bool,
+    wait: bool,
+) -> None:
+    """Start a pipeline run for an org."""
+    from pipeline.runs import RunRequest
+
+    parts = pipeline_path.strip("/").split("/")
+    if len(parts) != 3:
+        _fail("pipeline must be PROVIDER/DOMAIN/PIPELINE, e.g. demo/sample/genai_usage", 2)
+    if one_date and (start_date or end_date):
+        _fail("use either --date or --start-date/--end-date", 2)
+    start = _parse_date(one_date or start_date, "--start-date")
+    end = _parse_date(one_date or end_date, "--end-date")
+    extra: dict[str, str] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--param must be KEY=VALUE, got {item!r}", 2)
+        extra[key] = value
+    svc = _services(local=local)
+    request = RunRequest(
+        org_slug=org_slug,
+        provider=parts[0],
+        domain=parts[1],
+        pipeline=parts[2],
+        start_date=start,
+        end_date=end,
+        credential_id=credential_id,
+        params=extra,
+        trigger="cli",
+    )
+    try:
+        run_row = svc.runs.start(request)
+    except ConflictError as exc:
+        _fail(f"{exc} (run {exc.existing_run_id})")
+    except QuotaExceededError as exc:
+        _fail(f"{exc}; retry in {exc.retry_after}s")
+    except RunValidationError as exc:
+        _fail(f"{exc} (run {exc.run_id})")
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    run_id = run_row["run_id"]
+    click.echo(f"run_id: {run_id}")
+    if local or wait:
+        final = _follow(svc.store, run_id, poll=0.0 if local else 1.0)
+        sys.exit(0 if final == state.COMPLETED else EXIT_PROBLEMS)
+
+
+def _follow(store: Any, run_id: str, poll: float, timeout: float = 24 * 3600) -> str:
+    """Print each step's progress as it changes; return the final run status."""
+    seen: dict[tuple[str, int], str] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        for attempt in store.step_attempts(run_id):
+            key = (attempt["step_id"], attempt["attempt"])
+            if seen.get(key) != attempt["status"]:
+                seen[key] = attempt["status"]
+                extra = ""
+                if attempt["status"] == "completed":
+                    extra = f" in {attempt['duration_ms']} ms, {attempt['rows_written']} rows"
+                elif attempt["error"]:
+                    extra = f": {attempt['error']}"
+                click.echo(
+                    f"  {attempt['step_id']:<24} attempt {attempt['attempt']}: "
+                    f"{attempt['status']}{extra}"
+                )
+        run = store.get_run(run_id)
+        if run["status"] in state.TERMINAL or time.monotonic() > deadline:
+            break
+        time.sleep(poll or 0.2)
+    click.echo(f"status: {run['status']}")
+    if run["error_message"]:
+        click.echo(f"error: {run['error_message']}")
+    return str(run["status"])
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def status(run_id: str, as_json: bool) -> None:
+    """Show a run and its steps."""
+    from pipeline.db import make_engine
+    from pipeline.store import RunStore
+
+    store = RunStore(make_engine(_settings().database_url))
+    run = store.get_run(run_id)
+    if run is None:
+        _fail(f"run {run_id} not found")
+    attempts = store.step_attempts(run_id)
+    if as_json:
+        run.pop("plan", None)
+        click.echo(json.dumps({"run": run, "steps": attempts}, default=str, indent=2))
+        return
+    click.echo(f"run_id:    {run['run_id']}")
+    click.echo(f"org:       {run['org_slug']}")
+    click.echo(f"pipeline:  {run['pipeline_id']} ({run['pipeline_path']})")
+    click.echo(f"dates:     {run['start_date']} .. {run['end_date']}")
+    click.echo(f"status:    {run['status']}")
+    if run["error_message"]:
+        click.echo(f"error:     {run['error_message']}")
+    for a in attempts:
+        click.echo(
+            f"  {a['step_id']:<24} attempt {a['attempt']}  {a['status']:<10} "
+            f"{a['duration_ms'] or 0:>7} ms  {a['rows_written']:>8} rows"
+        )
+
+
+@main.group()
+def orgs() -> None:
+    """Manage organizations."""
+
+
+@orgs.command("create")
+@click.argument("org_slug")
+@click.option("--name", help="Display name (default: the slug).")
+def orgs_create(org_slug: str, name: str | None) -> None:
+    """Create an org and print its API key once."""
+    from pipeline.db import make_engine, upgrade
+    from pipeline.orgs import OrgService
+    from pipeline.store import RunStore
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    try:
+        api_key = OrgService(RunStore(make_engine(settings.database_url))).create(org_slug, name)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    click.echo(f"org_slug: {org_slug}")
+    click.echo(f"api_key: {api_key}")
+    click.echo("Store the key now: it is not shown again.", err=True)
+
+
+@orgs.command("list")
+def orgs_list() -> None:
+    """List organizations."""
+    from pipeline.db import make_engine
+    from pipeline.store import RunStore
+
+    for org in RunStore(make_engine(_settings().database_url)).list_orgs():
+        click.echo(f"{org['org_slug']}\t{org['name']}\t{org['created_at'].isoformat()}")
+
+
+def _org_datasets(settings: Settings, org_slug: str | None) -> list[str]:
+    from pipeline.db import make_engine
+    from pipeline.store import RunStore
+
+    slugs = (
+        [org_slug]
+        if org_slug
+        else [o["org_slug"] for o in RunStore(make_engine(settings.database_url)).list_orgs()]
+    )
+    return [settings.org_dataset(s) for s in slugs]
+
+
+@main.command()
+@click.option("--org", "org_slug", help="Only this org (default: every org).")
+def bootstrap(org_slug: str | None) -> None:
+    """Create or migrate the metadata DB, and each org's dataset, tables and procedures."""
+    from pipeline.db import upgrade
+    from warehouse import from_url
+    from warehouse.base import TableRef
+    from warehouse.schemas import TABLE_SCHEMAS, with_lineage
+
+    settings = _settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    click.echo(f"metadata database: migrated ({settings.database_url.split('://', 1)[0]})")
+    warehouse = from_url(settings.warehouse_url)
+    for dataset in _org_datasets(settings, org_slug):
+        warehouse.ensure_dataset(dataset)
+        for name, schema in TABLE_SCHEMAS.items():
+            warehouse.ensure_table(TableRef(dataset, name), with_lineage(schema))
+        procedures = warehouse.bootstrap_procedures(dataset)
+        click.echo(f"{dataset}: {len(TABLE_SCHEMAS)} tables, procedures: {', '.join(procedures)}")
+
+
+@main.command("bootstrap-sync")
+@click.option("--org", "org_slug", help="Only this org (default: every org).")
+def bootstrap_sync(org_slug: str | None) -> None:
+    """Add columns that known table schemas define to existing tables (never drops)."""
+    from warehouse import from_url
+    from warehouse.base import TableRef
+    from warehouse.schemas import TABLE_SCHEMAS, with_lineage
+
+    settings = _settings()
+    warehouse = from_url(settings.warehouse_url)
+    changed = 0
+    for dataset in _org_datasets(settings, org_slug):
+        for name, schema in TABLE_SCHEMAS.items():
+            ref = TableRef(dataset, name)
+            if warehouse.table_schema(ref) is None:
+                continue
+            added = warehouse.add_missing_columns(ref, with_lineage(schema))
+            if added:
+                changed += 1
+                click.echo(f"{ref}: added {', '.join(added)}")
+    click.echo(f"{changed} table(s) changed")
+
+
+@main.command()
+def reap() -> None:
+    """Fail runs whose heartbeat stopped and release their slots (beat does this every minute)."""
+    from pipeline.db import upgrade
+    from pipeline.services import build_services
+    from tasks.canvas import CeleryDispatcher
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    reaped = build_services(settings, CeleryDispatcher()).runs.reap()
+    click.echo(f"reaped {len(reaped)} run(s)" + (f": {', '.join(reaped)}" if reaped else ""))
+
+
+if __name__ == "__main__":
+    main()

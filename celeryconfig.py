@@ -1,0 +1,51 @@
+"""Celery settings, from the same environment variables as every other process.
+
+The settings here are the ones whose defaults lose or duplicate work (DESIGN §6,
+"Celery settings that matter").
+"""
+
+from __future__ import annotations
+
+from pipeline.settings import Settings
+
+_settings = Settings.from_env()
+
+broker_url = _settings.redis_url
+result_backend = _settings.redis_url
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# A task is acknowledged only after it finishes, and a task whose worker process
+# died is requeued rather than acked and lost.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_track_started = True
+# Results are tiny (ids and counts) and only needed while a chord gathers them.
+result_expires = 24 * 3600
+result_extended = False
+worker_send_task_events = True
+task_send_sent_event = True
+broker_connection_retry_on_startup = True
+
+# Redis redelivers any unacked message after `visibility_timeout`. It must outlast
+# the longest step (timeout + grace) plus the longest retry countdown, or a step
+# still running (or waiting to retry) is delivered a second time.
+MAX_RETRY_COUNTDOWN = 3600
+broker_transport_options = {
+    "visibility_timeout": 86400 + _settings.time_limit_grace + MAX_RETRY_COUNTDOWN + 600,
+}
+result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
+
+beat_schedule = {
+    "reap-stale-runs": {"task": "pipeline_ops.reap", "schedule": 60.0},
+}
+
+if _settings.eager:
+    task_always_eager = True
+    task_eager_propagates = False
+    broker_url = "memory://"
+    result_backend = "cache+memory://"

@@ -1,0 +1,1 @@
+"""Framework-free core: settings, config, DAG planning, run service and store."""

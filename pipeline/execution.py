@@ -1,0 +1,247 @@
+"""Executing one step attempt: the framework-free part of the Celery step task.
+
+The task (tasks/steps.py) only maps outcomes to Celery: retry, fail, ignore.
+Everything that touches records happens here, so --local and the workers run
+the very same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from credentials.base import CredentialProvider
+from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline import state
+from pipeline.lineage import make_writer
+from pipeline.redact import redact
+from pipeline.runs import RunService
+from pipeline.settings import Settings
+from pipeline.store import RunStore
+from processors.base import StepContext
+from processors.registry import get_processor
+from warehouse.base import LineageKey, Warehouse
+
+logger = logging.getLogger("pipeline_ops.step")
+
+
+class DependencyPending(TransientError):
+    """A step was delivered before all of its dependencies completed."""
+
+
+class DuplicateDelivery(PipelineOpsError):
+    """Another live process is already executing this very attempt."""
+
+
+@dataclass
+class StepOutcome:
+    status: str  # completed | skipped
+    rows_written: int = 0
+    tables: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(holder: str | None) -> bool:
+    """True when the claim holder was a process on this host that no longer exists."""
+    if not holder or ":" not in holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class StepLog:
+    """The `ctx.log` of a step: lines go to the run log and to the process log."""
+
+    def __init__(self, store: RunStore, run_id: str, step_id: str | None, attempt: int | None):
+        self.store, self.run_id, self.step_id, self.attempt = store, run_id, step_id, attempt
+
+    def _emit(self, level: str, message: str) -> None:
+        message = redact(message) or ""
+        self.store.add_line(self.run_id, level, message, self.step_id, self.attempt)
+        logger.log(
+            getattr(logging, level),
+            message,
+            extra={"run_id": self.run_id, "step_id": self.step_id, "attempt": self.attempt},
+        )
+
+    def info(self, message: str) -> None:
+        self._emit("INFO", message)
+
+    def warning(self, message: str) -> None:
+        self._emit("WARNING", message)
+
+    def error(self, message: str) -> None:
+        self._emit("ERROR", message)
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the run's deadline and the attempt's claim ahead while the step works."""
+
+    def __init__(self, beat: Callable[[], None], interval: float) -> None:
+        super().__init__(daemon=True, name="pipeline-ops-heartbeat")
+        self._beat, self._interval, self._stop_event = beat, interval, threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._interval):
+            try:
+                self._beat()
+            except Exception:  # a missed beat is survivable; the next one may land
+                logger.warning("heartbeat failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+class StepExecutor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStore,
+        runs: RunService,
+        warehouse_factory: Callable[[], Warehouse],
+        credentials: CredentialProvider,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.runs = runs
+        self.warehouse_factory = warehouse_factory
+        self.credentials = credentials
+        self.clock = store.clock
+
+    def step_spec(self, run_id: str, step_id: str) -> dict[str, Any]:
+        run = self.store.get_run(run_id)
+        if run is None or not run.get("plan"):
+            raise TerminalError(f"run {run_id} has no plan")
+        try:
+            return dict(run["plan"]["steps"][step_id])
+        except KeyError:
+            raise TerminalError(f"run {run_id} has no step {step_id!r}") from None
+
+    def run(
+        self, run_id: str, step_id: str, attempt: int, task_id: str | None = None
+    ) -> StepOutcome:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise TerminalError(f"run {run_id} does not exist")
+        if run["status"] in state.TERMINAL:
+            return StepOutcome("skipped", reason=f"run already {run['status']}")
+        if self.store.step_completed(run_id, step_id):
+            return StepOutcome("skipped", reason="step already completed")
+        spec = run["plan"]["steps"][step_id]
+        pending = [d for d in spec["depends_on"] if not self.store.step_completed(run_id, d)]
+        if pending:
+            raise DependencyPending(f"waiting for {', '.join(pending)} to complete", retry_after=2)
+
+        me = worker_identity()
+        claim_ttl = timedelta(seconds=self.settings.heartbeat_timeout)
+        holder = self.store.step_claim_holder(run_id, step_id, attempt)
+        steal = holder if holder_is_dead(holder) else None
+        if not self.store.claim_step(
+            run_id, step_id, attempt, task_id, me, self.clock() + claim_ttl, steal_from=steal
+        ):
+            raise DuplicateDelivery(f"{step_id} attempt {attempt} is already running on {holder}")
+        self.store.transition(run_id, state.RUNNING, f"step {step_id} started")
+        self._beat(run, step_id, attempt, me)
+
+        log = StepLog(self.store, run_id, step_id, attempt)
+        log.info(f"attempt {attempt} started on {me} ({spec['ps_type']})")
+        heartbeat = Heartbeat(
+            lambda: self._beat(run, step_id, attempt, me), self.settings.heartbeat_interval
+        )
+        heartbeat.start()
+        try:
+            result = get_processor(spec["ps_type"]).run(self._context(run, step_id, attempt, log))
+        finally:
+            heartbeat.stop()
+        self.store.step_finished(
+            run_id, step_id, attempt, "completed", result.rows_written, result.metrics
+        )
+        # Until the next step starts, the run waits in the broker like a queued run.
+        self.store.touch(run_id, self.clock() + timedelta(seconds=self.settings.queue_timeout))
+        log.info(f"completed: {result.rows_written} rows written")
+        return StepOutcome("completed", result.rows_written, result.tables, result.metrics)
+
+    def _beat(self, run: dict[str, Any], step_id: str, attempt: int, me: str) -> None:
+        now = self.clock()
+        until = now + timedelta(seconds=self.settings.heartbeat_timeout)
+        self.store.touch(run["run_id"], until)
+        self.store.renew_claim(run["run_id"], step_id, attempt, me, until)
+        self.runs.gate.heartbeat(run["org_slug"], run["run_id"])
+
+    def _context(
+        self, run: dict[str, Any], step_id: str, attempt: int, log: StepLog
+    ) -> StepContext:
+        plan = run["plan"]
+        start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
+        key = LineageKey(run["org_slug"], run["pipeline_id"], run["credential_id"], start, end)
+        warehouse = self.warehouse_factory()
+        org, credential_id = run["org_slug"], run["credential_id"]
+        return StepContext(
+            org_slug=org,
+            run_id=run["run_id"],
+            pipeline_id=run["pipeline_id"],
+            step_id=step_id,
+            attempt=attempt,
+            start_date=start,
+            end_date=end,
+            config=plan["steps"][step_id]["config"],
+            dataset=plan["dataset"],
+            credential_id=credential_id,
+            warehouse=warehouse,
+            log=log,
+            _credential_loader=lambda: self.credentials.get(org, credential_id),
+            _writer=make_writer(warehouse, plan["dataset"], key, run["run_id"], self.clock, log),
+        )
+
+    # -- outcomes the task reports ---------------------------------------------------------
+
+    def retrying(
+        self, run_id: str, step_id: str, attempt: int, error: str, countdown: float
+    ) -> None:
+        error = redact(error) or ""
+        self.store.step_finished(run_id, step_id, attempt, "retrying", error=error)
+        # The retry waits in the broker; give it its countdown plus the queue allowance.
+        deadline = self.clock() + timedelta(seconds=countdown + self.settings.queue_timeout)
+        self.store.touch(run_id, deadline)
+        StepLog(self.store, run_id, step_id, attempt).warning(
+            f"attempt {attempt} failed, retrying in {countdown:.1f}s: {error}"
+        )
+
+    def failed(self, run_id: str, step_id: str, attempt: int, error: str) -> None:
+        error = redact(error) or ""
+        self.store.step_finished(run_id, step_id, attempt, "failed", error=error)
+        StepLog(self.store, run_id, step_id, attempt).error(f"attempt {attempt} failed: {error}")
+        self.runs.fail(run_id, f"step {step_id} failed: {error}")
+
+    def finalize(self, run_id: str) -> bool:
+        done = self.runs.complete(run_id)
+        if done:
+            StepLog(self.store, run_id, None, None).info("run completed")
+        return done
+
+
+def _as_date(value: date | datetime | str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))

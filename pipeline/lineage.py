@@ -1,0 +1,100 @@
+"""Lineage stamping and the `ctx.write()` implementation.
+
+Processors hand over plain rows; this module overwrites any `x_*` columns they
+set, stamps all seven lineage fields with their exact types, and writes the
+slice idempotently. Processors never stamp lineage or choose the write path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from errors import TerminalError
+from processors.base import RunLog
+from warehouse.base import (
+    LINEAGE_FIELDS,
+    LINEAGE_NAMES,
+    LineageKey,
+    TableRef,
+    Warehouse,
+    WriteMode,
+    WriteResult,
+)
+
+
+def stamp(
+    rows: pa.Table,
+    key: LineageKey,
+    run_id: str,
+    ingested_at: datetime,
+    date_column: str | None = None,
+) -> pa.Table:
+    """Return `rows` with the seven lineage columns appended (replacing any given)."""
+    data = rows.drop_columns([n for n in rows.column_names if n in LINEAGE_NAMES])
+    n = data.num_rows
+    if date_column is not None:
+        if date_column not in data.column_names:
+            raise TerminalError(f"date_column {date_column!r} is not a column of the rows")
+        run_dates = pc.cast(data.column(date_column), pa.date32())
+        if run_dates.null_count:
+            raise TerminalError(f"date_column {date_column!r} has null values")
+        if n:
+            lo, hi = pc.min(run_dates).as_py(), pc.max(run_dates).as_py()
+            if lo < key.start_date or hi > key.end_date:
+                # A replace deletes only the run's date range; rows outside it
+                # would survive the next re-run and be duplicated.
+                raise TerminalError(
+                    f"rows dated {lo}..{hi} fall outside the run's range "
+                    f"{key.start_date}..{key.end_date}"
+                )
+    else:
+        run_dates = pa.array([key.start_date] * n, pa.date32())
+    values: dict[str, pa.Array | pa.ChunkedArray] = {
+        "x_org_slug": pa.array([key.org_slug] * n, pa.string()),
+        "x_pipeline_id": pa.array([key.pipeline_id] * n, pa.string()),
+        "x_credential_id": pa.array([key.credential_id] * n, pa.string()),
+        "x_pipeline_run_date": run_dates,
+        "x_run_id": pa.array([run_id] * n, pa.string()),
+        "x_ingested_at": pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC")),
+        "x_ingestion_date": pa.array([ingested_at.date()] * n, pa.date32()),
+    }
+    for field in LINEAGE_FIELDS:
+        data = data.append_column(field, values[field.name])
+    return data
+
+
+def make_writer(
+    warehouse: Warehouse,
+    dataset: str,
+    key: LineageKey,
+    run_id: str,
+    clock: Callable[[], datetime],
+    log: RunLog,
+) -> Callable[..., WriteResult]:
+    """Build the function behind `ctx.write()` for one step attempt."""
+
+    def write(
+        table: str,
+        rows: pa.Table,
+        *,
+        mode: WriteMode = "replace",
+        merge_keys: tuple[str, ...] = (),
+        date_column: str | None = None,
+    ) -> WriteResult:
+        if mode not in ("replace", "merge"):
+            raise TerminalError(f"unknown write mode {mode!r}")
+        ref = TableRef(dataset, table)
+        stamped = stamp(rows, key, run_id, clock(), date_column)
+        warehouse.ensure_dataset(dataset)
+        warehouse.ensure_table(ref, stamped.schema)
+        result = warehouse.write_partition(ref, stamped, key, mode=mode, merge_keys=merge_keys)
+        log.info(
+            f"wrote {result.rows_written} rows to {ref} ({mode}; replaced {result.rows_deleted})"
+        )
+        return result
+
+    return write

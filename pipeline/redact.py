@@ -1,0 +1,45 @@
+"""Secret redaction for everything we log or store: log lines, error messages, downloads.
+
+Two layers: known secret values registered at runtime (credentials decrypted in
+this process, the admin key), and patterns for secrets we never registered
+(Authorization headers, provider key shapes, our own org API keys).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "[REDACTED]"
+
+_PATTERNS = [
+    re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+|basic\s+)?[^\s,;'\"}]+"),
+    re.compile(
+        r"(?i)((?:x-api-key|api[_-]?key|apikey|password|secret|token)\s*[\"']?\s*[:=]\s*[\"']?)[^\s,;'\"}&]+"
+    ),
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"\bpo_[A-Za-z0-9_\-]{16,}"),
+]
+
+_known: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that it is masked wherever it shows up later."""
+    if value and len(value) >= 6:
+        with _lock:
+            _known.add(value)
+
+
+def redact(text: str | None) -> str | None:
+    if not text:
+        return text
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + MASK, text)
+    return text

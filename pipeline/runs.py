@@ -1,0 +1,250 @@
+"""The run service: admit, validate, plan and enqueue a run; cancel it; finish it.
+
+Views, the CLI and beat all start runs here, so every start path gets the same
+checks, the same quota and the same records. Celery is behind `Dispatcher`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from errors import (
+    ConflictError,
+    NotFoundError,
+    PipelineOpsError,
+    RunValidationError,
+    ServiceUnavailableError,
+    TerminalError,
+)
+from pipeline import state, templates
+from pipeline.catalog import PipelineCatalog
+from pipeline.config import PipelineSpec
+from pipeline.dag import plan_levels
+from pipeline.redact import redact
+from pipeline.settings import Settings
+from pipeline.store import RunStore
+from quota.base import QuotaGate
+
+CREDENTIAL_RE_DOC = "lower-case letters, digits, _ and -"
+MAX_RANGE_DAYS = 366
+
+
+class Dispatcher(Protocol):
+    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None: ...
+
+    def revoke(self, run_id: str, plan: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class RunRequest:
+    org_slug: str
+    provider: str
+    domain: str
+    pipeline: str
+    start_date: date | None = None
+    end_date: date | None = None
+    credential_id: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    trigger: str = "api"
+
+
+def idempotency_key(org: str, pipeline_id: str, credential: str, start: date, end: date) -> str:
+    return f"{org}|{pipeline_id}|{credential}|{start.isoformat()}|{end.isoformat()}"
+
+
+def build_plan(
+    spec: PipelineSpec, variables: dict[str, str], dataset: str, grace: int
+) -> dict[str, Any]:
+    """Resolve every step's templates and lay the steps out as topological levels."""
+    steps: dict[str, Any] = {}
+    for step in spec.steps:
+        steps[step.step_id] = {
+            "ps_type": step.ps_type,
+            "config": templates.resolve(dict(step.config), variables),
+            "depends_on": list(step.depends_on),
+            "timeout_seconds": step.timeout_seconds,
+            "time_limit": step.timeout_seconds + grace,
+            "max_attempts": step.retry.max_attempts,
+            "backoff_seconds": step.retry.backoff_seconds,
+        }
+    return {
+        "pipeline_id": spec.pipeline_id,
+        "dataset": dataset,
+        "levels": plan_levels(spec.steps),
+        "steps": steps,
+    }
+
+
+class RunService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStore,
+        catalog: PipelineCatalog,
+        gate: QuotaGate,
+        dispatcher: Dispatcher,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.gate = gate
+        self.dispatcher = dispatcher
+        self.clock = clock or store.clock
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self, req: RunRequest) -> dict[str, Any]:
+        """Admit and enqueue a run. Raises before recording anything on bad input."""
+        if self.store.get_org(req.org_slug) is None:
+            raise NotFoundError(f"org {req.org_slug!r} not found")
+        spec = self.catalog.load(req.provider, req.domain, req.pipeline)
+        start, end = self._dates(req)
+        credential_id = req.credential_id or "default"
+        key = idempotency_key(req.org_slug, spec.pipeline_id, credential_id, start, end)
+        existing = self.store.find_active_run(key)
+        if existing:
+            raise ConflictError(
+                "a run for the same org, pipeline, credential and dates is already active",
+                existing_run_id=existing,
+            )
+        run_id = str(uuid.uuid4())
+        self.gate.reserve(req.org_slug, run_id)
+        try:
+            self.store.create_run(
+                {
+                    "run_id": run_id,
+                    "org_slug": req.org_slug,
+                    "pipeline_id": spec.pipeline_id,
+                    "pipeline_path": f"{req.provider}/{req.domain}/{req.pipeline}",
+                    "idempotency_key": key,
+                    "trigger": req.trigger,
+                    "credential_id": credential_id,
+                    "start_date": start,
+                    "end_date": end,
+                    "params": req.params,
+                },
+                reason=f"requested via {req.trigger}",
+            )
+        except BaseException:
+            self.gate.release(req.org_slug, run_id, succeeded=False)
+            raise
+        self.store.transition(run_id, state.VALIDATING, "admitted: quota reserved")
+        try:
+            plan = self._plan(spec, req.org_slug, run_id, credential_id, start, end)
+        except PipelineOpsError as exc:
+            message = f"validation failed: {exc}"
+            self.fail(run_id, message)
+            raise RunValidationError(message, run_id) from exc
+        deadline = self.clock() + timedelta(seconds=self.settings.queue_timeout)
+        self.store.update_run(run_id, plan=plan)
+        self.store.transition(run_id, state.QUEUED, "validated and enqueued", deadline_at=deadline)
+        try:
+            self.dispatcher.enqueue(run_id, plan)
+        except Exception as exc:  # the broker is down: nothing will ever run this
+            message = f"could not enqueue the run: {type(exc).__name__}: {exc}"
+            self.fail(run_id, message)
+            raise ServiceUnavailableError(redact(message) or message) from exc
+        run = self.store.get_run(run_id)
+        assert run is not None
+        return run
+
+    def _dates(self, req: RunRequest) -> tuple[date, date]:
+        # A daily cost pipeline's natural default is yesterday (UTC): today is incomplete.
+        yesterday = (self.clock() - timedelta(days=1)).date()
+        start = req.start_date or req.end_date or yesterday
+        end = req.end_date or start
+        if end < start:
+            raise TerminalError(f"end_date {end} is before start_date {start}")
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise TerminalError(f"date range longer than {MAX_RANGE_DAYS} days; split it")
+        return start, end
+
+    def _plan(
+        self,
+        spec: PipelineSpec,
+        org_slug: str,
+        run_id: str,
+        credential_id: str,
+        start: date,
+        end: date,
+    ) -> dict[str, Any]:
+        dataset = self.settings.org_dataset(org_slug)
+        variables = {
+            "org_slug": org_slug,
+            "project_id": self.settings.project_id,
+            "org_dataset": dataset,
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "credential_id": credential_id,
+            "pipeline_id": spec.pipeline_id,
+            "run_id": run_id,
+        }
+        return build_plan(spec, variables, dataset, self.settings.time_limit_grace)
+
+    # -- end -------------------------------------------------------------------------------
+
+    def fail(self, run_id: str, message: str, reason: str | None = None) -> bool:
+        """End a run `failed` and release its slot. Safe to call more than once."""
+        run = self.store.get_run(run_id)
+        if run is None or run["status"] in state.TERMINAL:
+            return False
+        try:
+            moved = self.store.transition(
+                run_id, state.FAILED, reason or message, error_message=message
+            )
+        except Exception:
+            # Lost a race with another terminal move; that one released the slot.
+            return False
+        if moved:
+            self.gate.release(run["org_slug"], run_id, succeeded=False)
+        return moved
+
+    def complete(self, run_id: str) -> bool:
+        run = self.store.get_run(run_id)
+        if run is None or run["status"] != state.RUNNING:
+            return False
+        try:
+            moved = self.store.transition(run_id, state.COMPLETED, "all steps completed")
+        except Exception:
+            return False
+        if moved:
+            self.gate.release(run["org_slug"], run_id, succeeded=True)
+        return moved
+
+    def cancel(self, org_slug: str, run_id: str) -> dict[str, Any]:
+        run = self.store.get_run(run_id, org_slug=org_slug)
+        if run is None:
+            raise NotFoundError(f"run {run_id} not found")
+        if run["status"] in state.TERMINAL:
+            raise ConflictError(
+                f"run {run_id} already ended with status {run['status']}", existing_run_id=run_id
+            )
+        moved = self.store.transition(run_id, state.CANCELLED, "cancelled by request")
+        if moved:
+            self.gate.release(org_slug, run_id, succeeded=False)
+            if run.get("plan"):
+                self.dispatcher.revoke(run_id, run["plan"])
+        updated = self.store.get_run(run_id)
+        assert updated is not None
+        return updated
+
+    def reap(self) -> list[str]:
+        """Fail runs whose heartbeat or queue deadline passed; release their slots."""
+        reaped = []
+        for run in self.store.overdue_runs(self.clock()):
+            if run["status"] == state.RUNNING:
+                message = (
+                    "no heartbeat since "
+                    f"{run['heartbeat_at'].isoformat() if run['heartbeat_at'] else 'start'}: "
+                    "the worker running this run stopped (killed or lost)"
+                )
+            else:
+                message = "the run waited in the queue past its deadline: no worker picked it up"
+            if self.fail(run["run_id"], message, reason=f"reaper: {message}"):
+                reaped.append(run["run_id"])
+        return reaped

@@ -1,0 +1,92 @@
+"""Every setting, read from the environment in one place.
+
+With no variable set, everything falls back to the embedded defaults under
+`./var` (SQLite metadata DB, DuckDB warehouse, a local Redis).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path
+    database_url: str
+    redis_url: str
+    warehouse_url: str
+    configs_dir: Path
+    env: str = "dev"
+    admin_key: str | None = None
+    master_key: str | None = None
+    supabase_url: str | None = None
+    supabase_service_role_key: str | None = None
+    public_base_url: str = "http://127.0.0.1:8001"
+    # Seconds a running step may go without a heartbeat before the reaper fails its run.
+    heartbeat_timeout: int = 120
+    heartbeat_interval: int = 10
+    # Seconds a run may wait in the queue (between steps, or before its first) before reaping.
+    queue_timeout: int = 3600
+    # Added to a step's timeout_seconds to form Celery's hard time_limit.
+    time_limit_grace: int = 30
+    max_body_bytes: int = 1024 * 1024
+    eager: bool = False
+    log_level: str = "INFO"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        var_dir = Path(env.get("PIPELINE_OPS_VAR_DIR") or ROOT / "var").resolve()
+        pipeline_env = env.get("PIPELINE_OPS_ENV", "dev")
+        if pipeline_env not in ("dev", "stage", "prod"):
+            raise ValueError(f"PIPELINE_OPS_ENV must be dev, stage or prod, got {pipeline_env!r}")
+        return cls(
+            var_dir=var_dir,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'pipeline_ops.db'}",
+            redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+            warehouse_url=env.get("WAREHOUSE_URL") or f"duckdb:///{var_dir / 'warehouse.duckdb'}",
+            configs_dir=Path(env.get("PIPELINE_OPS_CONFIGS_DIR") or ROOT / "configs").resolve(),
+            env=pipeline_env,
+            admin_key=env.get("PIPELINE_OPS_ADMIN_KEY") or None,
+            master_key=env.get("PIPELINE_OPS_MASTER_KEY") or None,
+            supabase_url=env.get("SUPABASE_URL") or None,
+            supabase_service_role_key=env.get("SUPABASE_SERVICE_ROLE_KEY") or None,
+            public_base_url=(env.get("PIPELINE_OPS_PUBLIC_URL") or "http://127.0.0.1:8001").rstrip(
+                "/"
+            ),
+            heartbeat_timeout=_int(env, "PIPELINE_OPS_HEARTBEAT_TIMEOUT", 120),
+            heartbeat_interval=_int(env, "PIPELINE_OPS_HEARTBEAT_INTERVAL", 10),
+            queue_timeout=_int(env, "PIPELINE_OPS_QUEUE_TIMEOUT", 3600),
+            time_limit_grace=_int(env, "PIPELINE_OPS_TIME_LIMIT_GRACE", 30),
+            max_body_bytes=_int(env, "PIPELINE_OPS_MAX_BODY_BYTES", 1024 * 1024),
+            eager=env.get("PIPELINE_OPS_EAGER", "").lower() in ("1", "true", "yes"),
+            log_level=env.get("PIPELINE_OPS_LOG_LEVEL", "INFO").upper(),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def org_dataset(self, org_slug: str) -> str:
+        return f"{org_slug}_{self.env}"
+
+    @property
+    def project_id(self) -> str:
+        """The BigQuery project of WAREHOUSE_URL, or `local` for the embedded DuckDB."""
+        if self.warehouse_url.startswith("bigquery://"):
+            return self.warehouse_url[len("bigquery://") :].split("?", 1)[0].split("/", 1)[0]
+        return "local"

@@ -1,0 +1,83 @@
+"""The processor contract: what a step gets (StepContext) and returns (StepResult).
+
+`pipeline/` builds the context; processors only read it, call `ctx.write()`
+for every row they produce, and raise TransientError or TerminalError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import pyarrow as pa
+
+from warehouse.base import TableRef, Warehouse, WriteMode, WriteResult
+
+
+class RunLog(Protocol):
+    def info(self, message: str) -> None: ...
+    def warning(self, message: str) -> None: ...
+    def error(self, message: str) -> None: ...
+
+
+# Relative file paths in step configs (sample data, exports) resolve against the checkout.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+Writer = Callable[..., WriteResult]
+
+
+@dataclass
+class StepResult:
+    rows_written: int = 0
+    tables: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    org_slug: str
+    run_id: str
+    pipeline_id: str
+    step_id: str
+    attempt: int
+    start_date: date
+    end_date: date
+    config: Mapping[str, Any]
+    dataset: str
+    credential_id: str
+    warehouse: Warehouse
+    log: RunLog
+    _credential_loader: Callable[[], Mapping[str, Any]]
+    _writer: Writer
+
+    def credential(self) -> Mapping[str, Any]:
+        """The decrypted credential. Lazy, worker-only; never log what it returns."""
+        return self._credential_loader()
+
+    def table(self, name: str) -> TableRef:
+        return TableRef(self.dataset, name)
+
+    def write(
+        self,
+        table: str,
+        rows: pa.Table,
+        *,
+        mode: WriteMode = "replace",
+        merge_keys: tuple[str, ...] = (),
+        date_column: str | None = None,
+    ) -> WriteResult:
+        """Stamp lineage on `rows` and write them idempotently into `table`.
+
+        `date_column` (a DATE column of `rows`) sets each row's
+        `x_pipeline_run_date`; without it every row gets the run's start date.
+        """
+        return self._writer(table, rows, mode=mode, merge_keys=merge_keys, date_column=date_column)
+
+
+class Processor(Protocol):
+    ps_type: ClassVar[str]
+
+    def run(self, ctx: StepContext) -> StepResult: ...

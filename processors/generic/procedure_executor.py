@@ -1,0 +1,48 @@
+"""generic.procedure_executor: CALL a named procedure from warehouse/sql/ in the org dataset.
+
+Config:
+  procedure: name of a file in warehouse/sql/ (without .sql)
+  args: {param: value}; values go as query parameters, never into the SQL text
+
+Parameters named p_org_slug, p_pipeline_id, p_credential_id, p_run_id,
+p_start_date and p_end_date are filled from the run when the procedure
+declares them and `args` does not, so procedures can stamp lineage.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from errors import TerminalError
+from processors.base import StepContext, StepResult
+
+
+def lineage_args(ctx: StepContext) -> dict[str, Any]:
+    return {
+        "p_org_slug": ctx.org_slug,
+        "p_pipeline_id": ctx.pipeline_id,
+        "p_credential_id": ctx.credential_id,
+        "p_run_id": ctx.run_id,
+        "p_start_date": ctx.start_date,
+        "p_end_date": ctx.end_date,
+    }
+
+
+class ProcedureExecutor:
+    ps_type: ClassVar[str] = "generic.procedure_executor"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        name = ctx.config.get("procedure")
+        if not name or not isinstance(name, str):
+            raise TerminalError("procedure_executor needs a procedure name")
+        args = ctx.config.get("args") or {}
+        if not isinstance(args, dict):
+            raise TerminalError("args must be a mapping of parameter names to values")
+        from warehouse.procedures import load_procedure
+
+        declared = {param for param, _type in load_procedure(name).params}
+        merged = {k: v for k, v in lineage_args(ctx).items() if k in declared}
+        merged.update(args)
+        ctx.log.info(f"CALL {ctx.dataset}.{name}({', '.join(sorted(merged))})")
+        ctx.warehouse.call_procedure(ctx.dataset, name, merged)
+        return StepResult(metrics={"procedure": name})

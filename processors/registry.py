@@ -1,0 +1,40 @@
+"""ps_type -> processor class. A plain dict with a typed error for unknown names.
+
+Entries are import paths, so validating a pipeline never imports a processor's
+dependencies. A new processor is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from errors import UnknownProcessorError
+from processors.base import Processor
+
+REGISTRY: dict[str, str] = {
+    "generic.noop": "processors.generic.noop:NoopProcessor",
+    "generic.file_extract": "processors.generic.file_extract:FileExtractProcessor",
+    "generic.http_extract": "processors.generic.http_extract:HttpExtractProcessor",
+    "generic.procedure_executor": "processors.generic.procedure_executor:ProcedureExecutor",
+}
+
+
+def known_types() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def is_known(ps_type: str) -> bool:
+    return ps_type in REGISTRY
+
+
+def get_processor(ps_type: str) -> Processor:
+    """Instantiate the processor registered under `ps_type`."""
+    try:
+        target = REGISTRY[ps_type]
+    except KeyError:
+        raise UnknownProcessorError(
+            f"unknown ps_type {ps_type!r}; known: {', '.join(known_types())}"
+        ) from None
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls()

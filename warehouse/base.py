@@ -1,0 +1,120 @@
+"""The warehouse contract: protocol, table references, lineage columns and keys.
+
+Rows move as Arrow tables. SQL text is GoogleSQL; non-BigQuery backends
+transpile it. Every identifier that reaches SQL passes `check_identifier`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal, Protocol
+
+import pyarrow as pa
+
+from errors import InvalidIdentifierError
+
+IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
+
+# The lineage columns every output row carries, in this order, with these types.
+LINEAGE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("x_org_slug", pa.string(), nullable=False),
+    pa.field("x_pipeline_id", pa.string(), nullable=False),
+    pa.field("x_credential_id", pa.string(), nullable=False),
+    pa.field("x_pipeline_run_date", pa.date32(), nullable=False),
+    pa.field("x_run_id", pa.string(), nullable=False),
+    pa.field("x_ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("x_ingestion_date", pa.date32(), nullable=False),
+)
+LINEAGE_NAMES: tuple[str, ...] = tuple(f.name for f in LINEAGE_FIELDS)
+PARTITION_FIELD = "x_ingestion_date"
+DEFAULT_CLUSTER = ("x_org_slug", "x_pipeline_id")
+
+WriteMode = Literal["replace", "merge"]
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    """Return `name` if it is a safe SQL identifier, else raise InvalidIdentifierError."""
+    if not isinstance(name, str) or not IDENTIFIER_RE.match(name):
+        raise InvalidIdentifierError(f"invalid {what} {name!r}: must match {IDENTIFIER_RE.pattern}")
+    return name
+
+
+@dataclass(frozen=True)
+class TableRef:
+    dataset: str
+    table: str
+
+    def __post_init__(self) -> None:
+        check_identifier(self.dataset, "dataset name")
+        check_identifier(self.table, "table name")
+
+    def __str__(self) -> str:
+        return f"{self.dataset}.{self.table}"
+
+
+@dataclass(frozen=True)
+class LineageKey:
+    """The idempotency key: one org, pipeline and credential over a date range.
+
+    A `replace` write deletes every row whose `x_pipeline_run_date` falls in
+    [start_date, end_date] for this org, pipeline and credential, then inserts.
+    """
+
+    org_slug: str
+    pipeline_id: str
+    credential_id: str
+    start_date: date
+    end_date: date
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    table: str
+    rows_written: int
+    rows_deleted: int
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared as data so callers branch on it, not on names."""
+
+    supports_merge: bool = True
+    supports_procedures: bool = True
+    transactional_replace: bool = True
+
+
+class Warehouse(Protocol):
+    capabilities: Capabilities
+
+    def ensure_dataset(self, dataset: str) -> None: ...
+
+    def ensure_table(
+        self,
+        table: TableRef,
+        schema: pa.Schema,
+        partition_field: str = PARTITION_FIELD,
+        cluster: tuple[str, ...] = DEFAULT_CLUSTER,
+    ) -> None: ...
+
+    def write_partition(
+        self,
+        table: TableRef,
+        rows: pa.Table,
+        key: LineageKey,
+        mode: WriteMode = "replace",
+        merge_keys: tuple[str, ...] = (),
+    ) -> WriteResult: ...
+
+    def query(self, sql: str, params: dict[str, object] | None = None) -> pa.Table: ...
+
+    def call_procedure(self, dataset: str, name: str, args: dict[str, object]) -> None: ...
+
+    def add_missing_columns(self, table: TableRef, schema: pa.Schema) -> list[str]: ...
+
+    def table_schema(self, table: TableRef) -> pa.Schema | None: ...
+
+    def bootstrap_procedures(self, dataset: str) -> list[str]: ...
+
+    def ping(self) -> None: ...

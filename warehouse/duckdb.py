@@ -1,0 +1,408 @@
+"""DuckDB warehouse: the embedded default backend.
+
+DuckDB lets only one process open a file for writing, and refuses other processes even
+read access meanwhile. The API, worker children, beat and the CLI all share the file, so
+every operation opens its own connection under an exclusive `flock` on `<db>.lock` and
+closes it before returning; nothing holds the file between calls.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from errors import PipelineOpsError, TerminalError, WarehouseLockTimeout
+from warehouse.base import (
+    DEFAULT_CLUSTER,
+    LINEAGE_NAMES,
+    PARTITION_FIELD,
+    Capabilities,
+    LineageKey,
+    TableRef,
+    WriteMode,
+    WriteResult,
+    check_identifier,
+)
+from warehouse.procedures import SQL_DIR, coerce_args, list_procedures, load_procedure
+
+# Name the incoming Arrow table is registered under; connections are private, so no clash.
+_INCOMING = "_pipeline_ops_incoming"
+_LOCK_CONFLICT = "Could not set lock"
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str  # DuckDB text
+    params: frozenset[str]  # named parameters it references
+
+
+class DuckDBWarehouse:
+    capabilities = Capabilities()
+
+    def __init__(self, path: str | Path, lock_timeout: float = 30.0, sql_dir: Path = SQL_DIR):
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.lock_timeout = lock_timeout
+        self.sql_dir = sql_dir
+
+    def ensure_dataset(self, dataset: str) -> None:
+        ds = _q(check_identifier(dataset, "dataset name"))
+        with self._open("ensure dataset") as con:
+            _run(con, f"CREATE SCHEMA IF NOT EXISTS {ds}")
+
+    def ensure_table(
+        self,
+        table: TableRef,
+        schema: pa.Schema,
+        partition_field: str = PARTITION_FIELD,
+        cluster: tuple[str, ...] = DEFAULT_CLUSTER,
+    ) -> None:
+        # DuckDB has no partitioning or clustering: its row groups carry min/max zone maps
+        # that already prune date and org filters. Both are still checked so a schema that
+        # BigQuery would refuse fails here too.
+        names = set(schema.names)
+        for field in (partition_field, *cluster):
+            if field and field not in names:
+                raise TerminalError(f"{table}: partition/cluster field {field!r} not in schema")
+        columns = ", ".join(_column_def(f, with_not_null=True) for f in schema)
+        with self._open(f"ensure table {table}") as con, _transaction(con):
+            _run(con, f"CREATE SCHEMA IF NOT EXISTS {_q(table.dataset)}")
+            if _table_exists(con, table):
+                _add_missing(con, table, schema)
+            else:
+                _run(con, f"CREATE TABLE IF NOT EXISTS {_qt(table)} ({columns})")
+
+    def write_partition(
+        self,
+        table: TableRef,
+        rows: pa.Table,
+        key: LineageKey,
+        mode: WriteMode = "replace",
+        merge_keys: tuple[str, ...] = (),
+    ) -> WriteResult:
+        missing = [n for n in LINEAGE_NAMES if n not in rows.column_names]
+        if missing:
+            raise TerminalError(f"{table}: rows lack lineage column(s): {', '.join(missing)}")
+        cols = ", ".join(_q(check_identifier(c, "column name")) for c in rows.column_names)
+        if mode == "replace":
+            _check_rows_in_key(table, rows, key)
+            delete = (
+                f"DELETE FROM {_qt(table)} WHERE x_org_slug = $org AND x_pipeline_id = $pipeline"
+                " AND x_credential_id = $credential"
+                " AND x_pipeline_run_date BETWEEN $start_date AND $end_date"
+            )
+            params: dict[str, object] = {
+                "org": key.org_slug,
+                "pipeline": key.pipeline_id,
+                "credential": key.credential_id,
+                "start_date": key.start_date,
+                "end_date": key.end_date,
+            }
+        elif mode == "merge":
+            _check_merge(table, rows, key, merge_keys)
+            keys = ", ".join(_q(k) for k in merge_keys)
+            delete = (
+                f"DELETE FROM {_qt(table)} WHERE x_org_slug = $org"
+                f" AND ({keys}) IN (SELECT {keys} FROM {_INCOMING})"
+            )
+            params = {"org": key.org_slug}
+        else:
+            raise TerminalError(f"{table}: unknown write mode {mode!r}")
+        insert = f"INSERT INTO {_qt(table)} ({cols}) SELECT {cols} FROM {_INCOMING}"
+        with self._open(f"write to {table}") as con:
+            if not _table_exists(con, table):
+                raise TerminalError(f"table {table} does not exist; call ensure_table first")
+            con.register(_INCOMING, rows)
+            with _transaction(con):
+                deleted = int(_run(con, delete, params)[0][0])
+                written = int(_run(con, insert)[0][0])
+        return WriteResult(table=str(table), rows_written=written, rows_deleted=deleted)
+
+    def query(self, sql: str, params: dict[str, object] | None = None) -> pa.Table:
+        statements = _transpile(sql, "query")
+        if len(statements) != 1:
+            raise TerminalError(f"query must be one statement, got {len(statements)}")
+        stmt = statements[0]
+        values = _bind(stmt, params or {}, "query")
+        with self._open("query") as con:
+            # A SELECT relation is lazy: it must be read before the connection closes.
+            rel = con.sql(stmt.sql, params=values)
+            return rel.to_arrow_table() if rel is not None else pa.table({})
+
+    def call_procedure(self, dataset: str, name: str, args: dict[str, object]) -> None:
+        proc = load_procedure(name, self.sql_dir)
+        values = coerce_args(proc, args)
+        statements = [_one(s, f"procedure {name}") for s in proc.render(dataset)]
+        with self._open(f"procedure {name}") as con, _transaction(con):
+            for i, stmt in enumerate(statements, 1):
+                with _errors(f"procedure {name} statement {i}"):
+                    _run(con, stmt.sql, _bind(stmt, values, f"procedure {name}"))
+
+    def bootstrap_procedures(self, dataset: str) -> list[str]:
+        # DuckDB has no stored procedures; proving each file parses and transpiles is the
+        # useful part of a bootstrap here.
+        names = list_procedures(self.sql_dir)
+        for name in names:
+            for sql in load_procedure(name, self.sql_dir).render(dataset):
+                _one(sql, f"procedure {name}")
+        return names
+
+    def add_missing_columns(self, table: TableRef, schema: pa.Schema) -> list[str]:
+        with self._open(f"add columns to {table}") as con:
+            if not _table_exists(con, table):
+                raise TerminalError(f"table {table} does not exist")
+            with _transaction(con):
+                return _add_missing(con, table, schema)
+
+    def table_schema(self, table: TableRef) -> pa.Schema | None:
+        with self._open(f"read schema of {table}") as con:
+            if not _table_exists(con, table):
+                return None
+            schema = con.sql(f"SELECT * FROM {_qt(table)} LIMIT 0").to_arrow_table().schema
+            nullable = dict(
+                _run(
+                    con,
+                    "SELECT column_name, is_nullable = 'YES' FROM information_schema.columns"
+                    " WHERE table_schema = $ds AND table_name = $t",
+                    {"ds": table.dataset, "t": table.table},
+                )
+            )
+        return pa.schema([f.with_nullable(nullable.get(f.name, True)) for f in schema])
+
+    def ping(self) -> None:
+        with self._open("ping") as con:
+            _run(con, "SELECT 1")
+
+    @contextmanager
+    def _open(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.lock_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _errors(what), _flock(self.lock_path, deadline, what):
+            con = _connect(self.path, deadline, what)
+            try:
+                # UTC so TIMESTAMPTZ reads back as tz=UTC and CURRENT_DATE matches BigQuery.
+                _run(con, "SET TimeZone = 'UTC'")
+                yield con
+            finally:
+                con.close()
+
+
+@contextmanager
+def _flock(path: Path, deadline: float, what: str) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WarehouseLockTimeout(
+                        f"{what}: warehouse lock {path} busy", retry_after=1.0
+                    ) from None
+                time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+                delay = min(delay * 2, 0.1)
+        yield  # closing the descriptor releases the lock, even if the caller raised
+    finally:
+        os.close(fd)
+
+
+def _connect(path: Path, deadline: float, what: str) -> duckdb.DuckDBPyConnection:
+    # Our flock excludes our own processes; DuckDB's own lock conflict means some other
+    # program (a user's duckdb shell) has the file, which may also pass, so retry it too.
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if _LOCK_CONFLICT not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseLockTimeout(
+                    f"{what}: database {path} is held by another program", retry_after=1.0
+                ) from None
+            time.sleep(0.05)
+
+
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except PipelineOpsError:
+        raise
+    except duckdb.Error as exc:
+        if _LOCK_CONFLICT in str(exc):
+            raise WarehouseLockTimeout(f"{what}: database is locked") from None
+        raise TerminalError(f"{what} failed: {_first_line(exc)}") from None
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    _run(con, "BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        try:
+            _run(con, "ROLLBACK")
+        except duckdb.Error:
+            pass  # closing the connection discards the transaction anyway
+        raise
+    _run(con, "COMMIT")
+
+
+def _check_rows_in_key(table: TableRef, rows: pa.Table, key: LineageKey) -> None:
+    """Refuse rows outside the key: a re-run would not delete them, breaking idempotency."""
+    if key.start_date > key.end_date:
+        raise TerminalError(f"{table}: key start_date {key.start_date} after {key.end_date}")
+    if rows.num_rows == 0:
+        return
+    checks = {
+        "x_org_slug": pc.equal(rows["x_org_slug"], key.org_slug),
+        "x_pipeline_id": pc.equal(rows["x_pipeline_id"], key.pipeline_id),
+        "x_credential_id": pc.equal(rows["x_credential_id"], key.credential_id),
+        "x_pipeline_run_date": pc.and_(
+            pc.greater_equal(rows["x_pipeline_run_date"], pa.scalar(key.start_date)),
+            pc.less_equal(rows["x_pipeline_run_date"], pa.scalar(key.end_date)),
+        ),
+    }
+    bad = [n for n, ok in checks.items() if not pc.all(ok, skip_nulls=False).as_py()]
+    if bad:
+        raise TerminalError(
+            f"{table}: rows do not match the lineage key in column(s): {', '.join(bad)}"
+        )
+
+
+def _check_merge(table: TableRef, rows: pa.Table, key: LineageKey, keys: tuple[str, ...]) -> None:
+    if not keys:
+        raise TerminalError(f"{table}: merge needs at least one merge key")
+    for k in keys:
+        check_identifier(k, "merge key")
+        if k not in rows.column_names:
+            raise TerminalError(f"{table}: merge key {k!r} not in rows")
+        if rows[k].null_count:
+            raise TerminalError(f"{table}: merge key {k!r} has nulls")
+    if rows.num_rows and not pc.all(pc.equal(rows["x_org_slug"], key.org_slug)).as_py():
+        raise TerminalError(f"{table}: rows of another org than {key.org_slug!r}")
+    if rows.group_by(list(keys)).aggregate([]).num_rows != rows.num_rows:
+        raise TerminalError(f"{table}: duplicate merge keys in rows")
+
+
+def _add_missing(con: duckdb.DuckDBPyConnection, table: TableRef, schema: pa.Schema) -> list[str]:
+    have = {
+        r[0]
+        for r in _run(
+            con,
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = $ds AND table_name = $t",
+            {"ds": table.dataset, "t": table.table},
+        )
+    }
+    added = []
+    for field in schema:
+        if field.name not in have:
+            # Added columns stay nullable: existing rows have no value for them.
+            col = _column_def(field, with_not_null=False)
+            _run(con, f"ALTER TABLE {_qt(table)} ADD COLUMN {col}")
+            added.append(field.name)
+    return added
+
+
+def _column_def(field: pa.Field, with_not_null: bool) -> str:
+    name = _q(check_identifier(field.name, "column name"))
+    null = " NOT NULL" if with_not_null and not field.nullable else ""
+    return f"{name} {duckdb_type(field)}{null}"
+
+
+def duckdb_type(field: pa.Field) -> str:
+    """The DuckDB column type for an Arrow field; only types BigQuery also has are allowed."""
+    t = field.type
+    if isinstance(t, pa.BaseExtensionType):
+        t = t.storage_type  # JSON is kept as text, as the BigQuery backend loads it
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "VARCHAR"
+    if pa.types.is_timestamp(t):
+        # Any zone means an instant; DuckDB stores it as UTC microseconds.
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_decimal128(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    simple = {
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.float64(): "DOUBLE",
+        pa.bool_(): "BOOLEAN",
+        pa.date32(): "DATE",
+    }
+    if t in simple:
+        return simple[t]
+    raise TerminalError(f"column {field.name!r}: unsupported Arrow type {field.type}")
+
+
+def _transpile(sql: str, what: str) -> list[_Statement]:
+    try:
+        trees = [t for t in sqlglot.parse(sql, read="bigquery") if t is not None]
+        return [
+            _Statement(
+                sql=t.sql(dialect="duckdb"),
+                params=frozenset(p.name for p in t.find_all(exp.Parameter)),
+            )
+            for t in trees
+        ]
+    except SqlglotError as exc:
+        raise TerminalError(f"{what}: cannot transpile GoogleSQL: {_first_line(exc)}") from None
+
+
+def _one(sql: str, what: str) -> _Statement:
+    statements = _transpile(sql, what)
+    if len(statements) != 1:
+        raise TerminalError(f"{what}: expected one statement, got {len(statements)}")
+    return statements[0]
+
+
+def _bind(stmt: _Statement, values: dict[str, object], what: str) -> dict[str, object] | None:
+    # DuckDB refuses parameters a statement does not reference, so pass only its own.
+    missing = sorted(stmt.params - set(values))
+    if missing:
+        raise TerminalError(f"{what}: missing parameter(s): {', '.join(missing)}")
+    return {n: values[n] for n in stmt.params} or None
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: TableRef) -> bool:
+    rows = _run(
+        con,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $ds AND table_name = $t",
+        {"ds": table.dataset, "t": table.table},
+    )
+    return bool(rows[0][0])
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None
+) -> list[tuple]:
+    # Always read to the end: DuckDB 2 refuses other work on a connection while a result
+    # from execute() is only partly fetched.
+    return con.execute(sql, params).fetchall()
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _qt(table: TableRef) -> str:
+    return f"{_q(table.dataset)}.{_q(table.table)}"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
