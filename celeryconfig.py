@@ -24,6 +24,8 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 task_track_started = True
+# Errbacks of a chord header run per failing task (the future default); ours are idempotent.
+task_allow_error_cb_on_chord_header = True
 # Results are tiny (ids and counts) and only needed while a chord gathers them.
 result_expires = 24 * 3600
 result_extended = False

@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,10 +254,9 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        try:
+        # If even ROLLBACK fails, closing the connection discards the transaction anyway.
+        with suppress(duckdb.Error):
             _run(con, "ROLLBACK")
-        except duckdb.Error:
-            pass  # closing the connection discards the transaction anyway
         raise
     _run(con, "COMMIT")
 
@@ -381,7 +380,8 @@ def _bind(stmt: _Statement, values: dict[str, object], what: str) -> dict[str, o
 def _table_exists(con: duckdb.DuckDBPyConnection, table: TableRef) -> bool:
     rows = _run(
         con,
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $ds AND table_name = $t",
+        "SELECT count(*) FROM information_schema.tables"
+        " WHERE table_schema = $ds AND table_name = $t",
         {"ds": table.dataset, "t": table.table},
     )
     return bool(rows[0][0])

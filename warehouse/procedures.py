@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -129,9 +129,7 @@ def split_statements(sql: str) -> list[str]:
 
 
 def _has_code(piece: str) -> bool:
-    return any(
-        line.strip() and not line.strip().startswith("--") for line in piece.splitlines()
-    )
+    return any(line.strip() and not line.strip().startswith("--") for line in piece.splitlines())
 
 
 def referenced_params(sql: str) -> set[str]:
@@ -221,7 +219,7 @@ def _to_timestamp(v: object) -> datetime:
     if not isinstance(v, datetime):
         raise TypeError
     # BigQuery TIMESTAMP is an instant; a naive value is read as UTC, as BigQuery does.
-    return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+    return v if v.tzinfo else v.replace(tzinfo=UTC)
 
 
 def _to_bool(v: object) -> bool:

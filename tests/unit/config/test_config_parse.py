@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_config_helpers import VALID_YAML, one_step, pipeline_yaml
 
 from errors import ConfigError, NotFoundError
 from pipeline.config import (
@@ -33,8 +32,8 @@ def only_problem(text: str) -> tuple[str, str]:
 # --- the valid file -------------------------------------------------------------------
 
 
-def test_valid_pipeline_parses_every_field() -> None:
-    spec = parse_pipeline(VALID_YAML, "configs/genai/payg/openai.yml")
+def test_valid_pipeline_parses_every_field(yml) -> None:
+    spec = parse_pipeline(yml.valid, "configs/genai/payg/openai.yml")
 
     assert isinstance(spec, PipelineSpec)
     assert spec.pipeline_id == "genai_openai_payg"
@@ -52,8 +51,8 @@ def test_valid_pipeline_parses_every_field() -> None:
     ]
 
 
-def test_valid_pipeline_step_fields_and_defaults() -> None:
-    spec = parse_pipeline(VALID_YAML, "p.yml")
+def test_valid_pipeline_step_fields_and_defaults(yml) -> None:
+    spec = parse_pipeline(yml.valid, "p.yml")
 
     usage = spec.step("extract_usage")
     assert usage.ps_type == "generic.http_extract"
@@ -78,28 +77,28 @@ def test_valid_pipeline_step_fields_and_defaults() -> None:
     assert unify.config["args"]["p_run"] == ["${run_id}", 3]
 
 
-def test_optional_top_level_fields_default() -> None:
-    spec = parse_pipeline(pipeline_yaml(one_step()), "p.yml")
+def test_optional_top_level_fields_default(yml) -> None:
+    spec = parse_pipeline(yml.pipeline(yml.step()), "p.yml")
     assert spec.description == ""
     assert spec.version is None
     assert spec.schedule is None
     assert spec.steps == (StepSpec(step_id="only", ps_type="generic.noop"),)
 
 
-def test_dates_stay_strings() -> None:
+def test_dates_stay_strings(yml) -> None:
     # YAML 1.1 would turn 2024-01-01 into a date; configs must stay JSON-safe.
-    spec = parse_pipeline(pipeline_yaml(one_step("config: {day: 2024-01-01}")), "p.yml")
+    spec = parse_pipeline(yml.pipeline(yml.step("config: {day: 2024-01-01}")), "p.yml")
     assert spec.steps[0].config == {"day": "2024-01-01"}
 
 
-def test_spec_is_frozen() -> None:
-    spec = parse_pipeline(VALID_YAML, "p.yml")
+def test_spec_is_frozen(yml) -> None:
+    spec = parse_pipeline(yml.valid, "p.yml")
     with pytest.raises(AttributeError):
         spec.name = "other"  # type: ignore[misc]
 
 
-def test_step_lookup_of_missing_step_raises_not_found() -> None:
-    spec = parse_pipeline(VALID_YAML, "p.yml")
+def test_step_lookup_of_missing_step_raises_not_found(yml) -> None:
+    spec = parse_pipeline(yml.valid, "p.yml")
     with pytest.raises(NotFoundError, match="step 'nope' not in pipeline genai_openai_payg"):
         spec.step("nope")
 
@@ -114,26 +113,26 @@ def test_load_pipeline_reads_file(write) -> None:
 # --- unknown keys ---------------------------------------------------------------------
 
 
-def test_unknown_top_level_key() -> None:
-    assert only_problem(pipeline_yaml(one_step(), owner="me")) == ("-", "owner: Unknown field.")
+def test_unknown_top_level_key(yml) -> None:
+    assert only_problem(yml.pipeline(yml.step(), owner="me")) == ("-", "owner: Unknown field.")
 
 
-def test_unknown_step_key() -> None:
-    problem = only_problem(pipeline_yaml(one_step("retries: 3")))
+def test_unknown_step_key(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step("retries: 3")))
     assert problem == ("only", "retries: Unknown field.")
 
 
-def test_unknown_retry_key() -> None:
-    problem = only_problem(pipeline_yaml(one_step("retry: {max_attempts: 2, jitter: true}")))
+def test_unknown_retry_key(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step("retry: {max_attempts: 2, jitter: true}")))
     assert problem == ("only", "retry.jitter: Unknown field.")
 
 
 # --- required fields and identifiers ---------------------------------------------------
 
 
-def test_missing_step_id_points_at_the_step_position() -> None:
-    steps = one_step() + "- ps_type: generic.noop\n"
-    problem = only_problem(pipeline_yaml(steps))
+def test_missing_step_id_points_at_the_step_position(yml) -> None:
+    steps = yml.step() + "- ps_type: generic.noop\n"
+    problem = only_problem(yml.pipeline(steps))
     assert problem == ("-", "steps[1].step_id: Missing data for required field.")
 
 
@@ -145,49 +144,49 @@ def test_missing_required_top_level_fields_are_all_reported() -> None:
     assert ("-", "steps: Missing data for required field.") in problems
 
 
-def test_empty_steps_list() -> None:
-    text = pipeline_yaml("").replace("steps:\n", "steps: []\n")
+def test_empty_steps_list(yml) -> None:
+    text = yml.pipeline("").replace("steps:\n", "steps: []\n")
     assert only_problem(text) == ("-", "steps: must list at least one step")
 
 
 @pytest.mark.parametrize("field", ["pipeline_id", "provider", "domain"])
-def test_identifiers_must_be_lowercase_snake(field: str) -> None:
-    problem = only_problem(pipeline_yaml(one_step(), **{field: "Bad-Name"}))
+def test_identifiers_must_be_lowercase_snake(field: str, yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step(), **{field: "Bad-Name"}))
     assert problem == ("-", f"{field}: must match ^[a-z0-9_]+$")
 
 
-def test_step_id_must_be_lowercase_snake() -> None:
-    problem = only_problem(pipeline_yaml("- step_id: Extract\n  ps_type: generic.noop\n"))
+def test_step_id_must_be_lowercase_snake(yml) -> None:
+    problem = only_problem(yml.pipeline("- step_id: Extract\n  ps_type: generic.noop\n"))
     assert problem == ("Extract", "step_id: must match ^[a-z0-9_]+$")
 
 
-def test_version_must_be_a_string() -> None:
-    problem = only_problem(pipeline_yaml(one_step(), version="1.2"))
+def test_version_must_be_a_string(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step(), version="1.2"))
     assert problem == ("-", "version: Not a valid string.")
 
 
 # --- cross-step checks ----------------------------------------------------------------
 
 
-def test_duplicate_step_ids() -> None:
-    steps = one_step() + one_step()
-    assert only_problem(pipeline_yaml(steps)) == ("only", "duplicate step_id 'only'")
+def test_duplicate_step_ids(yml) -> None:
+    steps = yml.step() + yml.step()
+    assert only_problem(yml.pipeline(steps)) == ("only", "duplicate step_id 'only'")
 
 
-def test_unknown_ps_type_lists_known_types() -> None:
-    text = pipeline_yaml("- step_id: a\n  ps_type: genai.nope\n")
+def test_unknown_ps_type_lists_known_types(yml) -> None:
+    text = yml.pipeline("- step_id: a\n  ps_type: genai.nope\n")
     step, message = only_problem(text)
     assert step == "a"
     assert message.startswith("ps_type: unknown ps_type 'genai.nope' (known: ")
     assert "generic.noop" in message
 
 
-def test_depends_on_missing_step() -> None:
-    problem = only_problem(pipeline_yaml(one_step("depends_on: [ghost]")))
+def test_depends_on_missing_step(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step("depends_on: [ghost]")))
     assert problem == ("only", "depends on missing step 'ghost'")
 
 
-def test_cycle_names_every_step_in_it() -> None:
+def test_cycle_names_every_step_in_it(yml) -> None:
     steps = """\
     - step_id: a
       ps_type: generic.noop
@@ -202,21 +201,21 @@ def test_cycle_names_every_step_in_it() -> None:
       ps_type: generic.noop
       depends_on: [a]
     """
-    assert only_problem(pipeline_yaml(steps)) == ("a", "dependency cycle: a -> b -> c -> a")
+    assert only_problem(yml.pipeline(steps)) == ("a", "dependency cycle: a -> b -> c -> a")
 
 
-def test_self_dependency_is_a_cycle() -> None:
-    problem = only_problem(pipeline_yaml(one_step("depends_on: [only]")))
+def test_self_dependency_is_a_cycle(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step("depends_on: [only]")))
     assert problem == ("only", "dependency cycle: only -> only")
 
 
-def test_unknown_template_variable() -> None:
-    problem = only_problem(pipeline_yaml(one_step('config: {args: {d: "from ${foo}"}}')))
+def test_unknown_template_variable(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step('config: {args: {d: "from ${foo}"}}')))
     assert problem == ("only", "config.args.d: unknown template variable '${foo}'")
 
 
-def test_template_in_list_inside_config() -> None:
-    problem = only_problem(pipeline_yaml(one_step('config: {dates: ["${start_date}", "${bar}"]}')))
+def test_template_in_list_inside_config(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step('config: {dates: ["${start_date}", "${bar}"]}')))
     assert problem == ("only", "config.dates[1]: unknown template variable '${bar}'")
 
 
@@ -227,55 +226,58 @@ def test_template_in_list_inside_config() -> None:
     ("cron", "message"),
     [
         ("0 3 * *", "schedule: bad cron '0 3 * *': expected 5 fields (min hour day month dow)"),
-        ("0 0 3 * * *", "schedule: bad cron '0 0 3 * * *': expected 5 fields (min hour day month dow)"),
+        (
+            "0 0 3 * * *",
+            "schedule: bad cron '0 0 3 * * *': expected 5 fields (min hour day month dow)",
+        ),
         ("61 3 * * *", "schedule: bad cron '61 3 * * *'"),
         ("every day", "schedule: bad cron 'every day': expected 5 fields (min hour day month dow)"),
     ],
 )
-def test_bad_cron(cron: str, message: str) -> None:
-    assert only_problem(pipeline_yaml(one_step(), schedule=f'"{cron}"')) == ("-", message)
+def test_bad_cron(cron: str, message: str, yml) -> None:
+    assert only_problem(yml.pipeline(yml.step(), schedule=f'"{cron}"')) == ("-", message)
 
 
 @pytest.mark.parametrize("timeout", [0, 100000])
-def test_timeout_out_of_range(timeout: int) -> None:
-    problem = only_problem(pipeline_yaml(one_step(f"timeout_seconds: {timeout}")))
+def test_timeout_out_of_range(timeout: int, yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step(f"timeout_seconds: {timeout}")))
     assert problem == (
         "only",
         "timeout_seconds: Must be greater than or equal to 1 and less than or equal to 86400.",
     )
 
 
-def test_timeout_must_be_an_integer_not_a_string() -> None:
-    problem = only_problem(pipeline_yaml(one_step('timeout_seconds: "600"')))
+def test_timeout_must_be_an_integer_not_a_string(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step('timeout_seconds: "600"')))
     assert problem == ("only", "timeout_seconds: Not a valid integer.")
 
 
 @pytest.mark.parametrize("attempts", [0, 11])
-def test_max_attempts_out_of_range(attempts: int) -> None:
-    problem = only_problem(pipeline_yaml(one_step(f"retry: {{max_attempts: {attempts}}}")))
+def test_max_attempts_out_of_range(attempts: int, yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step(f"retry: {{max_attempts: {attempts}}}")))
     assert problem == (
         "only",
         "retry.max_attempts: Must be greater than or equal to 1 and less than or equal to 10.",
     )
 
 
-def test_negative_backoff() -> None:
-    problem = only_problem(pipeline_yaml(one_step("retry: {backoff_seconds: -1}")))
+def test_negative_backoff(yml) -> None:
+    problem = only_problem(yml.pipeline(yml.step("retry: {backoff_seconds: -1}")))
     assert problem == (
         "only",
         "retry.backoff_seconds: Must be greater than or equal to 0 and less than or equal to 3600.",
     )
 
 
-def test_retry_accepts_partial_policy_and_float_backoff() -> None:
-    spec = parse_pipeline(pipeline_yaml(one_step("retry: {backoff_seconds: 2.5}")), "p.yml")
+def test_retry_accepts_partial_policy_and_float_backoff(yml) -> None:
+    spec = parse_pipeline(yml.pipeline(yml.step("retry: {backoff_seconds: 2.5}")), "p.yml")
     assert spec.steps[0].retry == RetryPolicy(max_attempts=3, backoff_seconds=2.5)
 
 
 # --- all problems at once -------------------------------------------------------------
 
 
-def test_all_problems_are_collected_in_file_order() -> None:
+def test_all_problems_are_collected_in_file_order(yml) -> None:
     steps = """\
     - step_id: a
       ps_type: generic.nope
@@ -288,7 +290,7 @@ def test_all_problems_are_collected_in_file_order() -> None:
       ps_type: generic.noop
     """
     with pytest.raises(ConfigError) as caught:
-        parse_pipeline(pipeline_yaml(steps, owner="me"), "p.yml")
+        parse_pipeline(yml.pipeline(steps, owner="me"), "p.yml")
     problems = caught.value.problems
     assert [step for step, _ in problems] == ["-", "a", "a", "b", "b", "b"]
     assert problems[0] == ("-", "owner: Unknown field.")
@@ -332,14 +334,14 @@ def test_custom_local_tag_is_rejected() -> None:
     assert only_problem("name: !env HOME\n") == ("-", "unsupported YAML tag '!env' at line 1")
 
 
-def test_duplicate_yaml_key_is_rejected() -> None:
-    text = pipeline_yaml(one_step()) + "name: again\n"
+def test_duplicate_yaml_key_is_rejected(yml) -> None:
+    text = yml.pipeline(yml.step()) + "name: again\n"
     step, message = only_problem(text)
     assert (step, message.split(" at line")[0]) == ("-", "duplicate key 'name'")
 
 
-def test_oversized_text_is_rejected() -> None:
-    text = pipeline_yaml(one_step(), description='"' + "x" * MAX_FILE_BYTES + '"')
+def test_oversized_text_is_rejected(yml) -> None:
+    text = yml.pipeline(yml.step(), description='"' + "x" * MAX_FILE_BYTES + '"')
     assert only_problem(text) == ("-", "file is larger than 256 KiB")
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_config_helpers import one_step, pipeline_yaml
-
 from pipeline.validate import Problem, validate_paths
 
 
@@ -20,8 +18,10 @@ def test_valid_tree_has_no_problems(tmp_path: Path, write) -> None:
     assert validate_paths([tmp_path / "configs"]) == []
 
 
-def test_every_problem_is_a_line(tmp_path: Path, write) -> None:
-    bad = write("configs/genai/payg/broken.yml", pipeline_yaml(one_step("timeout_seconds: 0"), x="1"))
+def test_every_problem_is_a_line(tmp_path: Path, write, yml) -> None:
+    bad = write(
+        "configs/genai/payg/broken.yml", yml.pipeline(yml.step("timeout_seconds: 0"), x="1")
+    )
     write("configs/genai/payg/openai.yml")
     lines = [str(p) for p in validate_paths([tmp_path / "configs"])]
     assert lines == [

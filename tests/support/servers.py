@@ -1,0 +1,298 @@
+"""Start and stop the real servers the tests need, on free loopback ports.
+
+redis-server, PostgreSQL (initdb + pg_ctl in a temp dir), a Celery worker and
+gunicorn run as subprocesses; each helper waits until its server answers and
+returns a handle whose `stop()` cleans up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not come up within {timeout}s (last error: {last})")
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes] | None
+    url: str
+    workdir: Path | None = None
+    log_path: Path | None = None
+    stop_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def log(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-5000:]
+        return ""
+
+    def stop(self) -> None:
+        for hook in self.stop_hooks:
+            with contextlib.suppress(Exception):
+                hook()
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _popen(
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+    )
+
+
+# -- redis ---------------------------------------------------------------------------------
+
+
+def start_redis(port: int | None = None) -> Server:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found: apt-get install -y redis-server")
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="po-redis-"))
+    log_path = workdir / "redis.log"
+    proc = _popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        log_path,
+    )
+    server = Server("redis", proc, f"redis://127.0.0.1:{port}/0", workdir, log_path)
+
+    def ping() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    try:
+        wait_for(ping, 15, "redis-server")
+    except TimeoutError:
+        server.stop()
+        raise
+    return server
+
+
+# -- postgres ------------------------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not candidates:
+        raise RuntimeError(f"{name} not found: apt-get install -y postgresql")
+    return candidates[-1]
+
+
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; CI and these machines run as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def start_postgres() -> Server:
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="po-pg-"))
+    datadir, sockdir = workdir / "data", workdir / "sock"
+    sockdir.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres", "postgres")
+        shutil.chown(sockdir, "postgres", "postgres")
+    subprocess.run(
+        _as_postgres_user(
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    log_path = workdir / "postgres.log"
+    opts = (
+        f"-p {port} -k {sockdir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_connections=200"
+    )
+    subprocess.run(
+        _as_postgres_user(
+            [
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(datadir),
+                "-l",
+                str(log_path),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    server = Server("postgres", None, url, workdir, log_path)
+    server.stop_hooks.append(
+        lambda: subprocess.run(
+            _as_postgres_user(
+                [_pg_bin("pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"]
+            ),
+            capture_output=True,
+            timeout=60,
+        )
+    )
+    return server
+
+
+def create_pg_database(server: Server, name: str) -> str:
+    import psycopg
+
+    base = server.url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+# -- celery worker and gunicorn ------------------------------------------------------------
+
+
+def start_worker(
+    env: dict[str, str], concurrency: int = 2, name: str = "worker", log_dir: Path | None = None
+) -> Server:
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="po-worker-"))
+    log_path = log_dir / f"{name}.log"
+    full_env = {**os.environ, **env}
+    proc = _popen(
+        [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "tasks.celery_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        log_path,
+        env=full_env,
+        cwd=ROOT,
+    )
+    server = Server("celery-worker", proc, "", None, log_path)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{server.log()}")
+        return "ready." in log_path.read_text(errors="replace")
+
+    try:
+        wait_for(ready, 60, "celery worker")
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def start_gunicorn(env: dict[str, str], workers: int = 2, log_dir: Path | None = None) -> Server:
+    port = free_port()
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="po-web-"))
+    log_path = log_dir / "gunicorn.log"
+    proc = _popen(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            "60",
+            "app:create_app()",
+        ],
+        log_path,
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    server = Server("gunicorn", proc, f"http://127.0.0.1:{port}", None, log_path)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{server.log()}")
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    try:
+        wait_for(up, 30, "gunicorn")
+    except Exception:
+        server.stop()
+        raise
+    return server
