@@ -1,1 +1,48 @@
-"""app."""
+"""The Flask API: create_app(), blueprints, auth, schemas, problem+json errors.
+
+No business logic lives here: views parse, call a pipeline/ service, and return.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from app.ext import EXTENSION
+from pipeline.services import Services, build_services
+from pipeline.settings import Settings
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    from app import auth, openapi, views_admin, views_health, views_logs, views_pipelines
+    from app.errors import register_error_handlers
+
+    if services is None:
+        from tasks.canvas import CeleryDispatcher
+
+        services = build_services(settings or Settings.from_env(), CeleryDispatcher())
+    settings = settings or services.settings
+
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = services
+
+    register_error_handlers(app)
+    auth.init_app(app)
+    app.after_request(_security_headers)
+    for module in (views_pipelines, views_logs, views_admin, views_health, openapi):
+        app.register_blueprint(module.bp)
+    return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
 app = Celery("pipeline_ops", include=["tasks.steps", "tasks.lifecycle"])
 app.config_from_object("celeryconfig")
@@ -15,3 +15,13 @@ def _fresh_services(**_: object) -> None:
     from tasks.runtime import reset_services
 
     reset_services()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_logs(logger: object, loglevel: object = None, **_: object) -> None:
+    # Celery sets up its own handlers; swap their formatter for JSON with redaction.
+    from pipeline.logs import JsonFormatter
+
+    for handler in getattr(logger, "handlers", []):
+        handler.setFormatter(JsonFormatter())

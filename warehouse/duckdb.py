@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from sqlglot.errors import ErrorLevel, SqlglotError
 
 from errors import PipelineOpsError, TerminalError, WarehouseLockTimeout
 from warehouse.base import (
@@ -194,6 +194,9 @@ class DuckDBWarehouse:
             try:
                 # UTC so TIMESTAMPTZ reads back as tz=UTC and CURRENT_DATE matches BigQuery.
                 _run(con, "SET TimeZone = 'UTC'")
+                # No replacement scans: SQL must never read a Python variable that happens to
+                # share a table's name; the incoming rows are registered explicitly.
+                _run(con, "SET python_enable_replacements = false")
                 yield con
             finally:
                 con.close()
@@ -350,16 +353,28 @@ def duckdb_type(field: pa.Field) -> str:
 
 def _transpile(sql: str, what: str) -> list[_Statement]:
     try:
-        trees = [t for t in sqlglot.parse(sql, read="bigquery") if t is not None]
+        parsed = sqlglot.parse(sql, read="bigquery")
+        trees = [t.transform(_bigquery_numeric) for t in parsed if t is not None]
+        for tree in trees:
+            if tree.find(exp.Command):  # sqlglot's opaque fallback: it would pass text through
+                raise TerminalError(f"{what}: GoogleSQL not understood: {tree.sql()[:80]!r}")
         return [
             _Statement(
-                sql=t.sql(dialect="duckdb"),
+                # RAISE: a construct DuckDB can't express must fail, not be approximated.
+                sql=t.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE),
                 params=frozenset(p.name for p in t.find_all(exp.Parameter)),
             )
             for t in trees
         ]
     except SqlglotError as exc:
         raise TerminalError(f"{what}: cannot transpile GoogleSQL: {_first_line(exc)}") from None
+
+
+def _bigquery_numeric(node: exp.Expression) -> exp.Expression:
+    # BigQuery NUMERIC is DECIMAL(38, 9); sqlglot leaves it bare, which DuckDB reads as (18, 3).
+    if isinstance(node, exp.DataType) and node.is_type("decimal") and not node.expressions:
+        return exp.DataType.build("DECIMAL(38, 9)", dialect="duckdb")
+    return node
 
 
 def _one(sql: str, what: str) -> _Statement:

@@ -3,6 +3,8 @@
 Config:
   procedure: name of a file in warehouse/sql/ (without .sql)
   args: {param: value}; values go as query parameters, never into the SQL text
+  destination_table: optional table the procedure fills; its rows stamped with
+                     this run's id are reported as the step's rows_written
 
 Parameters named p_org_slug, p_pipeline_id, p_credential_id, p_run_id,
 p_start_date and p_end_date are filled from the run when the procedure
@@ -45,4 +47,13 @@ class ProcedureExecutor:
         merged.update(args)
         ctx.log.info(f"CALL {ctx.dataset}.{name}({', '.join(sorted(merged))})")
         ctx.warehouse.call_procedure(ctx.dataset, name, merged)
-        return StepResult(metrics={"procedure": name})
+        table = ctx.config.get("destination_table")
+        if not table:
+            return StepResult(metrics={"procedure": name})
+        ref = ctx.table(str(table))
+        counted = ctx.warehouse.query(
+            f"SELECT COUNT(*) AS n FROM `{ref}` WHERE x_run_id = @run_id", {"run_id": ctx.run_id}
+        )
+        rows = int(counted.column("n")[0].as_py())
+        ctx.log.info(f"{name} wrote {rows} rows to {ref}")
+        return StepResult(rows_written=rows, tables=[str(ref)], metrics={"procedure": name})

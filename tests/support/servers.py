@@ -263,8 +263,10 @@ def start_worker(
     return server
 
 
-def start_gunicorn(env: dict[str, str], workers: int = 2, log_dir: Path | None = None) -> Server:
-    port = free_port()
+def start_gunicorn(
+    env: dict[str, str], workers: int = 2, log_dir: Path | None = None, port: int | None = None
+) -> Server:
+    port = port or free_port()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="po-web-"))
     log_path = log_dir / "gunicorn.log"
     proc = _popen(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -426,6 +427,13 @@ def test_query_errors_are_terminal_and_clear(wh: DuckDBWarehouse, usage) -> None
         wh.query("SELECT 1; SELECT 2")
 
 
+def test_query_numeric_has_bigquery_precision(wh: DuckDBWarehouse) -> None:
+    out = wh.query("SELECT CAST(@v AS NUMERIC) AS n", {"v": "12345678901234567890.123456789"})
+    assert out["n"][0].as_py() == Decimal("12345678901234567890.123456789")
+    with pytest.raises(TerminalError, match=r"cannot transpile.*APPROX_TOP_K"):
+        wh.query("SELECT APPROX_TOP_COUNT(provider, 2) FROM `acme_dev.demo_usage_raw`")
+
+
 # --- procedures ---------------------------------------------------------------------------
 
 
@@ -680,6 +688,20 @@ def test_duckdb_own_lock_conflict_is_a_lock_timeout(wh: DuckDBWarehouse, usage, 
     ):
         impatient.query("SELECT 1")
     impatient.ping()
+
+
+def test_concurrent_writers_in_one_process_are_serialised(
+    wh: DuckDBWarehouse, usage, db_path
+) -> None:
+    days = [date(2024, 6, d) for d in range(1, 9)]
+
+    def write(day: date) -> int:
+        k = key(start=day)
+        return wh.write_partition(usage, usage_rows(k, [(day, "a", "m", 1, 1, 1)]), k).rows_written
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(write, days)) == [1] * len(days)
+    assert [r[0] for r in all_rows(db_path, usage)] == days
 
 
 def test_connection_is_not_kept_between_operations(wh: DuckDBWarehouse, usage, db_path) -> None:

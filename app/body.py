@@ -1,0 +1,38 @@
+"""Reading an optional JSON request body: 413, then 415, then 400, then 422."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+from marshmallow import Schema
+
+from app.errors import ApiProblem
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body(schema: Schema) -> dict[str, Any]:
+    """The body loaded through `schema`; an absent body loads as `{}`."""
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    data: Any = {}
+    if raw:
+        if not request.is_json:
+            raise ApiProblem(
+                415, "unsupported_media_type", "the request body must be application/json"
+            )
+        try:
+            data = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise ApiProblem(400, "invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiProblem(
+            422,
+            "validation_error",
+            "the request is invalid",
+            errors=[{"field": "_body", "message": "must be a JSON object"}],
+        )
+    return schema.load(data)  # type: ignore[no-any-return]

@@ -1,0 +1,24 @@
+"""Access to the service graph that create_app() stored on the Flask app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from errors import NotFoundError
+from pipeline.services import Services
+
+EXTENSION = "pipeline_ops"
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def find_run(org_slug: str, run_id: str) -> dict[str, Any]:
+    """The org's run, or NotFoundError: another org's run looks exactly like a missing one."""
+    run = services().store.get_run(run_id, org_slug=org_slug)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    return run

@@ -1,0 +1,239 @@
+"""`make demo`: one real run on the embedded defaults, end to end.
+
+Bootstraps var/ (SQLite metadata DB, DuckDB warehouse), creates a demo org,
+starts redis-server, a Celery worker and the API (gunicorn), triggers the demo
+pipeline over HTTP, follows it, prints what happened and what landed, then stops
+everything it started. Without redis-server it says how to install it and runs
+the same task code in-process instead (the CLI's --local mode).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PIPELINE = ("demo", "sample", "genai_usage")
+START, END = "2026-01-01", "2026-01-07"
+ORG = "demo_org"
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def demo_api_key(settings) -> str:  # type: ignore[no-untyped-def]
+    """The demo org's API key, kept in var/ (mode 0600) so `make demo` can run again."""
+    from pipeline.db import make_engine
+    from pipeline.orgs import OrgService
+    from pipeline.store import RunStore
+
+    orgs = OrgService(RunStore(make_engine(settings.database_url)))
+    key_file = settings.var_dir / "demo_api_key"
+    if key_file.exists():
+        key = key_file.read_text().strip()
+        if orgs.authenticate(key) == ORG:
+            return key
+    if orgs.store.get_org(ORG) is not None:
+        raise SystemExit(
+            f"org {ORG!r} exists but its key file {key_file} is gone; run `make clean` first"
+        )
+    key = orgs.create(ORG, "Demo organization")
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    say(f"created org {ORG} (its API key is saved in {key_file})")
+    return key
+
+
+def print_report(settings, run: dict, steps: list[dict]) -> None:  # type: ignore[type-arg, no-untyped-def]
+    from warehouse import from_url
+
+    say()
+    say(
+        f"run {run['run_id']}: {run['status']}"
+        + (f" in {run['duration_ms']} ms" if run.get("duration_ms") is not None else "")
+    )
+    if run.get("error_message"):
+        say(f"error: {run['error_message']}")
+    say(f"{'step':<16} {'status':<10} {'attempts':>8} {'duration':>10} {'rows':>6}")
+    for step in steps:
+        duration = f"{step['duration_ms']} ms" if step.get("duration_ms") is not None else "-"
+        say(
+            f"{step['step_id']:<16} {step['status']:<10} {step['attempts']:>8} "
+            f"{duration:>10} {step['rows_written']:>6}"
+        )
+    dataset = settings.org_dataset(ORG)
+    sample = (
+        from_url(settings.warehouse_url)
+        .query(
+            f"SELECT usage_date, provider, model, requests, ROUND(cost_usd, 4) AS cost_usd, "
+            f"x_run_id FROM `{dataset}.demo_daily_cost` "
+            "WHERE x_org_slug = @org ORDER BY usage_date, provider, model LIMIT 6",
+            {"org": ORG},
+        )
+        .to_pylist()
+    )
+    totals = (
+        from_url(settings.warehouse_url)
+        .query(
+            f"SELECT provider, SUM(requests) AS requests, ROUND(SUM(cost_usd), 2) AS cost_usd "
+            f"FROM `{dataset}.demo_daily_cost` WHERE x_org_slug = @org "
+            "GROUP BY provider ORDER BY cost_usd DESC",
+            {"org": ORG},
+        )
+        .to_pylist()
+    )
+    say()
+    say(f"sample of {dataset}.demo_daily_cost:")
+    for row in sample:
+        say(
+            f"  {row['usage_date']}  {row['provider']:<10} {row['model']:<18} "
+            f"{row['requests']:>6} req  ${row['cost_usd']:>9}  run {row['x_run_id'][:8]}"
+        )
+    say(f"spend by provider, {START}..{END}:")
+    for row in totals:
+        say(f"  {row['provider']:<10} {row['requests']:>8} req  ${row['cost_usd']:>10}")
+    say()
+    say(f"warehouse file: {settings.warehouse_url.split('///', 1)[1]}")
+
+
+def run_with_servers(settings, api_key: str) -> int:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from tests.support.servers import free_port, start_gunicorn, start_redis, start_worker
+
+    started = []
+    try:
+        redis = start_redis()
+        started.append(redis)
+        say(f"redis-server on {redis.url}")
+        env = {
+            "REDIS_URL": redis.url,
+            "DATABASE_URL": settings.database_url,
+            "WAREHOUSE_URL": settings.warehouse_url,
+            "PIPELINE_OPS_VAR_DIR": str(settings.var_dir),
+        }
+        logs = settings.var_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        worker = start_worker(env, concurrency=2, name="demo", log_dir=logs)
+        started.append(worker)
+        say("celery worker (prefork, concurrency 2) is ready")
+        port = int(os.environ.get("PORT", "8001"))
+        if not port_is_free(port):
+            port = free_port()
+        web = start_gunicorn({**env, "PORT": str(port)}, workers=2, log_dir=logs, port=port)
+        started.append(web)
+        say(f"API on {web.url}")
+
+        headers = {"X-API-Key": api_key}
+        provider, domain, name = PIPELINE
+        with httpx.Client(base_url=web.url, headers=headers, timeout=30) as http:
+            resp = http.post(
+                f"/pipelines/run/{ORG}/{provider}/{domain}/{name}",
+                json={"start_date": START, "end_date": END},
+            )
+            say(f"POST /pipelines/run/{ORG}/{provider}/{domain}/{name} -> {resp.status_code}")
+            if resp.status_code != 202:
+                say(resp.text)
+                return 1
+            run_id = resp.json()["run_id"]
+            deadline = time.monotonic() + 120
+            seen = ""
+            while time.monotonic() < deadline:
+                status = http.get(f"/pipelines/status/{ORG}/{run_id}").json()
+                line = ", ".join(f"{s['step_id']}={s['status']}" for s in status["steps"])
+                if line != seen:
+                    say(f"  {status['status']:<10} {line}")
+                    seen = line
+                if status["status"] in ("completed", "failed", "cancelled"):
+                    break
+                time.sleep(0.5)
+            transitions = http.get(f"/pipelines/logs/{ORG}/{run_id}/transitions").json()
+            say("transitions: " + " -> ".join(t["to_status"] for t in transitions["transitions"]))
+        print_report(settings, status, status["steps"])
+        say(f"logs: {logs}")
+        return 0 if status["status"] == "completed" else 1
+    finally:
+        for server in reversed(started):
+            server.stop()
+        say("stopped the worker, the API and redis-server")
+
+
+def run_local(settings) -> int:  # type: ignore[no-untyped-def]
+    os.environ["PIPELINE_OPS_EAGER"] = "1"
+    from datetime import date
+
+    from pipeline.runs import RunRequest
+    from pipeline.services import build_services
+    from tasks.canvas import CeleryDispatcher
+    from tasks.runtime import use_services
+
+    svc = build_services(settings.with_(eager=True), CeleryDispatcher())
+    use_services(svc)
+    provider, domain, name = PIPELINE
+    run = svc.runs.start(
+        RunRequest(
+            ORG,
+            provider,
+            domain,
+            name,
+            date.fromisoformat(START),
+            date.fromisoformat(END),
+            trigger="cli",
+        )
+    )
+    run = svc.store.get_run(run["run_id"])
+    attempts = svc.store.step_attempts(run["run_id"])
+    steps = [
+        {
+            "step_id": a["step_id"],
+            "status": a["status"],
+            "attempts": a["attempt"],
+            "duration_ms": a["duration_ms"],
+            "rows_written": a["rows_written"],
+        }
+        for a in attempts
+    ]
+    if run["ended_at"] and run["created_at"]:
+        run["duration_ms"] = int((run["ended_at"] - run["created_at"]).total_seconds() * 1000)
+    print_report(settings, run, steps)
+    return 0 if run["status"] == "completed" else 1
+
+
+def main() -> int:
+    from pipeline.db import upgrade
+    from pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    say(f"metadata DB: {settings.database_url}")
+    say(f"warehouse:   {settings.warehouse_url}")
+    api_key = demo_api_key(settings)
+    if os.environ.get("PIPELINE_OPS_DEMO_LOCAL") == "1":
+        say("PIPELINE_OPS_DEMO_LOCAL=1: running in-process, without Redis, a worker or the API")
+        return run_local(settings)
+    if shutil.which("redis-server") is None:
+        say("redis-server is not installed, so the demo runs in-process (like `pipeline-ops run")
+        say("--local`). For the full API + worker demo: sudo apt-get install -y redis-server")
+        return run_local(settings)
+    return run_with_servers(settings, api_key)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
