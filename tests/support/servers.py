@@ -222,7 +222,11 @@ def create_pg_database(server: Server, name: str) -> str:
 
 
 def start_worker(
-    env: dict[str, str], concurrency: int = 2, name: str = "worker", log_dir: Path | None = None
+    env: dict[str, str],
+    concurrency: int = 2,
+    name: str = "worker",
+    log_dir: Path | None = None,
+    extra_args: list[str] | None = None,
 ) -> Server:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="po-worker-"))
     log_path = log_dir / f"{name}.log"
@@ -243,6 +247,7 @@ def start_worker(
             f"{name}@%h",
             "--without-gossip",
             "--without-mingle",
+            *(extra_args or []),
         ],
         log_path,
         env=full_env,
