@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from credentials.base import CredentialProvider
-from errors import PipelineOpsError, TerminalError, TransientError
+from errors import IllegalTransitionError, PipelineOpsError, TerminalError, TransientError
 from pipeline import state
 from pipeline.lineage import make_writer
 from pipeline.redact import redact
@@ -127,43 +127,54 @@ class StepExecutor:
         self.credentials = credentials
         self.clock = store.clock
 
-    def step_spec(self, run_id: str, step_id: str) -> dict[str, Any]:
+    def load(self, run_id: str, step_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The run and the planned spec of one of its steps."""
         run = self.store.get_run(run_id)
         if run is None or not run.get("plan"):
-            raise TerminalError(f"run {run_id} has no plan")
+            raise TerminalError(f"run {run_id} does not exist or has no plan")
         try:
-            return dict(run["plan"]["steps"][step_id])
+            return run, dict(run["plan"]["steps"][step_id])
         except KeyError:
             raise TerminalError(f"run {run_id} has no step {step_id!r}") from None
 
     def run(
-        self, run_id: str, step_id: str, attempt: int, task_id: str | None = None
+        self, run: dict[str, Any], step_id: str, attempt: int, task_id: str | None = None
     ) -> StepOutcome:
-        run = self.store.get_run(run_id)
-        if run is None:
-            raise TerminalError(f"run {run_id} does not exist")
+        run_id = run["run_id"]
         if run["status"] in state.TERMINAL:
             return StepOutcome("skipped", reason=f"run already {run['status']}")
-        if self.store.step_completed(run_id, step_id):
+        states = self.store.attempt_states(run_id)
+        completed = {step for step, _, status, _ in states if status == "completed"}
+        if step_id in completed:
             return StepOutcome("skipped", reason="step already completed")
         spec = run["plan"]["steps"][step_id]
-        pending = [d for d in spec["depends_on"] if not self.store.step_completed(run_id, d)]
+        pending = [d for d in spec["depends_on"] if d not in completed]
         if pending:
             raise DependencyPending(f"waiting for {', '.join(pending)} to complete", retry_after=2)
 
+        mine = [(status, worker) for s, a, status, worker in states if (s, a) == (step_id, attempt)]
+        holder = mine[0][1] if mine and mine[0][0] == "running" else None
         me = worker_identity()
-        claim_ttl = timedelta(seconds=self.settings.heartbeat_timeout)
-        holder = self.store.step_claim_holder(run_id, step_id, attempt)
-        steal = holder if holder_is_dead(holder) else None
-        if not self.store.claim_step(
-            run_id, step_id, attempt, task_id, me, self.clock() + claim_ttl, steal_from=steal
-        ):
+        alive_until = self.clock() + timedelta(seconds=self.settings.heartbeat_timeout)
+        try:
+            started_at = self.store.begin_attempt(
+                run_id,
+                step_id,
+                attempt,
+                exists=bool(mine),
+                task_id=task_id,
+                worker=me,
+                claim_until=alive_until,
+                deadline_at=alive_until,
+                steal_from=holder if holder_is_dead(holder) else None,
+                message=f"attempt {attempt} started on {me} ({spec['ps_type']})",
+            )
+        except IllegalTransitionError as exc:
+            return StepOutcome("skipped", reason=str(exc))
+        if started_at is None:
             raise DuplicateDelivery(f"{step_id} attempt {attempt} is already running on {holder}")
-        self.store.transition(run_id, state.RUNNING, f"step {step_id} started")
-        self._beat(run, step_id, attempt, me)
 
         log = StepLog(self.store, run_id, step_id, attempt)
-        log.info(f"attempt {attempt} started on {me} ({spec['ps_type']})")
         heartbeat = Heartbeat(
             lambda: self._beat(run, step_id, attempt, me), self.settings.heartbeat_interval
         )
@@ -172,12 +183,23 @@ class StepExecutor:
             result = get_processor(spec["ps_type"]).run(self._context(run, step_id, attempt, log))
         finally:
             heartbeat.stop()
-        self.store.step_finished(
-            run_id, step_id, attempt, "completed", result.rows_written, result.metrics
-        )
         # Until the next step starts, the run waits in the broker like a queued run.
-        self.store.touch(run_id, self.clock() + timedelta(seconds=self.settings.queue_timeout))
-        log.info(f"completed: {result.rows_written} rows written")
+        self.store.finish_attempt(
+            run_id,
+            step_id,
+            attempt,
+            "completed",
+            started_at=started_at,
+            deadline_at=self.clock() + timedelta(seconds=self.settings.queue_timeout),
+            level="INFO",
+            message=f"completed: {result.rows_written} rows written",
+            rows_written=result.rows_written,
+            metrics=result.metrics,
+        )
+        if completed | {step_id} >= set(run["plan"]["steps"]):
+            # The last step completes the run itself, saving a broker hop; the
+            # finalizer task at the end of the canvas remains the guarantee.
+            self.finalize(run_id)
         return StepOutcome("completed", result.rows_written, result.tables, result.metrics)
 
     def _beat(self, run: dict[str, Any], step_id: str, attempt: int, me: str) -> None:
@@ -218,18 +240,32 @@ class StepExecutor:
         self, run_id: str, step_id: str, attempt: int, error: str, countdown: float
     ) -> None:
         error = redact(error) or ""
-        self.store.step_finished(run_id, step_id, attempt, "retrying", error=error)
         # The retry waits in the broker; give it its countdown plus the queue allowance.
-        deadline = self.clock() + timedelta(seconds=countdown + self.settings.queue_timeout)
-        self.store.touch(run_id, deadline)
-        StepLog(self.store, run_id, step_id, attempt).warning(
-            f"attempt {attempt} failed, retrying in {countdown:.1f}s: {error}"
+        self.store.finish_attempt(
+            run_id,
+            step_id,
+            attempt,
+            "retrying",
+            started_at=self.store.attempt_started_at(run_id, step_id, attempt),
+            deadline_at=self.clock() + timedelta(seconds=countdown + self.settings.queue_timeout),
+            level="WARNING",
+            error=error,
+            message=f"attempt {attempt} failed, retrying in {countdown:.1f}s: {error}",
         )
 
     def failed(self, run_id: str, step_id: str, attempt: int, error: str) -> None:
         error = redact(error) or ""
-        self.store.step_finished(run_id, step_id, attempt, "failed", error=error)
-        StepLog(self.store, run_id, step_id, attempt).error(f"attempt {attempt} failed: {error}")
+        self.store.finish_attempt(
+            run_id,
+            step_id,
+            attempt,
+            "failed",
+            started_at=self.store.attempt_started_at(run_id, step_id, attempt),
+            deadline_at=None,
+            level="ERROR",
+            error=error,
+            message=f"attempt {attempt} failed: {error}",
+        )
         self.runs.fail(run_id, f"step {step_id} failed: {error}")
 
     def finalize(self, run_id: str) -> bool:

@@ -114,6 +114,7 @@ class RunService:
             )
         run_id = str(uuid.uuid4())
         self.gate.reserve(req.org_slug, run_id)
+        deadline = self.clock() + timedelta(seconds=self.settings.queue_timeout)
         try:
             self.store.create_run(
                 {
@@ -127,22 +128,23 @@ class RunService:
                     "start_date": start,
                     "end_date": end,
                     "params": req.params,
+                    # Reaped if this process dies before the run is enqueued.
+                    "deadline_at": deadline,
                 },
                 reason=f"requested via {req.trigger}",
             )
         except BaseException:
             self.gate.release(req.org_slug, run_id, succeeded=False)
             raise
-        self.store.transition(run_id, state.VALIDATING, "admitted: quota reserved")
+        validating_at = self.clock()
         try:
             plan = self._plan(spec, req.org_slug, run_id, credential_id, start, end)
         except PipelineOpsError as exc:
             message = f"validation failed: {exc}"
-            self.fail(run_id, message)
+            self.store.admit(run_id, validating_at, None, deadline, error=message)
+            self.gate.release(req.org_slug, run_id, succeeded=False)
             raise RunValidationError(message, run_id) from exc
-        deadline = self.clock() + timedelta(seconds=self.settings.queue_timeout)
-        self.store.update_run(run_id, plan=plan)
-        self.store.transition(run_id, state.QUEUED, "validated and enqueued", deadline_at=deadline)
+        self.store.admit(run_id, validating_at, plan, deadline)
         try:
             self.dispatcher.enqueue(run_id, plan)
         except Exception as exc:  # the broker is down: nothing will ever run this
@@ -243,8 +245,12 @@ class RunService:
                     f"{run['heartbeat_at'].isoformat() if run['heartbeat_at'] else 'start'}: "
                     "the worker running this run stopped (killed or lost)"
                 )
-            else:
+            elif run["status"] == state.QUEUED:
                 message = "the run waited in the queue past its deadline: no worker picked it up"
+            else:
+                message = (
+                    f"the run stayed {run['status']} past its deadline: admission never finished"
+                )
             if self.fail(run["run_id"], message, reason=f"reaper: {message}"):
                 reaped.append(run["run_id"])
         return reaped

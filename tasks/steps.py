@@ -53,8 +53,8 @@ def run_step(self: Any, run_id: str, step_id: str) -> dict[str, Any]:
     attempt = int(self.request.retries) + 1
     spec: dict[str, Any] = {}
     try:
-        spec = executor.step_spec(run_id, step_id)
-        outcome = executor.run(run_id, step_id, attempt, task_id=self.request.id)
+        run, spec = executor.load(run_id, step_id)
+        outcome = executor.run(run, step_id, attempt, task_id=self.request.id)
     except (DuplicateDelivery, DependencyPending) as exc:
         # A twin of this message is (or will be) doing the work; this copy stands down
         # without continuing the chain, so the work happens once.

@@ -1,0 +1,222 @@
+"""Step attempts in the run store: claim, finish, and read.
+
+An attempt starts and ends in one transaction each, together with the run's
+status move, deadline and log line, so a step costs two writes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from errors import IllegalTransitionError
+from pipeline import state
+from pipeline.models import pipeline_runs, state_transitions, step_logs
+from pipeline.redact import redact
+from pipeline.store_ops import Clock, add_line, as_utc, row_dict, touch
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+def _attempt(run_id: str, step_id: str, attempt: int):  # type: ignore[no-untyped-def]
+    return and_(
+        step_logs.c.run_id == run_id,
+        step_logs.c.step_id == step_id,
+        step_logs.c.attempt == attempt,
+    )
+
+
+_BY_ATTEMPT = and_(
+    step_logs.c.run_id == bindparam("b_run_id"),
+    step_logs.c.step_id == bindparam("b_step_id"),
+    step_logs.c.attempt == bindparam("b_attempt"),
+)
+_STATES = select(
+    step_logs.c.step_id, step_logs.c.attempt, step_logs.c.status, step_logs.c.worker
+).where(step_logs.c.run_id == bindparam("b_run_id"))
+_INSERT_ATTEMPT = insert(step_logs)
+_FINISH_ATTEMPT = update(step_logs).where(_BY_ATTEMPT)
+_START_RUN = (
+    update(pipeline_runs)
+    .where(pipeline_runs.c.run_id == bindparam("b_run_id"), pipeline_runs.c.status == state.QUEUED)
+    .values(
+        status=state.RUNNING,
+        started_at=bindparam("b_now"),
+        heartbeat_at=bindparam("b_now"),
+        deadline_at=bindparam("b_deadline"),
+    )
+)
+_STATUS = select(pipeline_runs.c.status).where(pipeline_runs.c.run_id == bindparam("b_run_id"))
+_INSERT_TRANSITION = insert(state_transitions)
+
+
+class StepAttemptsMixin:
+    engine: Engine
+    clock: Clock
+
+    def attempt_states(self, run_id: str) -> list[tuple[str, int, str, str | None]]:
+        """(step_id, attempt, status, worker) of every attempt of a run, in one read."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_STATES, {"b_run_id": run_id}).all()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def completed_steps(self, run_id: str) -> set[str]:
+        return {step for step, _, status, _ in self.attempt_states(run_id) if status == "completed"}
+
+    def step_completed(self, run_id: str, step_id: str) -> bool:
+        return step_id in self.completed_steps(run_id)
+
+    def begin_attempt(
+        self,
+        run_id: str,
+        step_id: str,
+        attempt: int,
+        *,
+        exists: bool,
+        task_id: str | None,
+        worker: str,
+        claim_until: datetime,
+        deadline_at: datetime,
+        message: str,
+        steal_from: str | None = None,
+    ) -> datetime | None:
+        """Claim an attempt for `worker`, move the run to running, log it; one transaction.
+
+        `exists` says whether this attempt already has a row (a redelivery). Returns
+        the start time, or None when another live process holds the claim on this
+        very attempt (a duplicate delivery). A redelivered attempt whose holder died
+        (claim expired, or `steal_from` names it) restarts the same row. Raises
+        IllegalTransitionError, changing nothing, if the run has ended.
+        """
+        now = self.clock()
+        values = {
+            "run_id": run_id,
+            "step_id": step_id,
+            "attempt": attempt,
+            "status": "running",
+            "started_at": now,
+            "task_id": task_id,
+            "worker": worker,
+            "claimed_until": claim_until,
+        }
+        try:
+            with self.engine.begin() as conn:
+                if not exists:
+                    conn.execute(_INSERT_ATTEMPT, {**values, "rows_written": 0})
+                else:
+                    free = or_(
+                        step_logs.c.status != "running",
+                        step_logs.c.claimed_until.is_(None),
+                        step_logs.c.claimed_until < now,
+                        step_logs.c.worker == worker,
+                        step_logs.c.worker == (steal_from or worker),
+                    )
+                    claim = (
+                        update(step_logs)
+                        .where(_attempt(run_id, step_id, attempt), free)
+                        .values(
+                            status="running",
+                            started_at=now,
+                            ended_at=None,
+                            error=None,
+                            task_id=task_id,
+                            worker=worker,
+                            claimed_until=claim_until,
+                        )
+                    )
+                    if not conn.execute(claim).rowcount:
+                        return None
+                params = {"b_run_id": run_id, "b_now": now, "b_deadline": deadline_at}
+                if conn.execute(_START_RUN, params).rowcount:
+                    conn.execute(
+                        _INSERT_TRANSITION,
+                        {
+                            "run_id": run_id,
+                            "from_status": state.QUEUED,
+                            "to_status": state.RUNNING,
+                            "at": now,
+                            "reason": f"step {step_id} started",
+                        },
+                    )
+                elif not touch(conn, run_id, now, deadline_at):
+                    status = conn.execute(_STATUS, {"b_run_id": run_id}).scalar()
+                    raise IllegalTransitionError(f"run {run_id} is {status}; step not started")
+                add_line(conn, run_id, now, "INFO", message, step_id, attempt)
+        except IntegrityError:
+            return None  # a twin inserted the same attempt a moment earlier
+        return now
+
+    def finish_attempt(
+        self,
+        run_id: str,
+        step_id: str,
+        attempt: int,
+        status: str,
+        *,
+        started_at: datetime | None,
+        deadline_at: datetime | None,
+        level: str,
+        message: str,
+        rows_written: int = 0,
+        metrics: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Close an attempt (completed, retrying or failed), move the deadline, log it."""
+        now = self.clock()
+        duration = None
+        if started_at is not None:
+            duration = int((now - as_utc(started_at)).total_seconds() * 1000)
+        with self.engine.begin() as conn:
+            conn.execute(
+                _FINISH_ATTEMPT,
+                {
+                    "b_run_id": run_id,
+                    "b_step_id": step_id,
+                    "b_attempt": attempt,
+                    "status": status,
+                    "ended_at": now,
+                    "duration_ms": duration,
+                    "rows_written": rows_written,
+                    "metrics": metrics,
+                    "error": redact(error),
+                    "claimed_until": None,
+                },
+            )
+            if deadline_at is not None:
+                touch(conn, run_id, now, deadline_at)
+            add_line(conn, run_id, now, level, message, step_id, attempt)
+
+    def renew_claim(
+        self, run_id: str, step_id: str, attempt: int, worker: str, until: datetime
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(step_logs)
+                .where(_attempt(run_id, step_id, attempt), step_logs.c.worker == worker)
+                .values(claimed_until=until)
+            )
+
+    def attempt_started_at(self, run_id: str, step_id: str, attempt: int) -> datetime | None:
+
+        with self.engine.connect() as conn:
+            return as_utc(
+                conn.execute(
+                    select(step_logs.c.started_at).where(_attempt(run_id, step_id, attempt))
+                ).scalar()
+            )
+
+    def step_attempts(self, run_id: str) -> list[dict[str, Any]]:
+
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(step_logs).where(step_logs.c.run_id == run_id).order_by(step_logs.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return [row_dict(r) for r in rows]
