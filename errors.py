@@ -95,6 +95,12 @@ class AlreadyExistsError(TerminalError):
     code = "already_exists"
 
 
+class RunNotActiveError(TerminalError):
+    """The run already ended, so it can't be cancelled."""
+
+    code = "run_not_active"
+
+
 class RunValidationError(TerminalError):
     """A recorded run failed validation; it ended `failed` and its slot was released."""
 

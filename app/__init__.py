@@ -5,9 +5,12 @@ No business logic lives here: views parse, call a pipeline/ service, and return.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response
 
 from app.ext import EXTENSION
+from pipeline.logs import configure_logging
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
 
@@ -34,6 +37,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
         services = build_services(settings or Settings.from_env(), CeleryDispatcher())
     settings = settings or services.settings
+    if not logging.getLogger().handlers:
+        # Under gunicorn nothing configured the root logger yet; tests and the CLI did.
+        configure_logging(settings.log_level)
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

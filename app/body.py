@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import request
 from marshmallow import Schema
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import ApiProblem
 
@@ -17,7 +18,11 @@ def _reject_constant(name: str) -> Any:
 
 def json_body(schema: Schema) -> dict[str, Any]:
     """The body loaded through `schema`; an absent body loads as `{}`."""
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = request.get_data(cache=True)  # raises 413 when Content-Length is over the limit
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        # A chunked body is cut at the limit rather than refused: refuse it here.
+        raise RequestEntityTooLarge()
     data: Any = {}
     if raw:
         if not request.is_json:
@@ -35,4 +40,4 @@ def json_body(schema: Schema) -> dict[str, Any]:
             "the request is invalid",
             errors=[{"field": "_body", "message": "must be a JSON object"}],
         )
-    return schema.load(data)  # type: ignore[no-any-return]
+    return schema.load(data)

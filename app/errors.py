@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from flask import Flask, Response, current_app
@@ -25,6 +26,7 @@ from errors import (
     NotFoundError,
     PipelineOpsError,
     QuotaExceededError,
+    RunNotActiveError,
     RunValidationError,
     SubscriptionInactiveError,
     TerminalError,
@@ -37,6 +39,7 @@ log = logging.getLogger("pipeline_ops.api")
 PROBLEM_MIMETYPE = "application/problem+json"
 TYPE_PREFIX = "urn:pipeline-ops:problem:"
 MAX_DETAIL = 2000
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
 TITLES = {
     "admin_disabled": "Admin endpoints disabled",
@@ -70,6 +73,17 @@ _HTTP_CODES = {
 }
 
 
+# First match wins; the special cases with extra members are handled before this table.
+_STATUS_BY_KIND: tuple[tuple[type[PipelineOpsError], int], ...] = (
+    (AlreadyExistsError, 409),
+    (RunNotActiveError, 409),
+    (SubscriptionInactiveError, 403),
+    (NotFoundError, 404),
+    (TerminalError, 422),
+    (TransientError, 503),
+)
+
+
 class ApiProblem(Exception):
     """Raise from a view or hook to answer with a problem document."""
 
@@ -94,7 +108,7 @@ class ApiProblem(Exception):
 
 def clean(message: str) -> str:
     """Redact secrets and server paths from text that goes back to a client."""
-    text = redact(message) or ""
+    text = redact(_URL_CREDENTIALS.sub(r"\1[REDACTED]@", message)) or ""
     configs_dir = str(services().settings.configs_dir)
     text = text.replace(configs_dir + "/", "").replace(configs_dir, "configs")
     return text[:MAX_DETAIL]
@@ -161,23 +175,12 @@ def _domain(exc: PipelineOpsError) -> Response:
             limit_value=exc.limit_value,
             current=exc.current,
         )
-    status = 500
-    headers: dict[str, str] = {}
-    if isinstance(exc, AlreadyExistsError):
-        status = 409
-    elif isinstance(exc, SubscriptionInactiveError):
-        status = 403
-    elif isinstance(exc, NotFoundError):
-        status = 404
-    elif isinstance(exc, TerminalError):
-        status = 422
-    elif isinstance(exc, TransientError):
-        status = 503
-        if exc.retry_after:
-            headers["Retry-After"] = str(max(1, int(exc.retry_after)))
-    if status == 500:
-        return _unexpected(exc)
-    return problem_response(status, exc.code, detail, headers=headers)
+    for kind, status in _STATUS_BY_KIND:
+        if isinstance(exc, kind):
+            retry_after = getattr(exc, "retry_after", None)
+            headers = {"Retry-After": str(max(1, int(retry_after)))} if retry_after else {}
+            return problem_response(status, exc.code, detail, headers=headers)
+    return _unexpected(exc)
 
 
 def _http(exc: HTTPException) -> Response:

@@ -13,7 +13,7 @@ EXTENSION = "pipeline_ops"
 
 
 def services() -> Services:
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[EXTENSION]
 
 
 def find_run(org_slug: str, run_id: str) -> dict[str, Any]:

@@ -90,4 +90,4 @@ def openapi() -> dict[str, Any]:
     """
     if CACHE_KEY not in current_app.extensions:
         current_app.extensions[CACHE_KEY] = build_spec(current_app)
-    return current_app.extensions[CACHE_KEY]  # type: ignore[no-any-return]
+    return current_app.extensions[CACHE_KEY]

@@ -110,10 +110,13 @@ class RunRequestSchema(Schema):
     credential_id = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Regexp(CREDENTIAL_RE, error="must match ^[a-z0-9_-]{1,128}$"),
+        validate=validate.Regexp(CREDENTIAL_RE, error="must be 1-128 of a-z, 0-9, _ and -"),
     )
     params = fields.Dict(
-        keys=fields.String(), values=fields.Raw(), load_default=dict, validate=_check_params
+        keys=fields.String(),
+        values=fields.Raw(allow_none=True),
+        load_default=dict,
+        validate=_check_params,
     )
 
     @validates_schema

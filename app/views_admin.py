@@ -56,4 +56,4 @@ def list_orgs() -> dict[str, Any]:
         401: Problem
         403: Problem
     """
-    return OrgListSchema().dump({"orgs": services().store.list_orgs()})  # type: ignore[no-any-return]
+    return OrgListSchema().dump({"orgs": services().store.list_orgs()})

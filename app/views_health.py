@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from app.errors import clean
 from app.ext import services
 from app.schemas import HealthSchema
-from pipeline.redact import redact
 from warehouse import from_url
 
 bp = Blueprint("health", __name__)
 
 OK = "ok"
 MAX_ERROR = 200
-_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
 
 def _error(exc: Exception) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    message = _URL_CREDENTIALS.sub(r"\1[REDACTED]@", message)
-    return (redact(message) or type(exc).__name__)[:MAX_ERROR]
+    return clean(message)[:MAX_ERROR]
 
 
 def check_database() -> str:

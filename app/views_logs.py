@@ -30,7 +30,7 @@ def run_logs(org: str, run_id: str) -> dict[str, Any]:
     """
     run = find_run(org, run_id)
     lines = services().store.lines(run_id)
-    return RunLogsSchema().dump({"run": run, "lines": lines})  # type: ignore[no-any-return]
+    return RunLogsSchema().dump({"run": run, "lines": lines})
 
 
 @bp.get("/<org>/<run_id>/steps")
@@ -50,7 +50,7 @@ def run_steps(org: str, run_id: str) -> dict[str, Any]:
     """
     find_run(org, run_id)
     attempts = services().store.step_attempts(run_id)
-    return StepAttemptsSchema().dump({"steps": attempts})  # type: ignore[no-any-return]
+    return StepAttemptsSchema().dump({"steps": attempts})
 
 
 @bp.get("/<org>/<run_id>/transitions")
@@ -70,7 +70,7 @@ def run_transitions(org: str, run_id: str) -> dict[str, Any]:
     """
     find_run(org, run_id)
     transitions = services().store.transitions(run_id)
-    return TransitionsSchema().dump({"transitions": transitions})  # type: ignore[no-any-return]
+    return TransitionsSchema().dump({"transitions": transitions})
 
 
 @bp.get("/<org>/<run_id>/download")

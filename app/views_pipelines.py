@@ -7,7 +7,6 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from app.body import json_body
-from app.errors import ApiProblem
 from app.ext import find_run, services
 from app.presenters import links, step_summary
 from app.schemas import (
@@ -18,7 +17,6 @@ from app.schemas import (
     RunStatusSchema,
     encode_cursor,
 )
-from errors import ConflictError
 from pipeline.runs import RunRequest
 
 bp = Blueprint("pipelines", __name__, url_prefix="/pipelines")
@@ -82,11 +80,7 @@ def cancel_run(org: str, run_id: str) -> Response:
         404: Problem
         409: Problem
     """
-    try:
-        run = services().runs.cancel(org, run_id)
-    except ConflictError as exc:
-        raise ApiProblem(409, "run_not_active", str(exc), existing_run_id=run_id) from None
-    return _accepted(run)
+    return _accepted(services().runs.cancel(org, run_id))
 
 
 @bp.get("/status/<org>/<run_id>")
@@ -106,7 +100,7 @@ def run_status(org: str, run_id: str) -> dict[str, Any]:
     """
     run = find_run(org, run_id)
     steps = step_summary(run, services().store.step_attempts(run_id))
-    return RunStatusSchema().dump({**run, "steps": steps})  # type: ignore[no-any-return]
+    return RunStatusSchema().dump({**run, "steps": steps})
 
 
 @bp.get("/history/<org>")
@@ -131,4 +125,4 @@ def run_history(org: str) -> dict[str, Any]:
     rows = services().store.list_runs(org, limit=limit + 1, **query)
     page = rows[:limit]
     cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-    return HistorySchema().dump({"runs": page, "next_cursor": cursor})  # type: ignore[no-any-return]
+    return HistorySchema().dump({"runs": page, "next_cursor": cursor})

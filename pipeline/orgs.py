@@ -14,8 +14,8 @@ import secrets
 from errors import AlreadyExistsError, TerminalError
 from pipeline.store import RunStore
 
-ORG_SLUG_RE = re.compile(r"^[a-z0-9_]{2,64}$")
-_KEY_RE = re.compile(r"^po_([a-z0-9]{12})_([A-Za-z0-9_\-]{20,100})$")
+ORG_SLUG_RE = re.compile(r"^[a-z0-9_]{2,64}\Z")
+_KEY_RE = re.compile(r"^po_([a-z0-9]{12})_([A-Za-z0-9_\-]{20,100})\Z")
 
 
 def hash_key(api_key: str) -> str:

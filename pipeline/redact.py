@@ -18,6 +18,8 @@ _PATTERNS = [
         r"(?i)((?:x-api-key|api[_-]?key|apikey|password|secret|token)\s*[\"']?\s*[:=]\s*[\"']?)[^\s,;'\"}&]+"
     ),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
+    # user:password@ in URLs (database and broker URLs in error messages)
+    re.compile(r"(://[^/\s:@]*:)[^@\s/]+(?=@)"),
     re.compile(r"\bpo_[A-Za-z0-9_\-]{16,}"),
 ]
 

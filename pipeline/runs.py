@@ -16,6 +16,7 @@ from errors import (
     ConflictError,
     NotFoundError,
     PipelineOpsError,
+    RunNotActiveError,
     RunValidationError,
     ServiceUnavailableError,
     TerminalError,
@@ -223,9 +224,7 @@ class RunService:
         if run is None:
             raise NotFoundError(f"run {run_id} not found")
         if run["status"] in state.TERMINAL:
-            raise ConflictError(
-                f"run {run_id} already ended with status {run['status']}", existing_run_id=run_id
-            )
+            raise RunNotActiveError(f"run {run_id} already ended with status {run['status']}")
         moved = self.store.transition(run_id, state.CANCELLED, "cancelled by request")
         if moved:
             self.gate.release(org_slug, run_id, succeeded=False)
