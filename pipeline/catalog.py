@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 from errors import ConfigError, NotFoundError
@@ -61,15 +62,22 @@ def iter_pipeline_files(root: Path) -> list[Path]:
 class PipelineCatalog:
     """The pipelines under one configs directory, keyed by (provider, domain, pipeline).
 
-    The directory scan is cached on first use; call `refresh()` after files change.
+    The directory scan is cached; a key that is missing triggers a rescan (at most
+    every RESCAN_SECONDS), so a new file is picked up without a restart. Parsed
+    specs are cached per file and re-read when the file's mtime or size changes.
     """
+
+    RESCAN_SECONDS = 2.0
 
     def __init__(self, configs_dir: Path) -> None:
         self.configs_dir = Path(configs_dir)
         self._index: dict[Key, list[Path]] | None = None
+        self._scanned_at = 0.0
+        self._specs: dict[Path, tuple[tuple[int, int], PipelineSpec]] = {}
 
     def refresh(self) -> None:
         self._index = self._scan()
+        self._scanned_at = time.monotonic()
 
     def _scan(self) -> dict[Key, list[Path]]:
         index: dict[Key, list[Path]] = {}
@@ -87,7 +95,8 @@ class PipelineCatalog:
 
     def _entries(self) -> dict[Key, list[Path]]:
         if self._index is None:
-            self._index = self._scan()
+            self.refresh()
+        assert self._index is not None
         return self._index
 
     def keys(self) -> list[Key]:
@@ -100,6 +109,9 @@ class PipelineCatalog:
         if not all(is_valid_segment(s) for s in segments):
             raise NotFoundError(f"pipeline {provider}/{domain}/{pipeline} not found")
         paths = self._entries().get(segments)
+        if not paths and time.monotonic() - self._scanned_at > self.RESCAN_SECONDS:
+            self.refresh()
+            paths = self._entries().get(segments)
         if not paths:
             raise NotFoundError(f"pipeline {provider}/{domain}/{pipeline} not found")
         if len(paths) > 1:
@@ -108,7 +120,19 @@ class PipelineCatalog:
         return paths[0]
 
     def load(self, provider: str, domain: str, pipeline: str) -> PipelineSpec:
-        return load_pipeline(self.path_for(provider, domain, pipeline))
+        path = self.path_for(provider, domain, pipeline)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            self.refresh()
+            raise NotFoundError(f"pipeline {provider}/{domain}/{pipeline} not found") from None
+        signature = (stat.st_mtime_ns, stat.st_size)
+        cached = self._specs.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        spec = load_pipeline(path)
+        self._specs[path] = (signature, spec)
+        return spec
 
     def duplicates(self) -> list[tuple[Key, list[Path]]]:
         return [

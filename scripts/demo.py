@@ -165,7 +165,10 @@ def run_with_servers(settings, api_key: str) -> int:  # type: ignore[no-untyped-
                 time.sleep(0.5)
             transitions = http.get(f"/pipelines/logs/{ORG}/{run_id}/transitions").json()
             say("transitions: " + " -> ".join(t["to_status"] for t in transitions["transitions"]))
-        print_report(settings, status, status["steps"])
+            timings = http.get(f"/pipelines/logs/{ORG}/{run_id}/steps").json()["steps"]
+        durations = {t["step_id"]: t["duration_ms"] for t in timings if t["status"] == "completed"}
+        steps = [{**s, "duration_ms": durations.get(s["step_id"])} for s in status["steps"]]
+        print_report(settings, status, steps)
         say(f"logs: {logs}")
         return 0 if status["status"] == "completed" else 1
     finally:

@@ -69,7 +69,7 @@ def main() -> dict[str, float]:
         svc = build_services(settings, CeleryDispatcher())
         key = svc.orgs.create("bench")
         worker = start_worker(
-            {**env, "CELERY_BENCH": "1"},
+            env,
             concurrency=2,
             name="bench",
             log_dir=tmp,

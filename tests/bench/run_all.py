@@ -1,0 +1,79 @@
+"""`make bench`: every benchmark in one run, then one summary table.
+
+Figures, not assertions: each benchmark measures its baseline side by side with the
+engine path in the same process and prints the ratio.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    from tests.bench import bench_engine, bench_write_partition
+
+    print(f"machine: {machine()}\n")
+    engine = bench_engine.main()
+    print()
+    write = bench_write_partition.main()
+    print("\nsummary")
+    print(f"{'benchmark':<52} {'baseline':>12} {'engine':>12} {'ratio':>7} {'target':>7}")
+    rows = [
+        (
+            "3-step no-op run, p50 (raw chain vs API+worker)",
+            engine["raw_p50_ms"],
+            engine["engine_p50_ms"],
+            "ms",
+            "<= 2",
+        ),
+        (
+            "3-step no-op run, p95 (raw chain vs API+worker)",
+            engine["raw_p95_ms"],
+            engine["engine_p95_ms"],
+            "ms",
+            "<= 2",
+        ),
+        (
+            "1M rows: bare INSERT vs write_partition(replace)",
+            write["bare_s"],
+            write["write_partition_s"],
+            "s",
+            "<= 1.5",
+        ),
+    ]
+    for label, base, ours, unit, target in rows:
+        figures = f"{base:>10.3f}{unit:<2} {ours:>10.3f}{unit:<2} {ours / base:>6.2f}x"
+        print(f"{label:<52} {figures} {target:>7}")
+    print(
+        f"{'1M rows: re-run of the same key (replaces 1M rows)':<52} {'':>12} "
+        f"{write['rerun_s']:>10.3f}s"
+    )
+
+
+if __name__ == "__main__":
+    main()
