@@ -109,8 +109,11 @@ def run(
         _fail("pipeline must be PROVIDER/DOMAIN/PIPELINE, e.g. demo/sample/genai_usage", 2)
     if one_date and (start_date or end_date):
         _fail("use either --date or --start-date/--end-date", 2)
-    start = _parse_date(one_date or start_date, "--start-date")
-    end = _parse_date(one_date or end_date, "--end-date")
+    if one_date:
+        start = end = _parse_date(one_date, "--date")
+    else:
+        start = _parse_date(start_date, "--start-date")
+        end = _parse_date(end_date, "--end-date")
     extra: dict[str, str] = {}
     for item in params:
         key, sep, value = item.partition("=")
@@ -179,10 +182,7 @@ def _follow(store: Any, run_id: str, poll: float, timeout: float = 24 * 3600) ->
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def status(run_id: str, as_json: bool) -> None:
     """Show a run and its steps."""
-    from pipeline.db import make_engine
-    from pipeline.store import RunStore
-
-    store = RunStore(make_engine(_settings().database_url))
+    store = _store(_settings())
     run = store.get_run(run_id)
     if run is None:
         _fail(f"run {run_id} not found")
@@ -215,14 +215,10 @@ def orgs() -> None:
 @click.option("--name", help="Display name (default: the slug).")
 def orgs_create(org_slug: str, name: str | None) -> None:
     """Create an org and print its API key once."""
-    from pipeline.db import make_engine, upgrade
     from pipeline.orgs import OrgService
-    from pipeline.store import RunStore
 
-    settings = _settings()
-    upgrade(settings.database_url)
     try:
-        api_key = OrgService(RunStore(make_engine(settings.database_url))).create(org_slug, name)
+        api_key = OrgService(_store(_settings())).create(org_slug, name)
     except PipelineOpsError as exc:
         _fail(str(exc))
     click.echo(f"org_slug: {org_slug}")
@@ -233,23 +229,26 @@ def orgs_create(org_slug: str, name: str | None) -> None:
 @orgs.command("list")
 def orgs_list() -> None:
     """List organizations."""
-    from pipeline.db import make_engine
-    from pipeline.store import RunStore
-
-    for org in RunStore(make_engine(_settings().database_url)).list_orgs():
+    for org in _store(_settings()).list_orgs():
         click.echo(f"{org['org_slug']}\t{org['name']}\t{org['created_at'].isoformat()}")
 
 
-def _org_datasets(settings: Settings, org_slug: str | None) -> list[str]:
-    from pipeline.db import make_engine
+def _store(settings: Settings) -> Any:
+    """The run store, on a metadata DB migrated to the current schema."""
+    from pipeline.db import make_engine, upgrade
     from pipeline.store import RunStore
 
-    slugs = (
-        [org_slug]
-        if org_slug
-        else [o["org_slug"] for o in RunStore(make_engine(settings.database_url)).list_orgs()]
-    )
-    return [settings.org_dataset(s) for s in slugs]
+    upgrade(settings.database_url)
+    return RunStore(make_engine(settings.database_url))
+
+
+def _org_datasets(settings: Settings, org_slug: str | None) -> list[str]:
+    store = _store(settings)
+    if org_slug is not None:
+        if store.get_org(org_slug) is None:
+            _fail(f"org {org_slug!r} not found")
+        return [settings.org_dataset(org_slug)]
+    return [settings.org_dataset(o["org_slug"]) for o in store.list_orgs()]
 
 
 @main.command()

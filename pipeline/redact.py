@@ -13,7 +13,7 @@ import threading
 MASK = "[REDACTED]"
 
 _PATTERNS = [
-    re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+|basic\s+)?[^\s,;'\"}]+"),
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer\s+|basic\s+)?[^\s,;'\"}]+"),
     re.compile(
         r"(?i)((?:x-api-key|api[_-]?key|apikey|password|secret|token)\s*[\"']?\s*[:=]\s*[\"']?)[^\s,;'\"}&]+"
     ),

@@ -6,6 +6,8 @@ checks, the same quota and the same records. Celery is behind `Dispatcher`.
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,8 +32,13 @@ from pipeline.settings import Settings
 from pipeline.store import RunStore
 from quota.base import QuotaGate
 
-CREDENTIAL_RE_DOC = "lower-case letters, digits, _ and -"
+CREDENTIAL_ID_RE = re.compile(r"^[a-z0-9_\-]{1,128}\Z")
 MAX_RANGE_DAYS = 366
+
+logger = logging.getLogger("pipeline_ops.runs")
+
+# Called once per run that ends completed or failed: (run_id, org_slug, status).
+RunEndHook = Callable[[str, str, str], None]
 
 
 class Dispatcher(Protocol):
@@ -89,6 +96,7 @@ class RunService:
         gate: QuotaGate,
         dispatcher: Dispatcher,
         clock: Callable[[], datetime] | None = None,
+        on_end: RunEndHook | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -96,6 +104,7 @@ class RunService:
         self.gate = gate
         self.dispatcher = dispatcher
         self.clock = clock or store.clock
+        self.on_end = on_end
 
     # -- start -----------------------------------------------------------------------------
 
@@ -106,6 +115,10 @@ class RunService:
         spec = self.catalog.load(req.provider, req.domain, req.pipeline)
         start, end = self._dates(req)
         credential_id = req.credential_id or "default"
+        if not CREDENTIAL_ID_RE.match(credential_id):
+            raise TerminalError(
+                f"invalid credential_id {credential_id!r}: use 1-128 of a-z, 0-9, _ and -"
+            )
         key = idempotency_key(req.org_slug, spec.pipeline_id, credential_id, start, end)
         existing = self.store.find_active_run(key)
         if existing:
@@ -205,6 +218,7 @@ class RunService:
             return False
         if moved:
             self.gate.release(run["org_slug"], run_id, succeeded=False)
+            self._ended(run_id, run["org_slug"], state.FAILED)
         return moved
 
     def complete(self, run_id: str) -> bool:
@@ -217,7 +231,18 @@ class RunService:
             return False
         if moved:
             self.gate.release(run["org_slug"], run_id, succeeded=True)
+            self._ended(run_id, run["org_slug"], state.COMPLETED)
         return moved
+
+    def _ended(self, run_id: str, org_slug: str, status: str) -> None:
+        # Only the process whose transition won gets here, so the hook runs once per run;
+        # whatever it does (queue notifications), it can't change the run's result.
+        if self.on_end is None:
+            return
+        try:
+            self.on_end(run_id, org_slug, status)
+        except Exception:
+            logger.warning("run-end hook failed", exc_info=True, extra={"run_id": run_id})
 
     def cancel(self, org_slug: str, run_id: str) -> dict[str, Any]:
         run = self.store.get_run(run_id, org_slug=org_slug)
