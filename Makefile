@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit integration lint bench clean
+.PHONY: venv demo test unit integration lint bench clean focus-validator bqemulator
 
 venv: $(STAMP)
 
@@ -18,15 +18,23 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
+test: $(STAMP) focus-validator bqemulator
 	$(BIN)/pipeline-ops validate configs
 	$(BIN)/python -m pytest tests/unit tests/integration -q
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
-integration: $(STAMP)
+# The official FOCUS 1.3 validator, in its own Python 3.12 venv outside the repo.
+focus-validator:
+	bash scripts/focus_validator_venv.sh
+
+integration: $(STAMP) bqemulator
 	$(BIN)/python -m pytest tests/integration -q
+
+# The BigQuery emulator for the warehouse tests: its own venv under ~/.cache, made once.
+bqemulator: $(STAMP)
+	$(BIN)/python -m tests.integration.bigquery_emulator install
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,6 +6,8 @@ The settings here are the ones whose defaults lose or duplicate work (DESIGN §6
 
 from __future__ import annotations
 
+from celery.schedules import crontab
+
 from pipeline.settings import Settings
 
 _settings = Settings.from_env()
@@ -46,6 +48,13 @@ result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 
 beat_schedule = {
     "reap-stale-runs": {"task": "pipeline_ops.reap", "schedule": 60.0},
+    # On the minute (crontab), so a 03:00 tick starts at 03:00, not up to a minute late.
+    # A tick left queued past the next one is dropped: the next tick covers it.
+    "dispatch-schedules": {
+        "task": "pipeline_ops.dispatch_schedules",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 55},
+    },
 }
 
 if _settings.eager:

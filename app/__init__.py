@@ -34,8 +34,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     if services is None:
         from tasks.canvas import CeleryDispatcher
+        from tasks.notifications import CeleryNotificationQueue
 
-        services = build_services(settings or Settings.from_env(), CeleryDispatcher())
+        services = build_services(
+            settings or Settings.from_env(),
+            CeleryDispatcher(),
+            notifications=CeleryNotificationQueue(),
+        )
     settings = settings or services.settings
     if not logging.getLogger().handlers:
         # Under gunicorn nothing configured the root logger yet; tests and the CLI did.
@@ -51,4 +56,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.after_request(_security_headers)
     for module in (views_pipelines, views_logs, views_admin, views_health, openapi):
         app.register_blueprint(module.bp)
+    # Schedules, notifications and /metrics (issue 7); views_metrics also counts 429s.
+    from app import views_admin_notifications, views_admin_schedules, views_metrics
+
+    for module in (views_admin_schedules, views_admin_notifications, views_metrics):
+        app.register_blueprint(module.bp)
+    from app.views_admin_credentials import bp as admin_credentials  # issue 4
+
+    app.register_blueprint(admin_credentials)
+    from app.views_admin_quota import bp as admin_quota  # issue 3
+
+    app.register_blueprint(admin_quota)
+    from app.views_admin_subscriptions import bp as admin_subscriptions  # issue 5
+
+    app.register_blueprint(admin_subscriptions)
     return app

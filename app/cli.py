@@ -35,11 +35,12 @@ def _services(local: bool = False) -> Any:
     from pipeline.db import upgrade
     from pipeline.services import build_services
     from tasks.canvas import CeleryDispatcher
+    from tasks.notifications import CeleryNotificationQueue
     from tasks.runtime import use_services
 
     settings = _settings()
     upgrade(settings.database_url)
-    svc = build_services(settings, CeleryDispatcher())
+    svc = build_services(settings, CeleryDispatcher(), notifications=CeleryNotificationQueue())
     use_services(svc)
     return svc
 
@@ -276,24 +277,34 @@ def bootstrap(org_slug: str | None) -> None:
 @main.command("bootstrap-sync")
 @click.option("--org", "org_slug", help="Only this org (default: every org).")
 def bootstrap_sync(org_slug: str | None) -> None:
-    """Add columns that known table schemas define to existing tables (never drops)."""
+    """Add columns that known table schemas define to existing tables.
+
+    Never drops or retypes a column: a column whose type differs is reported and left as
+    it is (exit status 1), for a migration by hand.
+    """
     from warehouse import from_url
     from warehouse.base import TableRef
-    from warehouse.schemas import TABLE_SCHEMAS, with_lineage
+    from warehouse.schemas import TABLE_SCHEMAS, retype_conflicts, with_lineage
 
     settings = _settings()
     warehouse = from_url(settings.warehouse_url)
-    changed = 0
+    changed = refused = 0
     for dataset in _org_datasets(settings, org_slug):
         for name, schema in TABLE_SCHEMAS.items():
             ref = TableRef(dataset, name)
-            if warehouse.table_schema(ref) is None:
+            have = warehouse.table_schema(ref)
+            if have is None:
                 continue
             added = warehouse.add_missing_columns(ref, with_lineage(schema))
             if added:
                 changed += 1
                 click.echo(f"{ref}: added {', '.join(added)}")
+            for conflict in retype_conflicts(have, with_lineage(schema)):
+                refused += 1
+                click.echo(f"{ref}: not retyped: {conflict}")
     click.echo(f"{changed} table(s) changed")
+    if refused:
+        _fail(f"{refused} column(s) differ in type; bootstrap-sync never retypes or drops")
 
 
 @main.command()
@@ -302,11 +313,41 @@ def reap() -> None:
     from pipeline.db import upgrade
     from pipeline.services import build_services
     from tasks.canvas import CeleryDispatcher
+    from tasks.notifications import CeleryNotificationQueue
 
     settings = _settings()
     upgrade(settings.database_url)
-    reaped = build_services(settings, CeleryDispatcher()).runs.reap()
+    svc = build_services(settings, CeleryDispatcher(), notifications=CeleryNotificationQueue())
+    reaped = svc.runs.reap()
     click.echo(f"reaped {len(reaped)} run(s)" + (f": {', '.join(reaped)}" if reaped else ""))
+
+
+# Command groups kept in their own modules (issue 7).
+from app.cli_backfill import backfill  # noqa: E402
+from app.cli_notifications import notifications  # noqa: E402
+from app.cli_schedules import schedules  # noqa: E402
+
+for _command in (schedules, notifications, backfill):
+    main.add_command(_command)
+
+
+# Credential vault and org key commands live in their own module.
+from app.cli_credentials import register as _register_credentials  # noqa: E402
+
+_register_credentials(main, orgs)
+
+
+# Quota: `orgs set-limits` and `quota show` (issue 3).
+from app.cli_quota import quota, set_limits  # noqa: E402
+
+orgs.add_command(set_limits)
+main.add_command(quota)
+
+
+# GenAI providers and SaaS subscriptions (issue 5).
+from app.cli_genai import register as _register_genai  # noqa: E402
+
+_register_genai(main)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ from pipeline.redact import redact
 from pipeline.runs import RunService
 from pipeline.settings import Settings
 from pipeline.store import RunStore
+from pipeline.subscriptions import SqlSubscriptionReader
 from processors.base import StepContext
 from processors.registry import get_processor
-from warehouse.base import LineageKey, Warehouse
+from warehouse.base import JobContext, LineageKey, Warehouse
 
 logger = logging.getLogger("pipeline_ops.step")
 
@@ -231,7 +232,16 @@ class StepExecutor:
             warehouse=warehouse,
             log=log,
             _credential_loader=lambda: self.credentials.get(org, credential_id),
-            _writer=make_writer(warehouse, plan["dataset"], key, run["run_id"], self.clock, log),
+            _writer=make_writer(
+                warehouse,
+                plan["dataset"],
+                key,
+                run["run_id"],
+                self.clock,
+                log,
+                job_context=JobContext(run["run_id"], step_id, attempt),
+            ),
+            readers={"subscriptions": SqlSubscriptionReader(self.store.engine)},
         )
 
     # -- outcomes the task reports ---------------------------------------------------------

@@ -8,6 +8,7 @@ slice idempotently. Processors never stamp lineage or choose the write path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import pyarrow as pa
@@ -18,6 +19,7 @@ from processors.base import RunLog
 from warehouse.base import (
     LINEAGE_FIELDS,
     LINEAGE_NAMES,
+    JobContext,
     LineageKey,
     TableRef,
     Warehouse,
@@ -74,8 +76,16 @@ def make_writer(
     run_id: str,
     clock: Callable[[], datetime],
     log: RunLog,
+    job_context: JobContext | None = None,
 ) -> Callable[..., WriteResult]:
-    """Build the function behind `ctx.write()` for one step attempt."""
+    """Build the function behind `ctx.write()` for one step attempt.
+
+    `job_context` names the attempt (run, step, attempt). Each write gets the next
+    sequence number, so a backend with job ids (BigQuery) can tell the attempt's writes
+    apart and a retried attempt finds its own jobs again.
+    """
+    base = job_context
+    writes = 0
 
     def write(
         table: str,
@@ -91,7 +101,12 @@ def make_writer(
         stamped = stamp(rows, key, run_id, clock(), date_column)
         warehouse.ensure_dataset(dataset)
         warehouse.ensure_table(ref, stamped.schema)
-        result = warehouse.write_partition(ref, stamped, key, mode=mode, merge_keys=merge_keys)
+        nonlocal writes
+        writes += 1
+        ctx = replace(base, seq=writes) if base is not None else None
+        result = warehouse.write_partition(
+            ref, stamped, key, mode=mode, merge_keys=merge_keys, job_context=ctx
+        )
         log.info(
             f"wrote {result.rows_written} rows to {ref} ({mode}; replaced {result.rows_deleted})"
         )

@@ -31,6 +31,14 @@ organizations = Table(
     Column("api_key_prefix", String(16), nullable=False, unique=True),
     Column("api_key_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Key rotation (migration 0003_credentials): the previous key keeps working
+    # until previous_key_expires_at, the overlap window.
+    Column("previous_key_prefix", String(16), nullable=True),
+    Column("previous_key_hash", String(64), nullable=True),
+    Column("previous_key_expires_at", DateTime(timezone=True), nullable=True),
+    Column("key_rotated_at", DateTime(timezone=True), nullable=True),
+    Column("key_revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ux_org_previous_key_prefix", "previous_key_prefix", unique=True),
 )
 
 pipeline_runs = Table(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 MASK = "[REDACTED]"
 
@@ -32,6 +34,25 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= 6:
         with _lock:
             _known.add(value)
+
+
+def register_secrets(value: Any) -> None:
+    """Register every string inside a decrypted credential (nested mappings and lists).
+
+    Each line of a multi-line value (a PEM key) is registered too, so a single
+    echoed line is masked as well as the whole value.
+    """
+    if isinstance(value, str):
+        register_secret(value)
+        if "\n" in value:
+            for line in value.splitlines():
+                register_secret(line.strip())
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            register_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            register_secrets(item)
 
 
 def redact(text: str | None) -> str | None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
-from credentials.base import CredentialProvider, NoCredentials
+from credentials.base import CredentialProvider
+from credentials.keys import key_provider
+from credentials.vault import VaultCredentialProvider
 from pipeline.catalog import PipelineCatalog
 from pipeline.db import make_engine
 from pipeline.execution import StepExecutor
+from pipeline.notifications import NotificationQueue, NotificationService, NullNotificationQueue
 from pipeline.orgs import OrgService
+from pipeline.redact import register_secrets
 from pipeline.runs import Dispatcher, RunService
 from pipeline.settings import Settings
 from pipeline.store import Clock, RunStore, utcnow
-from quota.base import AllowAllGate, QuotaGate
+from quota.base import QuotaGate
+from quota.factory import build_gate
 from warehouse import from_url
 
 
@@ -27,6 +32,7 @@ class Services:
     orgs: OrgService
     executor: StepExecutor
     credentials: CredentialProvider
+    notifications: NotificationService | None = field(default=None)
 
 
 def build_services(
@@ -36,12 +42,35 @@ def build_services(
     gate: QuotaGate | None = None,
     credentials: CredentialProvider | None = None,
     clock: Clock = utcnow,
+    notifications: NotificationQueue | None = None,
 ) -> Services:
+    # Secrets from the environment are masked in everything this process logs or stores.
+    register_secrets(
+        [settings.admin_key, settings.supabase_service_role_key]
+        + [k.strip() for k in (settings.master_key or "").split(",")]
+    )
     store = RunStore(make_engine(settings.database_url), clock=clock)
     catalog = PipelineCatalog(settings.configs_dir)
-    gate = gate or AllowAllGate()
-    credentials = credentials or NoCredentials()
-    runs = RunService(settings, store, catalog, gate, dispatcher)
+    # Plan limits + SQL ledger + Redis mirror; PIPELINE_OPS_QUOTA=off admits everything.
+    gate = gate or build_gate(settings, store.engine, clock)
+    # The vault; `default` with nothing stored still means "no secret" (see credentials/vault.py).
+    credentials = credentials or VaultCredentialProvider(
+        store.engine,
+        key_provider(settings.master_key, settings.var_dir),
+        clock=clock,
+        on_decrypt=register_secrets,
+    )
+    # Without a queue (tests, read-only tools) runs end without notifications.
+    notifier = NotificationService(settings, store, notifications or NullNotificationQueue())
+    runs = RunService(
+        settings,
+        store,
+        catalog,
+        gate,
+        dispatcher,
+        on_end=notifier.run_ended,
+        credentials=credentials,
+    )
     executor = StepExecutor(
         settings, store, runs, partial(from_url, settings.warehouse_url), credentials
     )
@@ -54,4 +83,5 @@ def build_services(
         orgs=OrgService(store),
         executor=executor,
         credentials=credentials,
+        notifications=notifier,
     )

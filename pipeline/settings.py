@@ -36,6 +36,8 @@ class Settings:
     supabase_url: str | None = None
     supabase_service_role_key: str | None = None
     public_base_url: str = "http://127.0.0.1:8001"
+    # SMTP relay for e-mail notifications: smtp[s]://[user:pass@]host[:port]?from=ADDR
+    smtp_url: str | None = None
     # Seconds a running step may go without a heartbeat before the reaper fails its run.
     heartbeat_timeout: int = 120
     heartbeat_interval: int = 10
@@ -44,6 +46,19 @@ class Settings:
     # Added to a step's timeout_seconds to form Celery's hard time_limit.
     time_limit_grace: int = 30
     max_body_bytes: int = 1024 * 1024
+    # Quota (quota/): off makes every run admitted (AllowAllGate).
+    quota_enabled: bool = True
+    # Seconds a plan read from its source (Supabase or the DB) is reused.
+    plan_cache_seconds: int = 30
+    # Seconds a quota lease lives without renewal before it frees its slot by itself. It
+    # must outlast the longest a live run goes without a heartbeat: queued, waiting for
+    # a retry (celeryconfig.MAX_RETRY_COUNTDOWN, 3600) or between steps. Dead workers are
+    # caught sooner by the heartbeat deadline (heartbeat_timeout) through the reaper.
+    quota_lease_seconds: int = 3600 + 3600 + 120
+    # The plan of an org with no plan row.
+    default_daily_limit: int = 1000
+    default_monthly_limit: int = 25000
+    default_concurrent_limit: int = 20
     eager: bool = False
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
@@ -69,11 +84,24 @@ class Settings:
             public_base_url=(env.get("PIPELINE_OPS_PUBLIC_URL") or "http://127.0.0.1:8001").rstrip(
                 "/"
             ),
+            smtp_url=env.get("PIPELINE_OPS_SMTP_URL") or None,
             heartbeat_timeout=_int(env, "PIPELINE_OPS_HEARTBEAT_TIMEOUT", 120),
             heartbeat_interval=_int(env, "PIPELINE_OPS_HEARTBEAT_INTERVAL", 10),
             queue_timeout=_int(env, "PIPELINE_OPS_QUEUE_TIMEOUT", 3600),
             time_limit_grace=_int(env, "PIPELINE_OPS_TIME_LIMIT_GRACE", 30),
             max_body_bytes=_int(env, "PIPELINE_OPS_MAX_BODY_BYTES", 1024 * 1024),
+            quota_enabled=env.get("PIPELINE_OPS_QUOTA", "on").lower() not in ("off", "0", "false"),
+            plan_cache_seconds=_int(env, "PIPELINE_OPS_PLAN_CACHE_SECONDS", 30),
+            quota_lease_seconds=_int(
+                env,
+                "PIPELINE_OPS_QUOTA_LEASE_SECONDS",
+                _int(env, "PIPELINE_OPS_QUEUE_TIMEOUT", 3600)
+                + 3600
+                + _int(env, "PIPELINE_OPS_HEARTBEAT_TIMEOUT", 120),
+            ),
+            default_daily_limit=_int(env, "PIPELINE_OPS_DEFAULT_DAILY_LIMIT", 1000),
+            default_monthly_limit=_int(env, "PIPELINE_OPS_DEFAULT_MONTHLY_LIMIT", 25000),
+            default_concurrent_limit=_int(env, "PIPELINE_OPS_DEFAULT_CONCURRENT_LIMIT", 20),
             eager=env.get("PIPELINE_OPS_EAGER", "").lower() in ("1", "true", "yes"),
             log_level=env.get("PIPELINE_OPS_LOG_LEVEL", "INFO").upper(),
         )

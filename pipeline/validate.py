@@ -14,6 +14,7 @@ from pipeline.catalog import (
     pipeline_key,
 )
 from pipeline.config import load_pipeline
+from pipeline.providers import problems_for_file
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,15 @@ def validate_paths(paths: list[Path]) -> list[Problem]:
     """
     files, problems = _expand(paths)
     duplicates = _duplicate_problems(files)
+    registries: set[Path] = set()
     for path in files:
         try:
-            load_pipeline(path)
+            spec = load_pipeline(path)
         except ConfigError as exc:
             problems.extend(Problem(str(path), step, message) for step, message in exc.problems)
+        else:
+            # Provider registry checks (configs/system/providers.yml), see pipeline/providers.py.
+            problems.extend(Problem(*found) for found in problems_for_file(path, spec, registries))
         if path in duplicates:
             problems.append(duplicates[path])
     return problems

@@ -52,6 +52,9 @@ class StepContext:
     log: RunLog
     _credential_loader: Callable[[], Mapping[str, Any]]
     _writer: Writer
+    # Read-only views of data pipeline/ owns, by name (e.g. "subscriptions": the metadata
+    # DB's SaaS subscriptions). The processor package that reads one declares its Protocol.
+    readers: Mapping[str, Any] = field(default_factory=dict)
 
     def credential(self) -> Mapping[str, Any]:
         """The decrypted credential. Lazy, worker-only; never log what it returns."""

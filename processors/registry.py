@@ -16,6 +16,9 @@ REGISTRY: dict[str, str] = {
     "generic.file_extract": "processors.generic.file_extract:FileExtractProcessor",
     "generic.http_extract": "processors.generic.http_extract:HttpExtractProcessor",
     "generic.procedure_executor": "processors.generic.procedure_executor:ProcedureExecutor",
+    "genai.payg_usage": "processors.genai.payg_usage:PaygUsageProcessor",
+    "genai.payg_cost": "processors.genai.payg_cost:PaygCostProcessor",
+    "subscription.amortize": "processors.subscription.amortize:SubscriptionAmortizeProcessor",
 }
 
 

@@ -15,9 +15,12 @@ class QuotaGate(Protocol):
     def heartbeat(self, org_slug: str, run_id: str) -> None:
         """Extend the run's lease while it is alive."""
 
+    def reconcile(self) -> int:
+        """The reaper's pass: free expired leases, resync caches; returns leases freed."""
+
 
 class AllowAllGate:
-    """Admits every run. The embedded default until plan limits are configured."""
+    """Admits every run (PIPELINE_OPS_QUOTA=off). The default is quota.gate.LedgerGate."""
 
     def reserve(self, org_slug: str, run_id: str) -> None:
         return None
@@ -27,3 +30,6 @@ class AllowAllGate:
 
     def heartbeat(self, org_slug: str, run_id: str) -> None:
         return None
+
+    def reconcile(self) -> int:
+        return 0

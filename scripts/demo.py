@@ -14,14 +14,18 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import demo_genai  # noqa: E402  (scripts/demo_genai.py, beside this file)
+
 PIPELINE = ("demo", "sample", "genai_usage")
 START, END = "2026-01-01", "2026-01-07"
 ORG = "demo_org"
+GENAI = (ORG, START, END)  # the GenAI part of the demo: org and dates
 
 
 def say(message: str = "") -> None:
@@ -112,6 +116,22 @@ def print_report(settings, run: dict, steps: list[dict]) -> None:  # type: ignor
     say(f"warehouse file: {settings.warehouse_url.split('///', 1)[1]}")
 
 
+def run_genai(settings, run: Callable[[], bool]) -> bool:  # type: ignore[no-untyped-def]
+    """OpenAI and Anthropic sample data over HTTP, then consolidated (scripts/demo_genai.py)."""
+    say()
+    server = demo_genai.SampleAPIServer()
+    try:
+        say(f"sample OpenAI and Anthropic admin APIs on {server.url} (sample_data/genai/)")
+        demo_genai.store_credentials(settings, ORG, server.url)
+        ok = run()
+    finally:
+        server.close()
+    say()
+    demo_genai.print_spend(settings, *GENAI, say)
+    say()
+    return ok
+
+
 def run_with_servers(settings, api_key: str) -> int:  # type: ignore[no-untyped-def]
     import httpx
 
@@ -169,8 +189,11 @@ def run_with_servers(settings, api_key: str) -> int:  # type: ignore[no-untyped-
         durations = {t["step_id"]: t["duration_ms"] for t in timings if t["status"] == "completed"}
         steps = [{**s, "duration_ms": durations.get(s["step_id"])} for s in status["steps"]]
         print_report(settings, status, steps)
+        genai_ok = run_genai(
+            settings, lambda: demo_genai.run_over_http(web.url, api_key, *GENAI, say)
+        )
         say(f"logs: {logs}")
-        return 0 if status["status"] == "completed" else 1
+        return 0 if status["status"] == "completed" and genai_ok else 1
     finally:
         for server in reversed(started):
             server.stop()
@@ -215,7 +238,8 @@ def run_local(settings) -> int:  # type: ignore[no-untyped-def]
     if run["ended_at"] and run["created_at"]:
         run["duration_ms"] = int((run["ended_at"] - run["created_at"]).total_seconds() * 1000)
     print_report(settings, run, steps)
-    return 0 if run["status"] == "completed" else 1
+    genai_ok = run_genai(settings, lambda: demo_genai.run_local(svc, *GENAI, say))
+    return 0 if run["status"] == "completed" and genai_ok else 1
 
 
 def main() -> int:

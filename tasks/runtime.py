@@ -16,8 +16,11 @@ def services() -> Services:
     with _lock:
         if _services is None:
             from tasks.canvas import CeleryDispatcher
+            from tasks.notifications import CeleryNotificationQueue
 
-            _services = build_services(Settings.from_env(), CeleryDispatcher())
+            _services = build_services(
+                Settings.from_env(), CeleryDispatcher(), notifications=CeleryNotificationQueue()
+            )
         return _services
 
 

@@ -12,7 +12,9 @@ def from_url(url: str) -> Warehouse:
     """Build the backend a WAREHOUSE_URL names.
 
     `duckdb:///abs/path.duckdb[?lock_timeout=SECONDS]` is a DuckDB file at an absolute
-    path; `bigquery://PROJECT?location=US` is BigQuery.
+    path (the SQLAlchemy-style `duckdb:////abs/path.duckdb` means the same file);
+    `bigquery://PROJECT?location=US[&endpoint=http://127.0.0.1:PORT]` is BigQuery (the
+    endpoint option points at an emulator and uses anonymous credentials).
     """
     parts = urlsplit(url)
     if parts.scheme == "duckdb":
@@ -33,7 +35,13 @@ def from_url(url: str) -> Warehouse:
                 raise TerminalError(f"invalid lock_timeout in duckdb URL {url!r}") from None
         from warehouse.duckdb import DuckDBWarehouse  # only the chosen backend is imported
 
-        return DuckDBWarehouse(parts.path, **kwargs)
+        # Settings build the URL as f"duckdb:///{absolute_path}", which gives four slashes.
+        return DuckDBWarehouse("/" + parts.path.lstrip("/"), **kwargs)
     if parts.scheme == "bigquery":
-        raise TerminalError("bigquery backend not installed yet")
+        try:
+            from warehouse.bigquery import BigQueryWarehouse
+        except ImportError as exc:  # google-cloud-bigquery is in requirements.txt
+            raise TerminalError(f"bigquery backend unavailable: {exc}") from None
+
+        return BigQueryWarehouse.from_url(url)
     raise TerminalError(f"unknown warehouse URL scheme {parts.scheme!r} in {url!r}")

@@ -70,6 +70,21 @@ class LineageKey:
 
 
 @dataclass(frozen=True)
+class JobContext:
+    """Who writes: one step attempt of a run, and which of its writes this is (1, 2, ...).
+
+    Backends that run server-side jobs (BigQuery) derive deterministic job ids and staging
+    table names from it, so a redelivered attempt finds and reuses its own finished work
+    instead of loading twice. Backends without jobs (DuckDB) ignore it.
+    """
+
+    run_id: str
+    step_id: str
+    attempt: int
+    seq: int = 1
+
+
+@dataclass(frozen=True)
 class WriteResult:
     table: str
     rows_written: int
@@ -105,6 +120,8 @@ class Warehouse(Protocol):
         key: LineageKey,
         mode: WriteMode = "replace",
         merge_keys: tuple[str, ...] = (),
+        *,
+        job_context: JobContext | None = None,
     ) -> WriteResult: ...
 
     def query(self, sql: str, params: dict[str, object] | None = None) -> pa.Table: ...

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
@@ -26,15 +25,16 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from errors import PipelineOpsError, TerminalError, WarehouseLockTimeout
 from warehouse.base import (
     DEFAULT_CLUSTER,
-    LINEAGE_NAMES,
     PARTITION_FIELD,
     Capabilities,
+    JobContext,
     LineageKey,
     TableRef,
     WriteMode,
     WriteResult,
     check_identifier,
 )
+from warehouse.checks import check_lineage_columns, check_merge, check_rows_in_key
 from warehouse.procedures import SQL_DIR, coerce_args, list_procedures, load_procedure
 
 # Name the incoming Arrow table is registered under; connections are private, so no clash.
@@ -91,13 +91,13 @@ class DuckDBWarehouse:
         key: LineageKey,
         mode: WriteMode = "replace",
         merge_keys: tuple[str, ...] = (),
+        *,
+        job_context: JobContext | None = None,  # no jobs here: one local transaction
     ) -> WriteResult:
-        missing = [n for n in LINEAGE_NAMES if n not in rows.column_names]
-        if missing:
-            raise TerminalError(f"{table}: rows lack lineage column(s): {', '.join(missing)}")
+        check_lineage_columns(table, rows)
         cols = ", ".join(_q(check_identifier(c, "column name")) for c in rows.column_names)
         if mode == "replace":
-            _check_rows_in_key(table, rows, key)
+            check_rows_in_key(table, rows, key)
             delete = (
                 f"DELETE FROM {_qt(table)} WHERE x_org_slug = $org AND x_pipeline_id = $pipeline"
                 " AND x_credential_id = $credential"
@@ -111,7 +111,7 @@ class DuckDBWarehouse:
                 "end_date": key.end_date,
             }
         elif mode == "merge":
-            _check_merge(table, rows, key, merge_keys)
+            check_merge(table, rows, key, merge_keys)
             keys = ", ".join(_q(k) for k in merge_keys)
             delete = (
                 f"DELETE FROM {_qt(table)} WHERE x_org_slug = $org"
@@ -262,43 +262,6 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             _run(con, "ROLLBACK")
         raise
     _run(con, "COMMIT")
-
-
-def _check_rows_in_key(table: TableRef, rows: pa.Table, key: LineageKey) -> None:
-    """Refuse rows outside the key: a re-run would not delete them, breaking idempotency."""
-    if key.start_date > key.end_date:
-        raise TerminalError(f"{table}: key start_date {key.start_date} after {key.end_date}")
-    if rows.num_rows == 0:
-        return
-    checks = {
-        "x_org_slug": pc.equal(rows["x_org_slug"], key.org_slug),
-        "x_pipeline_id": pc.equal(rows["x_pipeline_id"], key.pipeline_id),
-        "x_credential_id": pc.equal(rows["x_credential_id"], key.credential_id),
-        "x_pipeline_run_date": pc.and_(
-            pc.greater_equal(rows["x_pipeline_run_date"], pa.scalar(key.start_date)),
-            pc.less_equal(rows["x_pipeline_run_date"], pa.scalar(key.end_date)),
-        ),
-    }
-    bad = [n for n, ok in checks.items() if not pc.all(ok, skip_nulls=False).as_py()]
-    if bad:
-        raise TerminalError(
-            f"{table}: rows do not match the lineage key in column(s): {', '.join(bad)}"
-        )
-
-
-def _check_merge(table: TableRef, rows: pa.Table, key: LineageKey, keys: tuple[str, ...]) -> None:
-    if not keys:
-        raise TerminalError(f"{table}: merge needs at least one merge key")
-    for k in keys:
-        check_identifier(k, "merge key")
-        if k not in rows.column_names:
-            raise TerminalError(f"{table}: merge key {k!r} not in rows")
-        if rows[k].null_count:
-            raise TerminalError(f"{table}: merge key {k!r} has nulls")
-    if rows.num_rows and not pc.all(pc.equal(rows["x_org_slug"], key.org_slug)).as_py():
-        raise TerminalError(f"{table}: rows of another org than {key.org_slug!r}")
-    if rows.group_by(list(keys)).aggregate([]).num_rows != rows.num_rows:
-        raise TerminalError(f"{table}: duplicate merge keys in rows")
 
 
 def _add_missing(con: duckdb.DuckDBPyConnection, table: TableRef, schema: pa.Schema) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from warehouse.base import LINEAGE_FIELDS
+from warehouse.schemas_genai import FOCUS_TABLE_SCHEMAS as _FOCUS_TABLE_SCHEMAS
+from warehouse.schemas_genai import GENAI_TABLE_SCHEMAS
 
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "demo_usage_raw": pa.schema(
@@ -43,6 +45,34 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
+# GenAI usage and cost, subscriptions and the FOCUS 1.3 table (issue 5).
+TABLE_SCHEMAS.update(GENAI_TABLE_SCHEMAS)
+FOCUS_TABLE_SCHEMAS = _FOCUS_TABLE_SCHEMAS  # created by sp_convert_to_focus, see schemas_genai
+
 
 def with_lineage(schema: pa.Schema) -> pa.Schema:
     return pa.schema(list(schema) + list(LINEAGE_FIELDS))
+
+
+def retype_conflicts(have: pa.Schema, want: pa.Schema) -> list[str]:
+    """Columns a table has with another type than `want` gives them, described.
+
+    Types compare as the BigQuery types both backends store, so int32 and int64, or a
+    JSON and a string column, are the same. Schema sync never changes these by itself.
+    """
+    from errors import TerminalError
+    from warehouse.bigquery_types import bq_type_name  # no client: types only
+
+    def type_of(field: pa.Field) -> str:
+        try:
+            return bq_type_name(field)
+        except TerminalError:
+            return str(field.type)  # a type we never create; still worth reporting
+
+    conflicts = []
+    for field in want:
+        if field.name in have.names:
+            old, new = type_of(have.field(field.name)), type_of(field)
+            if old != new:
+                conflicts.append(f"{field.name} is {old}, the schema says {new}")
+    return conflicts

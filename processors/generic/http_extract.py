@@ -6,6 +6,13 @@ For simple internal APIs and exports served over HTTP. Config:
   date_column: optional DATE column (ISO strings) that keys each row's run date
   timeout_seconds: request timeout (default 30)
 
+Auth: when the run's credential has an `api_key`, it is sent as
+`Authorization: Bearer <api_key>`; the `default` credential sends nothing.
+
+Error messages quote a short excerpt of the response body (providers explain
+failures there). Any header value we sent is masked in it first, since servers
+may echo it; the engine's redactor then masks every decrypted credential value.
+
 429 and 5xx and timeouts are TransientError (honouring Retry-After); other
 4xx are TerminalError.
 """
@@ -32,24 +39,59 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
-def get_json(url: str, timeout: float, headers: dict[str, str] | None = None) -> Any:
-    """GET `url` and decode JSON, mapping failures onto the two error roots."""
+ERROR_EXCERPT_CHARS = 300
+MASK = "[REDACTED]"
+
+
+def error_excerpt(response: httpx.Response, sent: dict[str, str] | None = None) -> str:
+    """` (response: ...)` with the body's start, or "" for an empty body.
+
+    Values of the headers we sent are masked before the cut, so a truncation can
+    never leave part of an echoed secret behind.
+    """
+    text = response.text
+    for value in (sent or {}).values():
+        for secret in {value, value.split()[-1] if value.split() else value}:
+            if len(secret) >= 6:
+                text = text.replace(secret, MASK)
+    text = " ".join(text.split())[:ERROR_EXCERPT_CHARS]
+    return f" (response: {text})" if text else ""
+
+
+def get_json(
+    url: str,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    params: list[tuple[str, str]] | None = None,
+    auth_hint: str = "",
+) -> Any:
+    """GET `url` and decode JSON, mapping failures onto the two error roots.
+
+    `params` are query parameters (a list, so array params like `group_by[]` can repeat);
+    `auth_hint` is appended to the 401/403 message to say what credential is expected.
+    """
     if not url.startswith(("http://", "https://")):
         raise TerminalError("only http(s) URLs are allowed")
     try:
-        response = httpx.get(url, timeout=timeout, headers=headers or {})
+        response = httpx.get(url, timeout=timeout, headers=headers or {}, params=params)
     except httpx.TimeoutException as exc:
         raise TransientError(f"timeout after {timeout}s calling {url}") from exc
     except httpx.TransportError as exc:
         raise TransientError(f"connection error calling {url}: {type(exc).__name__}") from exc
     if response.status_code == 429 or response.status_code >= 500:
         raise TransientError(
-            f"HTTP {response.status_code} from {url}", retry_after=retry_after_seconds(response)
+            f"HTTP {response.status_code} from {url}{error_excerpt(response, headers)}",
+            retry_after=retry_after_seconds(response),
         )
     if response.status_code in (401, 403):
-        raise TerminalError(f"HTTP {response.status_code} from {url}: credentials rejected")
+        raise TerminalError(
+            f"HTTP {response.status_code} from {url}: credentials rejected{auth_hint}"
+            f"{error_excerpt(response, headers)}"
+        )
     if response.status_code >= 400:
-        raise TerminalError(f"HTTP {response.status_code} from {url}")
+        raise TerminalError(
+            f"HTTP {response.status_code} from {url}{error_excerpt(response, headers)}"
+        )
     try:
         return response.json()
     except ValueError as exc:
@@ -63,7 +105,9 @@ class HttpExtractProcessor:
         url, table = ctx.config.get("url"), ctx.config.get("destination_table")
         if not url or not table:
             raise TerminalError("http_extract needs url and destination_table")
-        payload = get_json(str(url), float(ctx.config.get("timeout_seconds", 30)))
+        api_key = ctx.credential().get("api_key")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        payload = get_json(str(url), float(ctx.config.get("timeout_seconds", 30)), headers)
         records = payload.get("data") if isinstance(payload, dict) else payload
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise TerminalError("expected a JSON list of objects (or {data: [...]})")

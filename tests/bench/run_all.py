@@ -35,12 +35,14 @@ def machine() -> str:
 
 
 def main() -> None:
-    from tests.bench import bench_engine, bench_write_partition
+    from tests.bench import bench_engine, bench_quota, bench_write_partition
 
     print(f"machine: {machine()}\n")
     engine = bench_engine.main()
     print()
     write = bench_write_partition.main()
+    print()
+    quota = bench_quota.main()
     print("\nsummary")
     print(f"{'benchmark':<52} {'baseline':>12} {'engine':>12} {'ratio':>7} {'target':>7}")
     rows = [
@@ -69,6 +71,14 @@ def main() -> None:
     for label, base, ours, unit, target in rows:
         figures = f"{base:>10.3f}{unit:<2} {ours:>10.3f}{unit:<2} {ours / base:>6.2f}x"
         print(f"{label:<52} {figures} {target:>7}")
+    lua = f"{quota['raw_pairs_per_s']:>10.0f}/s {quota['lua_pairs_per_s']:>10.0f}/s"
+    print(
+        f"{'quota: raw INCR+DECR vs Lua reserve+release':<52} {lua} {quota['ratio']:>6.2f}x"
+        f" {'>= 0.5':>7}"
+    )
+    for kind in ("sqlite", "postgres"):
+        rate = quota[f"{kind}_reservations_per_s"]
+        print(f"{'quota: SQL ledger reservations, ' + kind:<52} {'':>12} {rate:>10.0f}/s")
     print(
         f"{'1M rows: re-run of the same key (replaces 1M rows)':<52} {'':>12} "
         f"{write['rerun_s']:>10.3f}s"

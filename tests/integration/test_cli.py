@@ -22,6 +22,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from warehouse.procedures import list_procedures
+from warehouse.schemas import TABLE_SCHEMAS
+
+# What `bootstrap` creates in each org dataset.
+TABLES = len(TABLE_SCHEMAS)
+PROCEDURES = ", ".join(sorted(list_procedures()))
+
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_OPS = Path(sys.executable).parent / "pipeline-ops"
 DEMO = "demo/sample/genai_usage"
@@ -475,12 +482,12 @@ def test_bootstrap_and_bootstrap_sync(cli: CliEnv) -> None:
     boot = cli("bootstrap")
     assert boot.returncode == 0, boot.stderr
     assert "metadata database: migrated (sqlite)" in boot.stdout
-    assert "acme_dev: 3 tables, procedures: sp_demo_daily_cost" in boot.stdout
+    assert f"acme_dev: {TABLES} tables, procedures: {PROCEDURES}" in boot.stdout
     tables = cli.duck(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'acme_dev'"
         " ORDER BY table_name"
     )
-    assert tables == [("demo_daily_cost",), ("demo_prices",), ("demo_usage_raw",)]
+    assert tables == [(name,) for name in sorted(TABLE_SCHEMAS)]
     lineage = cli.duck(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'acme_dev'"
         " AND table_name = 'demo_usage_raw' AND column_name LIKE 'x\\_%' ESCAPE '\\'"
@@ -520,8 +527,8 @@ def test_bootstrap_is_idempotent_and_scoped_by_org(cli: CliEnv) -> None:
     assert ("acme_dev",) not in schemas
     again = cli("bootstrap")
     assert again.returncode == 0, again.stderr
-    assert "acme_dev: 3 tables" in again.stdout
-    assert "globex_dev: 3 tables" in again.stdout
+    assert f"acme_dev: {TABLES} tables" in again.stdout
+    assert f"globex_dev: {TABLES} tables" in again.stdout
 
 
 def test_bootstrap_refuses_an_unknown_or_malformed_org(cli: CliEnv) -> None:

@@ -42,6 +42,25 @@ def demo_rows(var_dir: Path) -> int:
         con.close()
 
 
+def focus_spend(var_dir: Path) -> list[tuple]:
+    con = duckdb.connect(str(var_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(
+            "SELECT x_provider, x_model, COUNT(*), ROUND(SUM(BilledCost), 6)"
+            " FROM demo_org_dev.cost_data_standard_1_3 GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+GENAI_LINES = (
+    "POST /pipelines/run/demo_org/genai/payg/openai -> 202: completed",
+    "POST /pipelines/run/demo_org/genai/payg/anthropic -> 202: completed",
+    "POST /pipelines/run/demo_org/genai/unified/consolidate -> 202: completed",
+    "spend by provider and model (cost_data_standard_1_3, FOCUS 1.3), 2026-01-01..2026-01-07:",
+)
+
+
 def test_demo_runs_end_to_end_and_twice_without_duplicates(tmp_path: Path) -> None:
     first = run_demo(tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -50,9 +69,16 @@ def test_demo_runs_end_to_end_and_twice_without_duplicates(tmp_path: Path) -> No
     assert "transitions: pending -> validating -> queued -> running -> completed" in out
     assert "spend by provider" in out and "stopped the worker, the API and redis-server" in out
     assert demo_rows(tmp_path) == 35  # 7 days x 5 models
+    # The GenAI part: OpenAI and Anthropic sample APIs over HTTP, then consolidate.
+    for line in GENAI_LINES:
+        assert line in out
+    spend = focus_spend(tmp_path)
+    assert {row[0] for row in spend} == {"openai", "anthropic"}
+    assert "gpt-4o-mini-2024-07-18" in out and "claude-sonnet-4-5-20250929" in out
     second = run_demo(tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     assert demo_rows(tmp_path) == 35
+    assert focus_spend(tmp_path) == spend
 
 
 def test_demo_runs_in_process_without_redis(tmp_path: Path) -> None:
@@ -61,3 +87,5 @@ def test_demo_runs_in_process_without_redis(tmp_path: Path) -> None:
     assert "running in-process" in result.stdout
     assert ": completed in" in result.stdout
     assert demo_rows(tmp_path) == 35
+    assert "genai/unified/consolidate: completed" in result.stdout
+    assert {row[0] for row in focus_spend(tmp_path)} == {"openai", "anthropic"}

@@ -24,6 +24,8 @@ from pipeline.settings import Settings
 def test_run_is_accepted_recorded_and_enqueued(
     client: FlaskClient, auth: dict[str, str], services: Services, dispatcher: RecordingDispatcher
 ) -> None:
+    # A named credential must be stored (for the pipeline's provider) before a run can use it.
+    services.credentials.add("acme", "test", "Main key", {"api_key": "k" * 24}, "main-key")
     body = {"start_date": "2024-03-01", "end_date": "2024-03-02", "credential_id": "main-key"}
     response = client.post(RUN_URL, json=body, headers=auth)
 

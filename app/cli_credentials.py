@@ -1,0 +1,279 @@
+"""`pipeline-ops credentials …` and `pipeline-ops orgs rotate-key/revoke-key`.
+
+Secrets and keys are read from a file or stdin, never from argv: argv shows up in
+`ps`, shell history and audit logs. Output is metadata only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from errors import PipelineOpsError
+from pipeline.settings import Settings
+
+EXIT_PROBLEMS = 1
+PROGRESS_EVERY = 100
+
+
+def _fail(message: str, code: int = EXIT_PROBLEMS) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _open() -> tuple[Settings, Any, Any]:
+    """Settings, the run store and the vault, on a migrated metadata DB."""
+    from credentials.keys import key_provider
+    from credentials.vault import VaultCredentialProvider
+    from pipeline.db import make_engine, upgrade
+    from pipeline.redact import register_secrets
+    from pipeline.store import RunStore
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    store = RunStore(make_engine(settings.database_url))
+    keys = key_provider(settings.master_key, settings.var_dir)
+    vault = VaultCredentialProvider(store.engine, keys, on_decrypt=register_secrets)
+    return settings, store, vault
+
+
+def _read_input(path: str | None, what: str) -> str:
+    """The contents of `path`, or of stdin for None or `-` (a hidden prompt on a terminal)."""
+    if path and path != "-":
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot read {what} from {path}: {exc.strerror}")
+    if sys.stdin.isatty():
+        return str(click.prompt(what, hide_input=True, err=True))
+    return sys.stdin.read()
+
+
+def _show(meta: dict[str, Any]) -> str:
+    state = "enabled" if meta["enabled"] else "disabled"
+    return "\t".join(
+        [
+            meta["org_slug"],
+            meta["credential_id"],
+            meta["provider"],
+            meta["name"],
+            meta["key_id"],
+            state,
+            meta["created_at"].isoformat(),
+        ]
+    )
+
+
+@click.group()
+def credentials() -> None:
+    """Encrypted provider credentials (the vault)."""
+
+
+@credentials.command("add")
+@click.argument("org_slug")
+@click.argument("provider")
+@click.option("--name", required=True, help="Display name, e.g. 'Production admin key'.")
+@click.option("--id", "credential_id", help="Credential id (default: derived from --name).")
+@click.option(
+    "--file",
+    "path",
+    help="Read the secret from this file ('-' or absent: stdin). JSON object or raw string.",
+)
+def add(org_slug: str, provider: str, name: str, credential_id: str | None, path: str) -> None:
+    """Store a credential. The secret comes from stdin or --file, never the command line.
+
+    A JSON object is stored as is; any other text as {"api_key": "<text>"}.
+    """
+    _settings, store, vault = _open()
+    if store.get_org(org_slug) is None:
+        _fail(f"org {org_slug!r} not found")
+    secret = _read_input(path, "secret")
+    try:
+        meta = vault.add(org_slug, provider, name, secret, credential_id)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    click.echo(f"stored credential {meta['credential_id']!r} for {org_slug} ({provider})")
+    click.echo(_show(meta))
+
+
+@credentials.command("list")
+@click.argument("org_slug", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (metadata only).")
+def list_(org_slug: str | None, as_json: bool) -> None:
+    """List credentials (metadata only: never a secret)."""
+    _settings, _store, vault = _open()
+    rows = vault.list(org_slug)
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    click.echo("org\tid\tprovider\tname\tkey_id\tstate\tcreated_at")
+    for meta in rows:
+        click.echo(_show(meta))
+
+
+def _set_enabled(org_slug: str, credential_id: str, enabled: bool) -> None:
+    _settings, _store, vault = _open()
+    try:
+        meta = vault.set_enabled(org_slug, credential_id, enabled)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    click.echo(_show(meta))
+
+
+@credentials.command("disable")
+@click.argument("org_slug")
+@click.argument("credential_id")
+def disable(org_slug: str, credential_id: str) -> None:
+    """Disable a credential: runs asking for it are refused (422) until it is enabled."""
+    _set_enabled(org_slug, credential_id, False)
+
+
+@credentials.command("enable")
+@click.argument("org_slug")
+@click.argument("credential_id")
+def enable(org_slug: str, credential_id: str) -> None:
+    """Enable a disabled credential."""
+    _set_enabled(org_slug, credential_id, True)
+
+
+@credentials.command("delete")
+@click.argument("org_slug")
+@click.argument("credential_id")
+def delete(org_slug: str, credential_id: str) -> None:
+    """Delete a credential and its ciphertext."""
+    _settings, _store, vault = _open()
+    try:
+        vault.delete(org_slug, credential_id)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    click.echo(f"deleted credential {credential_id!r} of {org_slug}")
+
+
+@credentials.command("generate-key")
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Write to a new 0600 file.")
+def generate_key(out: Path | None) -> None:
+    """Print (or write) a new master key: base64 of 32 random bytes."""
+    from credentials.keys import generate_key as new_key
+    from credentials.keys import write_secret_file
+
+    key = new_key()
+    if out is None:
+        click.echo(key)
+    elif not write_secret_file(out, key + "\n", replace=False):
+        _fail(f"{out} already exists")
+    else:
+        click.echo(f"wrote a new master key to {out} (mode 0600)")
+
+
+@credentials.command("rotate-master")
+@click.option("--new-key", "new_key", help="The new key: '-' reads it from stdin.")
+@click.option("--new-key-file", type=click.Path(path_type=Path), help="Read the new key here.")
+def rotate_master(new_key: str | None, new_key_file: Path | None) -> None:
+    """Re-wrap every data key under a new master key (ciphertexts are untouched).
+
+    Safe to interrupt and run again: rows already on the new key id are skipped,
+    and rows not yet re-wrapped keep decrypting under their old key id.
+    """
+    from credentials.keys import FileKeyProvider, LazyKeys, key_id_of, parse_key
+    from credentials.rotation import key_id_counts, rewrap_all, rotating_keys
+
+    if (new_key is None) == (new_key_file is None):
+        _fail("give exactly one of --new-key-file PATH or --new-key - (stdin)", 2)
+    if new_key not in (None, "-"):
+        click.echo(
+            "warning: a key on the command line is visible in ps and shell history; "
+            "prefer --new-key-file PATH or --new-key - (stdin)",
+            err=True,
+        )
+        text = new_key or ""
+    else:
+        text = _read_input(str(new_key_file) if new_key_file else "-", "new master key")
+    _settings, store, vault = _open()
+    try:
+        key = parse_key(text, "the new master key")
+        current = vault.keys.get() if isinstance(vault.keys, LazyKeys) else vault.keys
+        keys, new_id = rotating_keys(current, key)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    click.echo(f"re-wrapping data keys under master key id {new_id}")
+
+    def progress(done: int) -> None:
+        if done % PROGRESS_EVERY == 0:
+            click.echo(f"  re-wrapped {done}")
+
+    report = rewrap_all(store.engine, keys, new_id, progress=progress)
+    click.echo(
+        f"re-wrapped {report.rewrapped}, already on {new_id}: {report.already_current}, "
+        f"failed: {len(report.failed)}"
+    )
+    for org, cred, why in report.failed:
+        click.echo(f"  failed {org}/{cred}: {why}", err=True)
+    counts = key_id_counts(store.engine)
+    left = {kid: n for kid, n in counts.items() if kid != new_id}
+    if isinstance(current, FileKeyProvider):
+        dropped = current.prune(left) if report.done else []
+        if dropped:
+            click.echo(f"dropped old key id(s) {', '.join(dropped)} from {current.keyring_path}")
+        click.echo(f"the key file {current.key_path} now holds key id {key_id_of(key)}")
+    else:
+        click.echo(
+            "now set PIPELINE_OPS_MASTER_KEY to the new key on every process; while any "
+            "process may still hold the old key, set it as '<new>,<old>' and restart, "
+            "then drop the old key."
+        )
+    if left:
+        listed = ", ".join(f"{kid}: {n}" for kid, n in sorted(left.items()))
+        click.echo(f"rows still on other key ids ({listed}): run rotate-master again", err=True)
+    if not report.done:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@click.command("rotate-key")
+@click.argument("org_slug")
+@click.option(
+    "--overlap-seconds",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="How long the old key keeps working (0: it stops now).",
+)
+def orgs_rotate_key(org_slug: str, overlap_seconds: int) -> None:
+    """Issue a new API key for an org and print it once."""
+    from pipeline.orgs import OrgService
+
+    _settings, store, _vault = _open()
+    try:
+        rotated = OrgService(store).rotate_key(org_slug, overlap_seconds)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    expires = rotated["previous_key_expires_at"]
+    click.echo(f"org_slug: {org_slug}")
+    click.echo(f"api_key: {rotated['api_key']}")
+    click.echo(f"previous key valid until: {expires.isoformat() if expires else 'revoked now'}")
+    click.echo("Store the key now: it is not shown again.", err=True)
+
+
+@click.command("revoke-key")
+@click.argument("org_slug")
+@click.option("--previous-only", is_flag=True, help="Only end the overlap window of the old key.")
+def orgs_revoke_key(org_slug: str, previous_only: bool) -> None:
+    """Revoke an org's API key(s); `orgs rotate-key` issues a new one."""
+    from pipeline.orgs import OrgService
+
+    _settings, store, _vault = _open()
+    try:
+        OrgService(store).revoke_key(org_slug, previous_only)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    what = "previous key" if previous_only else "all keys"
+    click.echo(f"revoked {what} of {org_slug}")
+
+
+def register(main: click.Group, orgs: click.Group) -> None:
+    main.add_command(credentials)
+    orgs.add_command(orgs_rotate_key)
+    orgs.add_command(orgs_revoke_key)

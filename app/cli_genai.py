@@ -1,0 +1,155 @@
+"""`pipeline-ops providers` and `pipeline-ops subscriptions add|list|remove`.
+
+Registered on the main group by `register()` at the end of app/cli.py. Operator-level like
+the rest of the CLI: it reads the same environment and talks to the metadata DB directly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from typing import Any
+
+import click
+
+from errors import PipelineOpsError
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _service() -> Any:
+    from pipeline.db import make_engine, upgrade
+    from pipeline.settings import Settings
+    from pipeline.subscriptions import SubscriptionService
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    return SubscriptionService(make_engine(settings.database_url)), settings
+
+
+@click.command("providers")
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def providers(as_json: bool) -> None:
+    """List the provider registry (configs/system/providers.yml)."""
+    from pipeline.providers import read_registry
+    from pipeline.settings import Settings
+
+    path = Settings.from_env().configs_dir / "system" / "providers.yml"
+    if not path.is_file():
+        _fail(f"no provider registry at {path}")
+    registry, problems = read_registry(path)
+    if registry is None or problems:
+        _fail(f"{path}: " + ("; ".join(problems) or "not a provider registry"))
+    assert registry is not None
+    if as_json:
+        click.echo(json.dumps([vars(p) for p in registry.values()], indent=2, default=list))
+        return
+    click.echo(f"{'key':<14}{'name':<26}{'domains':<16}{'credential':<22}api base url")
+    for p in registry.values():
+        click.echo(
+            f"{p.key:<14}{p.display_name:<26}{','.join(p.domains):<16}"
+            f"{p.credential_type:<22}{p.api_base_url or '-'}"
+        )
+        if p.default_pipelines:
+            click.echo(f"{'':<14}default pipelines: {', '.join(p.default_pipelines)}")
+
+
+@click.group("subscriptions")
+def subscriptions() -> None:
+    """Manage an org's SaaS subscriptions (amortized by subscription/costs/subscription_cost)."""
+
+
+def _date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{name} must be a date as YYYY-MM-DD, got {value!r}")
+    return None
+
+
+@subscriptions.command("add")
+@click.option("--org", "org_slug", required=True, help="Organization slug.")
+@click.option("--provider", required=True, help="SaaS vendor key, e.g. openai, cursor, slack.")
+@click.option("--plan", required=True, help="Plan name, e.g. 'ChatGPT Team'.")
+@click.option("--seats", required=True, type=int, help="Number of seats.")
+@click.option("--unit-price", required=True, help="Price per seat per billing cycle.")
+@click.option(
+    "--cycle",
+    "billing_cycle",
+    default="monthly",
+    show_default=True,
+    type=click.Choice(["monthly", "quarterly", "annual"]),
+)
+@click.option("--start-date", required=True, help="First day covered (YYYY-MM-DD).")
+@click.option("--end-date", help="Last day covered, inclusive (YYYY-MM-DD); open if omitted.")
+@click.option("--currency", default="USD", show_default=True, help="ISO 4217 code.")
+def subscriptions_add(
+    org_slug: str,
+    provider: str,
+    plan: str,
+    seats: int,
+    unit_price: str,
+    billing_cycle: str,
+    start_date: str,
+    end_date: str | None,
+    currency: str,
+) -> None:
+    """Add a subscription to an org and print its id."""
+    service, settings = _service()
+    from pipeline.db import make_engine
+    from pipeline.store import RunStore
+
+    if RunStore(make_engine(settings.database_url)).get_org(org_slug) is None:
+        _fail(f"org {org_slug!r} not found")
+    values = {
+        "provider": provider,
+        "plan": plan,
+        "seats": seats,
+        "unit_price": unit_price,
+        "billing_cycle": billing_cycle,
+        "start_date": _date(start_date, "--start-date"),
+        "end_date": _date(end_date, "--end-date"),
+        "currency": currency,
+    }
+    try:
+        sub = service.add(org_slug, values)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    click.echo(f"subscription_id: {sub['subscription_id']}")
+
+
+@subscriptions.command("list")
+@click.option("--org", "org_slug", required=True, help="Organization slug.")
+def subscriptions_list(org_slug: str) -> None:
+    """List an org's subscriptions."""
+    service, _ = _service()
+    for s in service.list(org_slug):
+        click.echo(
+            f"{s['subscription_id']}\t{s['provider']}\t{s['plan']}\t{s['seats']} seats\t"
+            f"{s['unit_price']} {s['currency']}/{s['billing_cycle']}\t"
+            f"{s['start_date']}..{s['end_date'] or ''}"
+        )
+
+
+@subscriptions.command("remove")
+@click.option("--org", "org_slug", required=True, help="Organization slug.")
+@click.argument("subscription_id")
+def subscriptions_remove(org_slug: str, subscription_id: str) -> None:
+    """Remove a subscription (its past cost rows stay until the pipeline re-runs those days)."""
+    service, _ = _service()
+    try:
+        service.remove(org_slug, subscription_id)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    click.echo(f"removed {subscription_id}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(providers)
+    group.add_command(subscriptions)

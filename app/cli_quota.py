@@ -1,0 +1,119 @@
+"""`pipeline-ops orgs set-limits` and `pipeline-ops quota show` (registered in app/cli.py).
+
+Operators script `set-limits`, so its flag names are a contract: --daily, --monthly,
+--concurrent, --status.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from errors import PipelineOpsError
+from quota.plans import STATUSES
+
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_PROBLEMS) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _gate(org_slug: str) -> Any:
+    """The enforcing gate on this environment's metadata DB; exits if the org is unknown."""
+    from pipeline.db import make_engine, upgrade
+    from pipeline.settings import Settings
+    from pipeline.store import RunStore
+    from quota.factory import build_ledger_gate
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    store = RunStore(make_engine(settings.database_url))
+    if store.get_org(org_slug) is None:
+        _fail(f"org {org_slug!r} not found")
+    return build_ledger_gate(settings, store.engine, store.clock)
+
+
+def _mirror_line(mirror: dict[str, Any]) -> str:
+    if "leases" not in mirror:
+        return str(mirror["status"])
+    return (
+        f"{mirror['status']} ({len(mirror['leases'])} leases, {mirror['daily_runs']} runs "
+        f"today, {mirror['monthly_runs']} this month)"
+    )
+
+
+@click.command("set-limits")
+@click.argument("org_slug")
+@click.option("--daily", type=click.IntRange(min=0), help="Runs per UTC day.")
+@click.option("--monthly", type=click.IntRange(min=0), help="Runs per UTC month.")
+@click.option("--concurrent", type=click.IntRange(min=0), help="Runs active at once.")
+@click.option(
+    "--status", type=click.Choice(STATUSES, case_sensitive=False), help="Subscription status."
+)
+def set_limits(
+    org_slug: str,
+    daily: int | None,
+    monthly: int | None,
+    concurrent: int | None,
+    status: str | None,
+) -> None:
+    """Set an org's plan limits and status; unset values keep their current value."""
+    if daily is None and monthly is None and concurrent is None and status is None:
+        _fail("give at least one of --daily, --monthly, --concurrent or --status", EXIT_USAGE)
+    gate = _gate(org_slug)
+    try:
+        plan = gate.set_limits(
+            org_slug, daily=daily, monthly=monthly, concurrent=concurrent, status=status
+        )
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    for key, value in plan.as_dict().items():
+        click.echo(f"{key}: {value}")
+
+
+@click.group()
+def quota() -> None:
+    """Inspect quota usage."""
+
+
+@quota.command("show")
+@click.argument("org_slug")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def show(org_slug: str, as_json: bool) -> None:
+    """Print an org's limits, usage (today, this month, running) and active leases."""
+    try:
+        report = _gate(org_slug).usage(org_slug)
+    except PipelineOpsError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    plan, usage, mirror = report["plan"], report["usage"], report["mirror"]
+    lines = [
+        ("org", org_slug),
+        ("status", f"{plan['status']} (plan source: {plan['source']})"),
+        (
+            "limits",
+            f"daily {plan['daily_limit']}, monthly {plan['monthly_limit']}, "
+            f"concurrent {plan['concurrent_limit']}",
+        ),
+        ("today", f"{usage['day']}: {usage['daily_runs']} of {plan['daily_limit']} runs"),
+        ("month", f"{usage['month']}: {usage['monthly_runs']} of {plan['monthly_limit']} runs"),
+        ("running", f"{usage['concurrent_running']} of {plan['concurrent_limit']}"),
+        ("finished", f"{usage['succeeded_runs']} succeeded, {usage['failed_runs']} failed"),
+        ("mirror", _mirror_line(mirror)),
+    ]
+    for label, text in lines:
+        click.echo(f"{label + ':':<10} {text}")
+    leases = usage["leases"]
+    click.echo(f"leases:    {len(leases)} active")
+    for lease in leases:
+        click.echo(
+            f"  {lease['run_id']}  acquired {lease['acquired_at']}  expires {lease['expires_at']}"
+        )

@@ -1,0 +1,234 @@
+"""Admin endpoints (X-Admin-Key, checked by app.auth's hook): credentials and org API keys.
+
+Nothing here ever returns a secret: credentials come back as metadata, and a new
+org key is shown once, in the rotate response.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from app.auth import _raw_path, org_not_found
+from app.body import json_body
+from app.errors import ApiProblem
+from app.ext import services
+from app.schemas_credentials import (
+    CredentialCreateSchema,
+    CredentialListSchema,
+    CredentialSchema,
+    KeyRevokedSchema,
+    KeyRevokeSchema,
+    KeyRotatedSchema,
+    KeyRotateSchema,
+    NoBodySchema,
+)
+from credentials.vault import VaultCredentialProvider
+from pipeline.redact import register_secrets
+
+bp = Blueprint("admin_credentials", __name__, url_prefix="/admin/orgs/<org>")
+
+# Admin paths are not covered by the /pipelines segment check, so these routes check
+# their own arguments: anything else is a 400 before a query sees it.
+_ARGS = {"org": re.compile(r"[a-z0-9_]{2,64}"), "credential_id": re.compile(r"[a-z0-9_\-]{1,128}")}
+
+
+@bp.before_request
+def _check_path() -> None:
+    args = request.view_args or {}
+    bad = "%" in _raw_path() or any(
+        not isinstance(v, str) or _ARGS[k].fullmatch(v) is None for k, v in args.items()
+    )
+    if bad:
+        raise ApiProblem(
+            400, "invalid_path", "org and credential ids are lower-case letters, digits, _ (and -)"
+        )
+    if services().store.get_org(args["org"]) is None:
+        raise org_not_found()
+
+
+def _vault() -> VaultCredentialProvider:
+    vault = services().credentials
+    if not isinstance(vault, VaultCredentialProvider):
+        raise ApiProblem(503, "service_unavailable", "no credential vault is configured")
+    return vault
+
+
+@bp.post("/credentials")
+def add_credential(org: str) -> tuple[dict[str, Any], int]:
+    """Store an encrypted credential.
+    ---
+    post:
+      summary: Encrypt and store a provider credential for the org; the secret is never returned
+      tags: [admin]
+      security: [{AdminKeyAuth: []}]
+      requestBody:
+        required: true
+        content: {application/json: {schema: CredentialCreateSchema}}
+      responses:
+        201:
+          description: Stored; its metadata.
+          content: {application/json: {schema: CredentialSchema}}
+        400: Problem
+        401: Problem
+        403: Problem
+        404: Problem
+        409: Problem
+        413: Problem
+        415: Problem
+        422: Problem
+    """
+    body = json_body(CredentialCreateSchema())
+    # This process saw the plaintext: mask it in anything it logs from now on.
+    register_secrets(body["secret"])
+    meta = _vault().add(org, body["provider"], body["name"], body["secret"], body["credential_id"])
+    return CredentialSchema().dump(meta), 201
+
+
+@bp.get("/credentials")
+def list_credentials(org: str) -> dict[str, Any]:
+    """The org's credentials.
+    ---
+    get:
+      summary: The org's credentials, metadata only
+      tags: [admin]
+      security: [{AdminKeyAuth: []}]
+      responses:
+        200:
+          description: The credentials.
+          content: {application/json: {schema: CredentialListSchema}}
+        400: Problem
+        401: Problem
+        403: Problem
+        404: Problem
+    """
+    return CredentialListSchema().dump({"credentials": _vault().list(org)})
+
+
+def _set_enabled(org: str, credential_id: str, enabled: bool) -> dict[str, Any]:
+    json_body(NoBodySchema())
+    return CredentialSchema().dump(_vault().set_enabled(org, credential_id, enabled))
+
+
+@bp.post("/credentials/<credential_id>/disable")
+def disable_credential(org: str, credential_id: str) -> dict[str, Any]:
+    """Disable a credential.
+    ---
+    post:
+      summary: Disable a credential; runs asking for it are refused with 422
+      tags: [admin]
+      security: [{AdminKeyAuth: []}]
+      responses:
+        200:
+          description: Its metadata.
+          content: {application/json: {schema: CredentialSchema}}
+        400: Problem
+        401: Problem
+        403: Problem
+        404: Problem
+        415: Problem
+        422: Problem
+    """
+    return _set_enabled(org, credential_id, False)
+
+
+@bp.post("/credentials/<credential_id>/enable")
+def enable_credential(org: str, credential_id: str) -> dict[str, Any]:
+    """Enable a credential.
+    ---
+    post:
+      summary: Enable a disabled credential
+      tags: [admin]
+      security: [{AdminKeyAuth: []}]
+      responses:
+        200:
+          description: Its metadata.
+          content: {application/json: {schema: CredentialSchema}}
+        400: Problem
+        401: Problem
+        403: Problem
+        404: Problem
+        415: Problem
+        422: Problem
+    """
+    return _set_enabled(org, credential_id, True)
+
+
+@bp.delete("/credentials/<credential_id>")
+def delete_credential(org: str, credential_id: str) -> Response:
+    """Delete a credential.
+    ---
+    delete:
+      summary: Delete a credential and its ciphertext
+      tags: [admin]
+      security: [{AdminKeyAuth: []}]
+      responses:
+        204:
+          description: Deleted.
+        400: Problem
+        401: Problem
+        403: Problem
+        404: Problem
+        415: Problem
+        422: Problem
+    """
+    json_body(NoBodySchema())
+    _vault().delete(org, credential_id)
+    return Response(status=204)
+
+
+@bp.post("/rotate-key")
+def rotate_key(org: str) -> dict[str, Any]:
+    """Rotate the org's API key.
+    ---
+    post:
+      summary: Issue a new org API key (shown once); the old one works for overlap_seconds
+      tags: [admin]
+      security: [{AdminKeyAuth: []}]
+      requestBody:
+        required: false
+        content: {application/json: {schema: KeyRotateSchema}}
+      responses:
+        200:
+          description: The new key.
+          content: {application/json: {schema: KeyRotatedSchema}}
+        400: Problem
+        401: Problem
+        403: Problem
+        404: Problem
+        415: Problem
+        422: Problem
+    """
+    body = json_body(KeyRotateSchema())
+    rotated = services().orgs.rotate_key(org, body["overlap_seconds"])
+    return KeyRotatedSchema().dump({"org_slug": org, **rotated})
+
+
+@bp.post("/revoke-key")
+def revoke_key(org: str) -> dict[str, Any]:
+    """Revoke the org's API key(s).
+    ---
+    post:
+      summary: Revoke the org's keys (current and previous), or only the previous one
+      tags: [admin]
+      security: [{AdminKeyAuth: []}]
+      requestBody:
+        required: false
+        content: {application/json: {schema: KeyRevokeSchema}}
+      responses:
+        200:
+          description: What was revoked.
+          content: {application/json: {schema: KeyRevokedSchema}}
+        400: Problem
+        401: Problem
+        403: Problem
+        404: Problem
+        415: Problem
+        422: Problem
+    """
+    body = json_body(KeyRevokeSchema())
+    services().orgs.revoke_key(org, body["previous_only"])
+    revoked = "previous" if body["previous_only"] else "all"
+    return KeyRevokedSchema().dump({"org_slug": org, "revoked": revoked})

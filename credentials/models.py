@@ -1,0 +1,41 @@
+"""The vault's table. Its own MetaData: credentials/ must not import pipeline/.
+
+Migration 0003_credentials creates it (with a foreign key to organizations, which
+this MetaData does not know about and does not need for its queries).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    true,
+)
+
+metadata = MetaData()
+
+org_credentials = Table(
+    "org_credentials",
+    metadata,
+    Column("org_slug", String(64), primary_key=True),
+    Column("credential_id", String(128), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    # Master key id the data key is wrapped under; rotation rewrites key_id and
+    # wrapped_key only.
+    Column("key_id", String(64), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("rotated_at", DateTime(timezone=True), nullable=True),
+    Column("disabled_at", DateTime(timezone=True), nullable=True),
+    Index("ix_org_credentials_key_id", "key_id"),
+)

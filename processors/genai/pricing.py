@@ -1,0 +1,239 @@
+"""Prices for GenAI usage: the genai-prices library, overridden by an org's negotiated rates.
+
+Usage rows are daily sums, so each one is split into charge lines (uncached input, cached
+input, 5m and 1h cache writes, output, web searches) and every line is priced on its own:
+one quantity, one rate. That keeps ListCost = ListUnitPrice x PricingQuantity true in FOCUS.
+
+- The library picks the model (its match rules), the price in force on the usage day
+  (noon UTC: daily sums can't say the hour) and request variants (batch, service tier).
+- Tiers: the library's cliff tiers depend on one request's input size, which a daily sum
+  does not have. Anthropic reports the tier per row (context_window "200k-1M"); that picks
+  the top tier, anything else the base price.
+- Batch: a batch variant in force in the library wins; else `batch_discount` (the
+  providers' published 50% by default) comes off the standard price.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from genai_prices import Usage, data_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
+
+from errors import TerminalError
+
+# Our provider keys -> genai-prices provider ids.
+PRICE_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
+LIBRARY = f"genai-prices {version('genai-prices')}"
+
+# charge_type -> (FOCUS SkuMeter, unit, usage the library prices, override column, per)
+LINES: dict[str, tuple[str, str, Any, str, int]] = {
+    "input": ("Input Tokens", "Tokens", lambda q: Usage(input_tokens=q), "input_mtok", 10**6),
+    "cached_input": (
+        "Cached Input Tokens",
+        "Tokens",
+        lambda q: Usage(input_tokens=q, cache_read_tokens=q),
+        "cached_input_mtok",
+        10**6,
+    ),
+    "cache_write_5m": (
+        "Cache Write Tokens (5m)",
+        "Tokens",
+        lambda q: Usage(input_tokens=q, cache_write_tokens=q),
+        "cache_write_5m_mtok",
+        10**6,
+    ),
+    "cache_write_1h": (
+        "Cache Write Tokens (1h)",
+        "Tokens",
+        lambda q: Usage(input_tokens=q, cache_write_tokens=q, cache_write_1h_tokens=q),
+        "cache_write_1h_mtok",
+        10**6,
+    ),
+    "output": ("Output Tokens", "Tokens", lambda q: Usage(output_tokens=q), "output_mtok", 10**6),
+    "web_search": (
+        "Web Search Requests",
+        "Requests",
+        lambda q: Usage(web_searches=q),
+        "web_search_kcount",
+        10**3,
+    ),
+}
+OVERRIDE_COLUMNS = ("provider", "model", *(spec[3] for spec in LINES.values()))
+OVERRIDE_EXTRA = ("discount_pct", "batch_discount")
+
+
+def split_lines(row: Mapping[str, Any]) -> dict[str, int]:
+    """A raw usage row's quantity per charge type (only the non-zero ones)."""
+    cache_write = int(row["cache_write_tokens"])
+    write_1h = int(row["cache_write_1h_tokens"])
+    # A provider that reports only a total write count gets the default (5m) TTL.
+    write_5m = max(int(row["cache_write_5m_tokens"]), cache_write - write_1h)
+    cached = int(row["cached_input_tokens"])
+    quantities = {
+        "input": max(int(row["input_tokens"]) - cached - write_5m - write_1h, 0),
+        "cached_input": cached,
+        "cache_write_5m": write_5m,
+        "cache_write_1h": write_1h,
+        "output": int(row["output_tokens"]),
+        "web_search": int(row["web_search_requests"]),
+    }
+    return {k: v for k, v in quantities.items() if v > 0}
+
+
+@dataclass(frozen=True)
+class ListPrice:
+    model_id: str
+    price: ModelPrice
+    factor: Decimal  # 1, or 1 - batch_discount when the library has no batch price
+    basis: str
+
+    def cost(self, charge_type: str, quantity: int) -> Decimal:
+        usage = LINES[charge_type][2](quantity)
+        return self.price.calc_price(usage)["total_price"] * self.factor
+
+
+@lru_cache(maxsize=4096)
+def _find(provider: str, model: str) -> ModelInfo | None:
+    try:
+        _, info = data_snapshot.get_snapshot().find_provider_model(
+            model, None, PRICE_PROVIDER.get(provider, provider), None
+        )
+    except LookupError:
+        return None
+    return info
+
+
+def _flatten(price: ModelPrice, long_context: bool) -> ModelPrice:
+    flat: dict[str, Decimal] = {}
+    for key, value in vars(price).items():
+        if isinstance(value, TieredPrices):
+            value = value.tiers[-1].price if long_context and value.tiers else value.base
+        if value is not None and not key.startswith("_"):
+            flat[key] = value
+    return ModelPrice(**flat)
+
+
+def list_price(
+    provider: str,
+    model: str | None,
+    day: date,
+    *,
+    batch: bool,
+    service_tier: str | None,
+    context_window: str | None,
+    batch_discount: Decimal,
+) -> ListPrice | None:
+    """The library's price for one usage row, or None if it doesn't know the model."""
+    info = _find(provider, model) if model else None
+    if info is None:
+        return None
+    at = datetime.combine(day, time(12), tzinfo=UTC)
+    variants = [
+        v for v in info.price_variants or () if v.constraint is None or v.constraint.active(at)
+    ]
+    context: dict[str, str] = {}
+    has_batch = any(v.when == {"processing": "batch"} for v in variants)
+    if batch and has_batch:
+        context["processing"] = "batch"
+    if service_tier and any(v.when == {"service_tier": service_tier} for v in variants):
+        context["service_tier"] = service_tier
+    price = info.get_prices(at, context or None)
+    long_context = bool(context_window) and not str(context_window).startswith("0-")
+    factor, basis = Decimal(1), LIBRARY
+    if batch and not has_batch:
+        factor, basis = Decimal(1) - batch_discount, f"{LIBRARY}, batch -{batch_discount:%}"
+    return ListPrice(info.id, _flatten(price, long_context), factor, basis)
+
+
+@dataclass(frozen=True)
+class Override:
+    """One negotiated rate row: explicit prices per line, and/or a discount off list."""
+
+    provider: str
+    model: str  # exact, or a prefix ending in *
+    prices: dict[str, Decimal] = field(default_factory=dict)  # charge_type -> rate per `per`
+    discount_pct: Decimal | None = None
+    batch_discount: Decimal | None = None
+
+    def matches(self, provider: str, model: str | None) -> bool:
+        if provider != self.provider or not model:
+            return False
+        if self.model.endswith("*"):
+            return model.lower().startswith(self.model[:-1])
+        return model.lower() == self.model
+
+
+def parse_overrides(records: list[Mapping[str, Any]], source: str) -> list[Override]:
+    by_column = {spec[3]: charge for charge, spec in LINES.items()}
+    found: list[Override] = []
+    for number, record in enumerate(records, 1):
+        unknown = {k for k in record if k not in (*OVERRIDE_COLUMNS, *OVERRIDE_EXTRA)}
+        unknown -= {k for k in record if str(k).startswith("x_")}  # lineage of a table
+        if unknown:
+            raise TerminalError(f"{source} row {number}: unknown column(s) {sorted(unknown)}")
+        if not record.get("provider") or not record.get("model"):
+            raise TerminalError(f"{source} row {number}: provider and model are required")
+        try:
+            prices = {
+                by_column[c]: Decimal(str(record[c]))
+                for c in by_column
+                if record.get(c) not in (None, "")
+            }
+            extra = {
+                c: Decimal(str(record[c])) if record.get(c) not in (None, "") else None
+                for c in OVERRIDE_EXTRA
+            }
+        except InvalidOperation:
+            raise TerminalError(f"{source} row {number}: prices must be numbers") from None
+        found.append(
+            Override(
+                str(record["provider"]).lower(),
+                str(record["model"]).lower(),
+                prices,
+                extra["discount_pct"],
+                extra["batch_discount"],
+            )
+        )
+    return found
+
+
+def read_override_file(path: Path) -> list[Override]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return parse_overrides(list(csv.DictReader(handle)), path.name)
+
+
+def best_override(overrides: list[Override], provider: str, model: str | None) -> Override | None:
+    """Exact match first, then the longest matching prefix."""
+    hits = [o for o in overrides if o.matches(provider, model)]
+    if not hits:
+        return None
+    return max(hits, key=lambda o: (not o.model.endswith("*"), len(o.model)))
+
+
+def effective_cost(
+    override: Override | None,
+    charge_type: str,
+    quantity: int,
+    list_cost: Decimal | None,
+    batch: bool,
+    batch_discount: Decimal,
+) -> Decimal | None:
+    """The org's cost of one line: an explicit negotiated rate, a discount off list, or list."""
+    if override is not None and charge_type in override.prices:
+        per = LINES[charge_type][4]
+        cost = override.prices[charge_type] * quantity / per
+        if batch:
+            cost *= Decimal(1) - (override.batch_discount or batch_discount)
+        return cost
+    if override is not None and override.discount_pct is not None and list_cost is not None:
+        return list_cost * (Decimal(1) - override.discount_pct / 100)
+    return list_cost

@@ -1,0 +1,134 @@
+"""The provider registry, configs/system/providers.yml, as typed data.
+
+Processors read it at run time for API base URLs; `pipeline/providers.py` checks it and
+the pipelines against it; `pipeline-ops providers` lists it. It lives here, not in
+pipeline/, because processors may not import pipeline/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from errors import TerminalError
+from processors.base import PROJECT_ROOT
+
+REGISTRY_PATH = PROJECT_ROOT / "configs" / "system" / "providers.yml"
+_KEY = re.compile(r"^[a-z0-9_]+\Z")
+_PIPELINE_PATH = re.compile(r"^[a-z0-9_]+/[a-z0-9_]+/[a-z0-9_]+\Z")
+FIELDS = ("key", "display_name", "domains", "credential_type", "api_base_url", "default_pipelines")
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    key: str
+    display_name: str
+    domains: tuple[str, ...]
+    credential_type: str
+    api_base_url: str | None
+    default_pipelines: tuple[str, ...]
+
+
+def is_http_url(value: object) -> bool:
+    return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
+
+
+def parse_registry(raw: Any) -> tuple[dict[str, ProviderInfo], list[str]]:
+    """(providers by key, problems). Bad entries are reported and left out."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("providers"), list):
+        return {}, ["top level must be a mapping with a `providers` list"]
+    found: dict[str, ProviderInfo] = {}
+    problems: list[str] = []
+    for index, entry in enumerate(raw["providers"]):
+        where = f"providers[{index}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{where}: must be a mapping")
+            continue
+        where = f"providers[{index}] ({entry.get('key', '?')})"
+        bad = _entry_problems(entry)
+        problems.extend(f"{where}: {p}" for p in bad)
+        if bad:
+            continue
+        if entry["key"] in found:
+            problems.append(f"{where}: duplicate key {entry['key']!r}")
+            continue
+        found[entry["key"]] = ProviderInfo(
+            key=entry["key"],
+            display_name=entry["display_name"],
+            domains=tuple(entry["domains"]),
+            credential_type=entry["credential_type"],
+            api_base_url=entry.get("api_base_url"),
+            default_pipelines=tuple(entry.get("default_pipelines") or ()),
+        )
+    return found, problems
+
+
+def _entry_problems(entry: Mapping[str, Any]) -> list[str]:
+    problems = [f"unknown field {name!r}" for name in entry if name not in FIELDS]
+    if not isinstance(entry.get("key"), str) or not _KEY.match(entry["key"]):
+        problems.append("key must match ^[a-z0-9_]+$")
+    for name in ("display_name", "credential_type"):
+        if not isinstance(entry.get(name), str) or not entry[name].strip():
+            problems.append(f"{name} must be a non-empty string")
+    domains = entry.get("domains")
+    if not isinstance(domains, list) or not domains:
+        problems.append("domains must be a non-empty list")
+    elif not all(isinstance(d, str) and _KEY.match(d) for d in domains):
+        problems.append("each domain must match ^[a-z0-9_]+$")
+    url = entry.get("api_base_url")
+    if url is not None and not is_http_url(url):
+        problems.append("api_base_url must be an http(s) URL or null")
+    pipelines = entry.get("default_pipelines") or []
+    if not isinstance(pipelines, list) or not all(
+        isinstance(p, str) and _PIPELINE_PATH.match(p) for p in pipelines
+    ):
+        problems.append("default_pipelines must be a list of provider/domain/pipeline paths")
+    return problems
+
+
+def load_registry(path: Path = REGISTRY_PATH) -> dict[str, ProviderInfo]:
+    """The registry at `path`; a file with problems is a TerminalError naming them."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise TerminalError(f"cannot read provider registry {path}: {exc}") from None
+    providers, problems = parse_registry(raw)
+    if problems:
+        raise TerminalError(f"provider registry {path}: " + "; ".join(problems))
+    return providers
+
+
+def provider_info(key: str, path: Path = REGISTRY_PATH) -> ProviderInfo:
+    providers = load_registry(path)
+    if key not in providers:
+        raise TerminalError(
+            f"provider {key!r} is not in {path.name} (known: {', '.join(providers)})"
+        )
+    return providers[key]
+
+
+def api_base_url(key: str, credential: Mapping[str, Any], log: Any) -> str:
+    """The provider's API root: the credential's own `base_url` if it has one, else the registry's.
+
+    An override is only taken as an http(s) URL and is written to the run log, so a run
+    that talked to a proxy or a test server says so.
+    """
+    override = credential.get("base_url")
+    if override is not None:
+        if not is_http_url(override):
+            raise TerminalError(f"credential base_url for {key} must be an http(s) URL")
+        # Host only: the vault masks the credential's strings in logs, and a proxy URL's
+        # path or query may carry a token.
+        host = urlsplit(str(override)).netloc.rpartition("@")[2]
+        log.info(f"{key}: API base URL overridden by the credential's base_url (host {host})")
+        return str(override).rstrip("/")
+    url = provider_info(key).api_base_url
+    if not url:
+        raise TerminalError(f"provider {key!r} has no api_base_url in the registry")
+    return url.rstrip("/")

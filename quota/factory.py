@@ -1,0 +1,79 @@
+"""Build the quota gate from settings (duck-typed: quota never imports pipeline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Engine
+
+from quota.base import AllowAllGate, QuotaGate
+from quota.cache import PlanCache
+from quota.gate import LedgerGate
+from quota.ledger import SqlLedger
+from quota.mirror import RedisMirror
+from quota.plans import DatabasePlanSource, PlanDefaults, PlanSource
+from quota.plans_supabase import SupabasePlanSource
+
+
+class GateSettings(Protocol):
+    @property
+    def redis_url(self) -> str: ...
+    @property
+    def eager(self) -> bool: ...
+    @property
+    def supabase_url(self) -> str | None: ...
+    @property
+    def supabase_service_role_key(self) -> str | None: ...
+    @property
+    def quota_enabled(self) -> bool: ...
+    @property
+    def plan_cache_seconds(self) -> int: ...
+    @property
+    def quota_lease_seconds(self) -> int: ...
+    @property
+    def default_daily_limit(self) -> int: ...
+    @property
+    def default_monthly_limit(self) -> int: ...
+    @property
+    def default_concurrent_limit(self) -> int: ...
+
+
+def plan_defaults(settings: GateSettings) -> PlanDefaults:
+    return PlanDefaults(
+        daily_limit=settings.default_daily_limit,
+        monthly_limit=settings.default_monthly_limit,
+        concurrent_limit=settings.default_concurrent_limit,
+    )
+
+
+def plan_source(
+    settings: GateSettings, engine: Engine, clock: Callable[[], datetime]
+) -> PlanSource:
+    """Supabase when both of its variables are set, else the metadata DB's table."""
+    defaults = plan_defaults(settings)
+    if settings.supabase_url and settings.supabase_service_role_key:
+        return SupabasePlanSource(
+            settings.supabase_url, settings.supabase_service_role_key, defaults
+        )
+    return DatabasePlanSource(engine, defaults, clock)
+
+
+def build_gate(settings: GateSettings, engine: Engine, clock: Callable[[], datetime]) -> QuotaGate:
+    if not settings.quota_enabled:
+        return AllowAllGate()
+    return build_ledger_gate(settings, engine, clock)
+
+
+def build_ledger_gate(
+    settings: GateSettings, engine: Engine, clock: Callable[[], datetime]
+) -> LedgerGate:
+    """The enforcing gate, even with PIPELINE_OPS_QUOTA=off (admin tools set limits)."""
+    cache = PlanCache(
+        plan_source(settings, engine, clock), plan_defaults(settings), settings.plan_cache_seconds
+    )
+    # Eager mode (--local, tests) runs without Redis: the ledger alone is exact anyway.
+    mirror = None if settings.eager else RedisMirror.from_url(settings.redis_url)
+    lease = timedelta(seconds=settings.quota_lease_seconds)
+    return LedgerGate(SqlLedger(engine), cache, mirror, clock, lease)

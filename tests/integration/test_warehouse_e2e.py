@@ -1,0 +1,95 @@
+"""End to end on both warehouses: the same pipeline gives the same totals on DuckDB and on
+BigQuery (the emulator), run by the real run service and a real Celery worker.
+
+The GenAI OpenAI sample and consolidate pipelines don't exist yet; the demo pipeline
+(configs/demo/sample/genai_usage.yml: usage export and price list loaded in parallel, then
+the sp_demo_daily_cost procedure) exercises the same path: load jobs, replace
+transactions, a procedure and a count query.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipeline.db import upgrade
+from pipeline.runs import RunRequest
+from pipeline.services import build_services
+from pipeline.settings import Settings
+from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
+from tests.integration.conftest import Stack
+from tests.support.servers import Server, start_worker
+from warehouse import from_url
+
+TOTALS = """
+SELECT provider, model, COUNT(*) AS days, SUM(input_tokens) AS input_tokens,
+       SUM(output_tokens) AS output_tokens, SUM(requests) AS requests,
+       ROUND(SUM(cost_usd), 9) AS cost_usd
+FROM `acme_dev.demo_daily_cost`
+WHERE x_org_slug = @org
+GROUP BY provider, model
+ORDER BY provider, model
+"""
+
+
+def run_demo(tmp: Path, redis: Server, configs: Path, warehouse_url: str) -> list[dict]:
+    """Run the demo pipeline twice on its own stack; return the cost totals per model."""
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp / 'meta.db'}",
+        "WAREHOUSE_URL": warehouse_url,
+        "REDIS_URL": redis.url,
+        "PIPELINE_OPS_VAR_DIR": str(tmp),
+        "PIPELINE_OPS_CONFIGS_DIR": str(configs),
+        "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
+    }
+    settings = Settings.from_env({**os.environ, **env})
+    upgrade(settings.database_url)
+    from tasks.canvas import CeleryDispatcher
+
+    services = build_services(settings, CeleryDispatcher())
+    services.orgs.create("acme")
+    # One worker at a time: workers share the broker, so the other stack's is stopped.
+    worker = start_worker(env, concurrency=2, name=f"w{tmp.name[-12:]}", log_dir=tmp)
+    stack = Stack("sqlite", settings, services, worker, env)
+    try:
+        for _ in range(2):  # the second run replaces the same slices
+            request = RunRequest(
+                org_slug="acme",
+                provider="demo",
+                domain="sample",
+                pipeline="genai_usage",
+                start_date=date(2026, 1, 1),
+                end_date=date(2026, 1, 7),
+            )
+            run = stack.wait(services.runs.start(request)["run_id"], timeout=120)
+            assert run["status"] == "completed", (run["error_message"], worker.log())
+    finally:
+        worker.stop()
+    return from_url(warehouse_url).query(TOTALS, {"org": "acme"}).to_pylist()
+
+
+@pytest.mark.slow
+def test_demo_pipeline_gives_identical_totals_on_duckdb_and_bigquery(
+    bigquery_emulator: Server,  # noqa: F811
+    redis_server: Server,
+    test_configs_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    on_duckdb = run_demo(
+        tmp_path_factory.mktemp("e2e-duckdb"),
+        redis_server,
+        test_configs_dir,
+        f"duckdb:///{tmp_path_factory.getbasetemp()}/e2e-warehouse.duckdb",
+    )
+    on_bigquery = run_demo(
+        tmp_path_factory.mktemp("e2e-bigquery"),
+        redis_server,
+        test_configs_dir,
+        f"bigquery://{PROJECT}?location=US&endpoint={bigquery_emulator.url}",
+    )
+    assert len(on_duckdb) == 5  # 5 models, 7 days each
+    assert all(row["days"] == 7 for row in on_duckdb)
+    assert on_bigquery == on_duckdb

@@ -1,0 +1,77 @@
+"""RunService.start checks the run's credential before recording anything (DESIGN §5 step 3).
+
+Missing, disabled, or for another provider: a CredentialError (422 in the API), no
+run row, no quota slot, nothing enqueued. The API never decrypts to check.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from credentials.errors import CredentialError
+from pipeline import state
+from pipeline.runs import RunRequest
+from pipeline.services import Services
+
+SECRET = {"api_key": "sk-run-cred-000000000"}
+
+
+def request(**overrides: object) -> RunRequest:
+    values: dict[str, object] = {
+        "org_slug": "acme",
+        "provider": "test",
+        "domain": "unit",
+        "pipeline": "fan_in",  # its YAML says provider: test
+        "start_date": date(2026, 1, 1),
+    }
+    values.update(overrides)
+    return RunRequest(**values)  # type: ignore[arg-type]
+
+
+def test_a_stored_credential_of_the_pipelines_provider_is_accepted(
+    services: Services, dispatcher
+) -> None:
+    services.credentials.add("acme", "test", "Main", SECRET, "main")  # type: ignore[attr-defined]
+
+    run = services.runs.start(request(credential_id="main"))
+
+    assert run["status"] == state.QUEUED and run["credential_id"] == "main"
+    assert dispatcher.enqueued[0][1]["steps"]["b"]["config"]["credential"] == "main"
+
+
+def test_default_with_nothing_stored_means_no_secret(services: Services) -> None:
+    assert services.runs.start(request())["credential_id"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("setup", "credential_id", "message"),
+    [
+        (None, "missing", "credential 'missing' not found for org 'acme'"),
+        ("globex", "theirs", "credential 'theirs' not found for org 'acme'"),
+        ("other_provider", "openai_key", "is for provider 'openai', but pipeline test_fan_in"),
+        ("disabled", "off", "credential 'off' of org 'acme' is disabled"),
+        ("stored_default", "default", "is for provider 'openai'"),
+    ],
+)
+def test_an_unusable_credential_is_refused_before_recording(
+    services: Services, dispatcher, setup: str | None, credential_id: str, message: str
+) -> None:
+    vault = services.credentials
+    if setup == "globex":
+        vault.add("globex", "test", "Theirs", SECRET, "theirs")  # type: ignore[attr-defined]
+    elif setup == "other_provider":
+        vault.add("acme", "openai", "OpenAI", SECRET, "openai_key")  # type: ignore[attr-defined]
+    elif setup == "disabled":
+        vault.add("acme", "test", "Off", SECRET, "off")  # type: ignore[attr-defined]
+        vault.set_enabled("acme", "off", False)  # type: ignore[attr-defined]
+    elif setup == "stored_default":
+        vault.add("acme", "openai", "Default", SECRET, "default")  # type: ignore[attr-defined]
+
+    with pytest.raises(CredentialError) as info:
+        services.runs.start(request(credential_id=credential_id))
+
+    assert message in str(info.value)
+    assert services.store.count_runs() == 0
+    assert dispatcher.enqueued == []

@@ -1,0 +1,52 @@
+"""Checks every backend makes before a write, so a bad write fails the same way everywhere."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from errors import TerminalError
+from warehouse.base import LINEAGE_NAMES, LineageKey, TableRef, check_identifier
+
+
+def check_lineage_columns(table: TableRef, rows: pa.Table) -> None:
+    missing = [n for n in LINEAGE_NAMES if n not in rows.column_names]
+    if missing:
+        raise TerminalError(f"{table}: rows lack lineage column(s): {', '.join(missing)}")
+
+
+def check_rows_in_key(table: TableRef, rows: pa.Table, key: LineageKey) -> None:
+    """Refuse rows outside the key: a re-run would not delete them, breaking idempotency."""
+    if key.start_date > key.end_date:
+        raise TerminalError(f"{table}: key start_date {key.start_date} after {key.end_date}")
+    if rows.num_rows == 0:
+        return
+    checks = {
+        "x_org_slug": pc.equal(rows["x_org_slug"], key.org_slug),
+        "x_pipeline_id": pc.equal(rows["x_pipeline_id"], key.pipeline_id),
+        "x_credential_id": pc.equal(rows["x_credential_id"], key.credential_id),
+        "x_pipeline_run_date": pc.and_(
+            pc.greater_equal(rows["x_pipeline_run_date"], pa.scalar(key.start_date)),
+            pc.less_equal(rows["x_pipeline_run_date"], pa.scalar(key.end_date)),
+        ),
+    }
+    bad = [n for n, ok in checks.items() if not pc.all(ok, skip_nulls=False).as_py()]
+    if bad:
+        raise TerminalError(
+            f"{table}: rows do not match the lineage key in column(s): {', '.join(bad)}"
+        )
+
+
+def check_merge(table: TableRef, rows: pa.Table, key: LineageKey, keys: tuple[str, ...]) -> None:
+    if not keys:
+        raise TerminalError(f"{table}: merge needs at least one merge key")
+    for k in keys:
+        check_identifier(k, "merge key")
+        if k not in rows.column_names:
+            raise TerminalError(f"{table}: merge key {k!r} not in rows")
+        if rows[k].null_count:
+            raise TerminalError(f"{table}: merge key {k!r} has nulls")
+    if rows.num_rows and not pc.all(pc.equal(rows["x_org_slug"], key.org_slug)).as_py():
+        raise TerminalError(f"{table}: rows of another org than {key.org_slug!r}")
+    if rows.group_by(list(keys)).aggregate([]).num_rows != rows.num_rows:
+        raise TerminalError(f"{table}: duplicate merge keys in rows")
