@@ -29,7 +29,7 @@ unit: $(STAMP)
 focus-validator:
 	bash scripts/focus_validator_venv.sh
 
-integration: $(STAMP) bqemulator
+integration: $(STAMP) focus-validator bqemulator
 	$(BIN)/python -m pytest tests/integration -q
 
 # The BigQuery emulator for the warehouse tests: its own venv under ~/.cache, made once.

@@ -3,7 +3,7 @@
 # focus-validator 2.2.1 needs Python 3.12 and pyarrow<26 (it pins numpy<2), which the
 # project's Python 3.11 venv can't share. Idempotent: a stamp file skips the work.
 set -euo pipefail
-VENV="${FOCUS_VALIDATOR_VENV:-$HOME/.cache/pipeline-ops/focus-validator-venv}"
+VENV="${FOCUS_VALIDATOR_VENV:-${PIPELINE_OPS_CACHE_DIR:-$HOME/.cache/pipeline-ops}/focus-validator-venv}"
 STAMP="$VENV/.installed-focus-validator-2.2.1"
 [ -f "$STAMP" ] && exit 0
 PY=""
@@ -22,6 +22,6 @@ fi
 rm -rf "$VENV"
 mkdir -p "$(dirname "$VENV")"
 "$PY" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "focus-validator==2.2.1" "pyarrow<26"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "focus-validator==2.2.1" "pyarrow==25.0.1" "numpy==1.26.4"
 touch "$STAMP"
 echo "focus-validator 2.2.1 installed in $VENV"

@@ -21,7 +21,8 @@ from warehouse.duckdb import DuckDBWarehouse
 
 VENV = Path(
     os.environ.get("FOCUS_VALIDATOR_VENV")
-    or Path.home() / ".cache" / "pipeline-ops" / "focus-validator-venv"
+    or Path(os.environ.get("PIPELINE_OPS_CACHE_DIR") or Path.home() / ".cache" / "pipeline-ops")
+    / "focus-validator-venv"
 )
 TOTAL = re.compile(r"Total: (\d+) \| Pass: (\d+) \| Fail: (\d+) \| Skipped: (\d+)")
 FAILED = re.compile(r"^- (CAU-[\w-]+): violations=(\d+)", re.MULTILINE)
