@@ -1,10 +1,9 @@
 """End to end on both warehouses: the same pipeline gives the same totals on DuckDB and on
 BigQuery (the emulator), run by the real run service and a real Celery worker.
 
-The GenAI OpenAI sample and consolidate pipelines don't exist yet; the demo pipeline
-(configs/demo/sample/genai_usage.yml: usage export and price list loaded in parallel, then
-the sp_demo_daily_cost procedure) exercises the same path: load jobs, replace
-transactions, a procedure and a count query.
+Two pipelines: the demo pipeline (usage export and price list loaded in parallel, then the
+sp_demo_daily_cost procedure), and the GenAI path — OpenAI Admin API sample served locally,
+then consolidate — whose FOCUS totals must match to the cent.
 """
 
 from __future__ import annotations
@@ -92,4 +91,82 @@ def test_demo_pipeline_gives_identical_totals_on_duckdb_and_bigquery(
     )
     assert len(on_duckdb) == 5  # 5 models, 7 days each
     assert all(row["days"] == 7 for row in on_duckdb)
+    assert on_bigquery == on_duckdb
+
+
+FOCUS_TOTALS = """
+SELECT x_provider, ChargeCategory, COUNT(*) AS charge_rows,
+       ROUND(SUM(BilledCost), 9) AS billed, ROUND(SUM(ListCost), 9) AS list_cost,
+       ROUND(SUM(PricingQuantity), 3) AS quantity
+FROM `acme_dev.cost_data_standard_1_3`
+WHERE x_org_slug = @org
+GROUP BY x_provider, ChargeCategory
+ORDER BY x_provider, ChargeCategory
+"""
+
+
+def run_genai(tmp: Path, redis: Server, configs: Path, warehouse_url: str, api_url: str) -> list:
+    """OpenAI sample, then consolidate, on one stack; return the FOCUS totals."""
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp / 'meta.db'}",
+        "WAREHOUSE_URL": warehouse_url,
+        "REDIS_URL": redis.url,
+        "PIPELINE_OPS_VAR_DIR": str(tmp),
+        "PIPELINE_OPS_CONFIGS_DIR": str(configs),
+        "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
+    }
+    settings = Settings.from_env({**os.environ, **env})
+    upgrade(settings.database_url)
+    from tasks.canvas import CeleryDispatcher
+
+    services = build_services(settings, CeleryDispatcher())
+    services.orgs.create("acme")
+    secret = {"admin_key": "sk-admin-e2e-0123456789abcdef", "base_url": api_url}
+    services.credentials.add("acme", "openai", "openai admin", secret, credential_id="oa")
+    worker = start_worker(env, concurrency=2, name=f"g{tmp.name[-12:]}", log_dir=tmp)
+    stack = Stack("sqlite", settings, services, worker, env)
+    days = (date(2026, 1, 1), date(2026, 1, 2))
+    try:
+        for provider, domain, name, credential in (
+            ("genai", "payg", "openai", "oa"),
+            ("genai", "unified", "consolidate", None),
+        ):
+            request = RunRequest("acme", provider, domain, name, *days, credential)
+            run = stack.wait(services.runs.start(request)["run_id"], timeout=120)
+            assert run["status"] == "completed", (run["error_message"], worker.log())
+    finally:
+        worker.stop()
+    return from_url(warehouse_url).query(FOCUS_TOTALS, {"org": "acme"}).to_pylist()
+
+
+@pytest.mark.slow
+def test_openai_and_consolidate_give_identical_focus_totals_on_duckdb_and_bigquery(
+    bigquery_emulator: Server,  # noqa: F811
+    redis_server: Server,
+    test_configs_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from tests.support.provider_api import ProviderAPIServer, serve_openai
+
+    api = ProviderAPIServer()
+    try:
+        serve_openai(api, [date(2026, 1, 1), date(2026, 1, 2)])
+        on_duckdb = run_genai(
+            tmp_path_factory.mktemp("genai-duckdb"),
+            redis_server,
+            test_configs_dir,
+            f"duckdb:///{tmp_path_factory.getbasetemp()}/genai-warehouse.duckdb",
+            api.url,
+        )
+        on_bigquery = run_genai(
+            tmp_path_factory.mktemp("genai-bigquery"),
+            redis_server,
+            test_configs_dir,
+            f"bigquery://{PROJECT}?location=US&endpoint={bigquery_emulator.url}",
+            api.url,
+        )
+    finally:
+        api.close()
+    assert on_duckdb and {r["x_provider"] for r in on_duckdb} == {"openai"}
+    assert sum(r["billed"] for r in on_duckdb) > 0
     assert on_bigquery == on_duckdb
