@@ -81,6 +81,8 @@ def make_stack(
     postgres_server: Server | None,
     configs_dir: Path,
     concurrency: int = 2,
+    warehouse_url: str | None = None,
+    before_worker: Callable[[Services], None] | None = None,
 ) -> tuple[Stack, Callable[[], None]]:
     if kind == "postgres":
         assert postgres_server is not None
@@ -91,7 +93,7 @@ def make_stack(
         db_url = f"sqlite:///{tmp / 'meta.db'}"
     env = {
         "DATABASE_URL": db_url,
-        "WAREHOUSE_URL": f"duckdb:///{tmp / 'warehouse.duckdb'}",
+        "WAREHOUSE_URL": warehouse_url or f"duckdb:///{tmp / 'warehouse.duckdb'}",
         "REDIS_URL": redis_server.url,
         "PIPELINE_OPS_VAR_DIR": str(tmp),
         "PIPELINE_OPS_CONFIGS_DIR": str(configs_dir),
@@ -102,7 +104,9 @@ def make_stack(
     from tasks.canvas import CeleryDispatcher
 
     services = build_services(settings, CeleryDispatcher())
-    worker = start_worker(env, concurrency=concurrency, name=f"w{kind}", log_dir=tmp)
+    if before_worker is not None:
+        before_worker(services)
+    worker = start_worker(env, concurrency=concurrency, name=f"w{kind}{tmp.name[-8:]}", log_dir=tmp)
     return Stack(kind, settings, services, worker, env), worker.stop
 
 

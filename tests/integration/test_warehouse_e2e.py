@@ -8,19 +8,16 @@ then consolidate — whose FOCUS totals must match to the cent.
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from pipeline.db import upgrade
 from pipeline.runs import RunRequest
-from pipeline.services import build_services
-from pipeline.settings import Settings
+from pipeline.services import Services
 from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
-from tests.integration.conftest import Stack
-from tests.support.servers import Server, start_worker
+from tests.integration.conftest import make_stack
+from tests.support.servers import Server
 from warehouse import from_url
 
 TOTALS = """
@@ -34,39 +31,39 @@ ORDER BY provider, model
 """
 
 
-def run_demo(tmp: Path, redis: Server, configs: Path, warehouse_url: str) -> list[dict]:
-    """Run the demo pipeline twice on its own stack; return the cost totals per model."""
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp / 'meta.db'}",
-        "WAREHOUSE_URL": warehouse_url,
-        "REDIS_URL": redis.url,
-        "PIPELINE_OPS_VAR_DIR": str(tmp),
-        "PIPELINE_OPS_CONFIGS_DIR": str(configs),
-        "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
-    }
-    settings = Settings.from_env({**os.environ, **env})
-    upgrade(settings.database_url)
-    from tasks.canvas import CeleryDispatcher
+def run_on_stack(
+    tmp: Path,
+    redis: Server,
+    configs: Path,
+    warehouse_url: str,
+    requests: list[RunRequest],
+    credentials: tuple[tuple[str, dict[str, str], str], ...] = (),
+) -> None:
+    """Run `requests` in order on a stack of their own (SQLite metadata DB, a worker)."""
 
-    services = build_services(settings, CeleryDispatcher())
-    services.orgs.create("acme")
-    # One worker at a time: workers share the broker, so the other stack's is stopped.
-    worker = start_worker(env, concurrency=2, name=f"w{tmp.name[-12:]}", log_dir=tmp)
-    stack = Stack("sqlite", settings, services, worker, env)
-    try:
-        for _ in range(2):  # the second run replaces the same slices
-            request = RunRequest(
-                org_slug="acme",
-                provider="demo",
-                domain="sample",
-                pipeline="genai_usage",
-                start_date=date(2026, 1, 1),
-                end_date=date(2026, 1, 7),
+    def setup(services: Services) -> None:
+        services.orgs.create("acme")
+        for provider, secret, credential_id in credentials:
+            services.credentials.add(
+                "acme", provider, f"{provider} admin", secret, credential_id=credential_id
             )
-            run = stack.wait(services.runs.start(request)["run_id"], timeout=120)
-            assert run["status"] == "completed", (run["error_message"], worker.log())
+
+    # One worker at a time: workers share the broker, so each stack's is stopped after.
+    stack, stop = make_stack(
+        "sqlite", tmp, redis, None, configs, warehouse_url=warehouse_url, before_worker=setup
+    )
+    try:
+        for request in requests:
+            run = stack.wait(stack.services.runs.start(request)["run_id"], timeout=120)
+            assert run["status"] == "completed", (run["error_message"], stack.worker.log())
     finally:
-        worker.stop()
+        stop()
+
+
+def run_demo(tmp: Path, redis: Server, configs: Path, warehouse_url: str) -> list[dict]:
+    """Run the demo pipeline twice (the second replaces the same slices); cost totals."""
+    demo = RunRequest("acme", "demo", "sample", "genai_usage", date(2026, 1, 1), date(2026, 1, 7))
+    run_on_stack(tmp, redis, configs, warehouse_url, [demo, demo])
     return from_url(warehouse_url).query(TOTALS, {"org": "acme"}).to_pylist()
 
 
@@ -107,35 +104,19 @@ ORDER BY x_provider, ChargeCategory
 
 def run_genai(tmp: Path, redis: Server, configs: Path, warehouse_url: str, api_url: str) -> list:
     """OpenAI sample, then consolidate, on one stack; return the FOCUS totals."""
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp / 'meta.db'}",
-        "WAREHOUSE_URL": warehouse_url,
-        "REDIS_URL": redis.url,
-        "PIPELINE_OPS_VAR_DIR": str(tmp),
-        "PIPELINE_OPS_CONFIGS_DIR": str(configs),
-        "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
-    }
-    settings = Settings.from_env({**os.environ, **env})
-    upgrade(settings.database_url)
-    from tasks.canvas import CeleryDispatcher
-
-    services = build_services(settings, CeleryDispatcher())
-    services.orgs.create("acme")
-    secret = {"admin_key": "sk-admin-e2e-0123456789abcdef", "base_url": api_url}
-    services.credentials.add("acme", "openai", "openai admin", secret, credential_id="oa")
-    worker = start_worker(env, concurrency=2, name=f"g{tmp.name[-12:]}", log_dir=tmp)
-    stack = Stack("sqlite", settings, services, worker, env)
     days = (date(2026, 1, 1), date(2026, 1, 2))
-    try:
-        for provider, domain, name, credential in (
-            ("genai", "payg", "openai", "oa"),
-            ("genai", "unified", "consolidate", None),
-        ):
-            request = RunRequest("acme", provider, domain, name, *days, credential)
-            run = stack.wait(services.runs.start(request)["run_id"], timeout=120)
-            assert run["status"] == "completed", (run["error_message"], worker.log())
-    finally:
-        worker.stop()
+    secret = {"admin_key": "sk-admin-e2e-0123456789abcdef", "base_url": api_url}
+    run_on_stack(
+        tmp,
+        redis,
+        configs,
+        warehouse_url,
+        [
+            RunRequest("acme", "genai", "payg", "openai", *days, "oa"),
+            RunRequest("acme", "genai", "unified", "consolidate", *days),
+        ],
+        credentials=(("openai", secret, "oa"),),
+    )
     return from_url(warehouse_url).query(FOCUS_TOTALS, {"org": "acme"}).to_pylist()
 
 
