@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit integration lint bench clean focus-validator bqemulator
+.PHONY: venv demo test unit integration lint bench load clean focus-validator bqemulator
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run_all.py
+
+# 50 orgs, 2,000 run requests against gunicorn + Celery on loopback; not part of `make test`.
+load: $(STAMP)
+	$(BIN)/python tests/load/load_test.py
 
 clean:
 	rm -rf var .pytest_cache

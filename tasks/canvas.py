@@ -49,9 +49,27 @@ def build_canvas(run_id: str, plan: dict[str, Any]) -> Signature:
 class CeleryDispatcher:
     def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
         build_canvas(run_id, plan).apply_async()
+        _forget_pending(run_id)
 
     def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
         ids = [step_task_id(run_id, s) for s in plan["steps"]] + [finalize_task_id(run_id)]
         # Steps already running finish their current attempt; every later step sees the
         # run cancelled and skips, so revocation is an optimisation, not the guarantee.
         app.control.revoke(ids)
+
+
+def _forget_pending(run_id: str) -> None:
+    """Drop this process's interest in the run's Celery results.
+
+    Runs are followed in the metadata DB, not through Celery results, but publishing a
+    task subscribes the client to its result channel and the backend keeps the result
+    objects alive. Left alone, their cleanup runs at interpreter exit, when redis-py can
+    no longer connect, and prints a traceback. Celery has no public call for "forget my
+    pending results", so this reads the async backend's registry (absent on other
+    backends, where there is nothing to do).
+    """
+    backend = app.backend
+    for mapping in list(getattr(backend, "_pending_results", ()) or ()):
+        for task_id in [t for t in list(mapping) if str(t).startswith(f"{run_id}:")]:
+            for waiter in list(mapping.get(task_id, {}).values()):
+                backend.remove_pending_result(waiter)

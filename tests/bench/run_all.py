@@ -35,7 +35,7 @@ def machine() -> str:
 
 
 def main() -> None:
-    from tests.bench import bench_engine, bench_quota, bench_write_partition
+    from tests.bench import bench_engine, bench_quota, bench_scaling, bench_write_partition
 
     print(f"machine: {machine()}\n")
     engine = bench_engine.main()
@@ -43,6 +43,8 @@ def main() -> None:
     write = bench_write_partition.main()
     print()
     quota = bench_quota.main()
+    print()
+    scaling = bench_scaling.main(write_1m_s=write["write_partition_s"])
     print("\nsummary")
     print(f"{'benchmark':<52} {'baseline':>12} {'engine':>12} {'ratio':>7} {'target':>7}")
     rows = [
@@ -59,6 +61,27 @@ def main() -> None:
             engine["engine_p95_ms"],
             "ms",
             "<= 2",
+        ),
+        (
+            "chord fan-in: 50 x 1-step runs vs 50 parallel steps",
+            scaling["singles50_s"],
+            scaling["fan50_s"],
+            "s",
+            "",
+        ),
+        (
+            "API: bare apply_async vs POST /run, p50",
+            scaling["apply_async_p50_ms"],
+            scaling["api_post_p50_ms"],
+            "ms",
+            "",
+        ),
+        (
+            "API: bare apply_async vs POST /run, p95",
+            scaling["apply_async_p95_ms"],
+            scaling["api_post_p95_ms"],
+            "ms",
+            "",
         ),
         (
             "1M rows: bare INSERT vs write_partition(replace)",
@@ -83,6 +106,26 @@ def main() -> None:
         f"{'1M rows: re-run of the same key (replaces 1M rows)':<52} {'':>12} "
         f"{write['rerun_s']:>10.3f}s"
     )
+    print("\nscaling (ratio to the smallest)")
+    steps = [scaling[f"chain{n}_s"] for n in bench_scaling.STEP_COUNTS]
+    for n, t in zip(bench_scaling.STEP_COUNTS, steps, strict=True):
+        print(f"{f'pipeline of {n} chained no-op steps':<52} {t:>10.3f}s  {t / steps[0]:>6.2f}x")
+    writes = scaling["write_s"]
+    w0 = bench_scaling.WRITE_SIZES[0]
+    for n in bench_scaling.WRITE_SIZES:
+        per_row = (writes[n] / n) / (writes[w0] / w0)
+        print(
+            f"{f'write_partition {n:,} rows':<52} {writes[n]:>10.3f}s  "
+            f"{writes[n] / writes[w0]:>6.2f}x  per row {per_row:.2f}x"
+        )
+    history = scaling["history"]
+    h0 = bench_scaling.HISTORY_SIZES[0]
+    for n in bench_scaling.HISTORY_SIZES:
+        h = history[n]
+        print(
+            f"{f'history page, {n:,} runs (SQLite), p95':<52} {h['p95_ms']:>9.2f}ms  "
+            f"{h['p95_ms'] / history[h0]['p95_ms']:>6.2f}x  {'< 50 ms' if n == 100_000 else ''}"
+        )
 
 
 if __name__ == "__main__":

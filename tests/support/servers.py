@@ -208,6 +208,51 @@ def start_postgres() -> Server:
     return server
 
 
+def _pg_ctl_start(datadir: Path, sockdir: Path, log_path: Path, port: int) -> None:
+    opts = (
+        f"-p {port} -k {sockdir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_connections=200"
+    )
+    subprocess.run(
+        _as_postgres_user(
+            [
+                _pg_bin("pg_ctl"),
+                *("-D", str(datadir), "-l", str(log_path), "-o", opts),
+                *("-w", "-t", "60", "start"),
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+
+
+def stop_postgres_only(server: Server) -> None:
+    """Stop a server from start_postgres, keeping its data; clients' connections are cut.
+
+    Fast mode, not immediate: the servers run with synchronous_commit=off, so an immediate
+    stop can drop transactions committed in the last 200 ms, which is not what tests test.
+    """
+    assert server.workdir is not None
+    subprocess.run(
+        _as_postgres_user(
+            [
+                _pg_bin("pg_ctl"),
+                *("-D", str(server.workdir / "data"), "-m", "fast", "-w", "stop"),
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def start_postgres_again(server: Server) -> None:
+    """Start a server stopped by stop_postgres_only on the same port and data directory."""
+    assert server.workdir is not None and server.log_path is not None
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    _pg_ctl_start(server.workdir / "data", server.workdir / "sock", server.log_path, port)
+
+
 def create_pg_database(server: Server, name: str) -> str:
     import psycopg
 

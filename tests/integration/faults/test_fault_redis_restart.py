@@ -1,0 +1,149 @@
+"""redis-server (broker, result backend and quota mirror) restarted empty while a step runs.
+
+A dedicated stack: its own redis-server, gunicorn and Celery worker, so restarting the
+broker cannot disturb the session's other tests. The run is started through the API,
+redis-server is stopped while the first step sleeps and started again, empty, on the same
+port. The run must end `completed` (or `failed`) and leave no quota reservation behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipeline.db import upgrade
+from pipeline.services import Services, build_services
+from pipeline.settings import Settings
+from pipeline.state import TERMINAL
+from tests.support.servers import Server, start_gunicorn, start_redis, start_worker
+
+SLOW = """\
+pipeline_id: fault_redis_slow
+name: A slow step, then a quick one
+provider: fault
+domain: redis
+steps:
+  - step_id: slow
+    ps_type: generic.noop
+    config: {sleep_seconds: 6}
+    timeout_seconds: 60
+  - step_id: after
+    ps_type: generic.noop
+    depends_on: [slow]
+"""
+
+
+class NoDispatch:
+    """The in-process services only read the store and the ledger; the API dispatches."""
+
+    def enqueue(self, run_id: str, plan: dict) -> None:
+        raise AssertionError("this test starts runs through gunicorn")
+
+    def revoke(self, run_id: str, plan: dict) -> None:
+        return None
+
+
+@dataclass
+class Rig:
+    services: Services
+    redis: Server
+    worker: Server
+    web: Server
+    key: str
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    configs = tmp_path / "configs"
+    (configs / "fault" / "redis").mkdir(parents=True)
+    (configs / "fault" / "redis" / "slow.yml").write_text(SLOW)
+    redis_server = start_redis()
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'meta.db'}",
+        "WAREHOUSE_URL": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
+        "REDIS_URL": redis_server.url,
+        "PIPELINE_OPS_VAR_DIR": str(tmp_path),
+        "PIPELINE_OPS_CONFIGS_DIR": str(configs),
+        "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
+    }
+    settings = Settings.from_env({**os.environ, **env})
+    upgrade(settings.database_url)
+    services = build_services(settings, NoDispatch())
+    key = services.orgs.create("acme")
+    services.gate.set_limits("acme", concurrent=1, daily=100)
+    rig = Rig(services, redis_server, Server("none", None, ""), Server("none", None, ""), key)
+    try:
+        rig.worker = start_worker(env, concurrency=1, name="wredis", log_dir=tmp_path)
+        rig.web = start_gunicorn(env, workers=1, log_dir=tmp_path)
+        yield rig
+    finally:
+        for server in (rig.web, rig.worker, rig.redis):
+            server.stop()
+
+
+def wait_running_step(rig: Rig, run_id: str, step_id: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for attempt in rig.services.store.step_attempts(run_id):
+            if attempt["step_id"] == step_id and attempt["status"] == "running":
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{step_id} never started:\n{rig.worker.log()}")
+
+
+def wait_terminal(rig: Rig, run_id: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = rig.services.store.get_run(run_id)
+        if run and run["status"] in TERMINAL:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(
+        f"run {run_id} did not finish: {rig.services.store.get_run(run_id)}\n{rig.worker.log()}"
+    )
+
+
+@pytest.mark.slow
+def test_redis_restarted_empty_mid_step_the_run_ends_and_no_slot_leaks(rig: Rig) -> None:
+    headers = {"X-API-Key": rig.key}
+    url = f"{rig.web.url}/pipelines/run/acme/fault/redis/slow"
+    reply = requests.post(
+        url,
+        json={"start_date": "2026-01-05", "end_date": "2026-01-05"},
+        headers=headers,
+        timeout=10,
+    )
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    wait_running_step(rig, run_id, "slow")
+
+    port = int(rig.redis.url.rsplit(":", 1)[1].split("/")[0])
+    rig.redis.stop()
+    time.sleep(2)
+    rig.redis = start_redis(port)  # empty: the unacked message and the mirror are gone
+
+    run = wait_terminal(rig, run_id)
+    assert run["status"] in ("completed", "failed"), run
+    if run["status"] == "completed":
+        steps = [(a["step_id"], a["status"]) for a in rig.services.store.step_attempts(run_id)]
+        assert ("after", "completed") in steps
+
+    usage = rig.services.gate.usage("acme")
+    assert usage["usage"]["concurrent_running"] == 0, usage
+    assert usage["usage"]["daily_runs"] == 1
+    # The slot is free: the next run of the org (concurrent=1) is admitted and completes.
+    reply = requests.post(
+        url,
+        json={"start_date": "2026-01-06", "end_date": "2026-01-06"},
+        headers=headers,
+        timeout=10,
+    )
+    assert reply.status_code == 202, reply.text
+    assert wait_terminal(rig, reply.json()["run_id"])["status"] == "completed"
+    assert rig.services.gate.usage("acme")["usage"]["concurrent_running"] == 0
