@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -60,6 +61,17 @@ def plan_source(
     return DatabasePlanSource(engine, defaults, clock)
 
 
+def mirror_prefix(engine: Engine) -> str:
+    """Redis key prefix of the mirror of the ledger in `engine`'s database.
+
+    A mirror reflects one ledger. Two deployments (or test stacks) sharing a Redis
+    database but not a metadata database must not read each other's leases, so the
+    prefix names the ledger (a hash of its URL, password left out).
+    """
+    ledger = engine.url.render_as_string(hide_password=True)
+    return f"pipeline_ops:quota:{hashlib.sha256(ledger.encode()).hexdigest()[:12]}:"
+
+
 def build_gate(settings: GateSettings, engine: Engine, clock: Callable[[], datetime]) -> QuotaGate:
     if not settings.quota_enabled:
         return AllowAllGate()
@@ -74,6 +86,8 @@ def build_ledger_gate(
         plan_source(settings, engine, clock), plan_defaults(settings), settings.plan_cache_seconds
     )
     # Eager mode (--local, tests) runs without Redis: the ledger alone is exact anyway.
-    mirror = None if settings.eager else RedisMirror.from_url(settings.redis_url)
+    mirror = None
+    if not settings.eager:
+        mirror = RedisMirror.from_url(settings.redis_url, prefix=mirror_prefix(engine))
     lease = timedelta(seconds=settings.quota_lease_seconds)
     return LedgerGate(SqlLedger(engine), cache, mirror, clock, lease)

@@ -106,7 +106,7 @@ def make_stack(
     services = build_services(settings, CeleryDispatcher())
     if before_worker is not None:
         before_worker(services)
-    worker = start_worker(env, concurrency=concurrency, name=f"w{kind}{tmp.name[-8:]}", log_dir=tmp)
+    worker = start_worker(env, concurrency=concurrency, name=f"w{kind}", log_dir=tmp)
     return Stack(kind, settings, services, worker, env), worker.stop
 
 

@@ -48,7 +48,7 @@ def assert_both_agree(stack: Stack, gate: LedgerGate, org: str, admitted: list[s
     assert sorted(usage["mirror"]["leases"]) == sorted(admitted)
     client = redis.Redis.from_url(stack.settings.redis_url)
     try:
-        assert client.zcard(f"pipeline_ops:quota:{{{org}}}:leases") == len(admitted)
+        assert client.zcard(f"{gate.mirror.prefix}{{{org}}}:leases") == len(admitted)
     finally:
         client.close()
 

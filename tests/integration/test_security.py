@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,7 @@ def sec(sqlite_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Sec:
 
     keys = {"a": services.orgs.create(A), "b": services.orgs.create(B)}
     keys["expired"] = services.orgs.create("sec_rot")
-    services.orgs.rotate_key("sec_rot", overlap_seconds=1)
+    overlap_ends = services.orgs.rotate_key("sec_rot", overlap_seconds=1)["previous_key_expires_at"]
     assert services.orgs.authenticate(keys["expired"]) == "sec_rot"  # inside its overlap
     keys["revoked"] = services.orgs.create("sec_rev")
     services.orgs.revoke_key("sec_rev")
@@ -148,6 +149,8 @@ def sec(sqlite_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Sec:
     assert response.status_code == 202, response.get_json()
     run = stack.wait(response.get_json()["run_id"])
     assert run["status"] == "completed", run["error_message"]
+    # Wait out the overlap itself rather than trusting the run above to take long enough.
+    time.sleep(max(0.0, (overlap_ends - services.store.clock()).total_seconds()) + 0.2)
     assert services.orgs.authenticate(keys["expired"]) is None  # its 1 s overlap has passed
     return Sec(stack, services, client, keys, run["run_id"], marker)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import pytest
@@ -47,8 +48,8 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
 
 
 def use_redis(monkeypatch: pytest.MonkeyPatch, server: fakeredis.FakeServer) -> None:
-    def from_url(cls: type[RedisMirror], url: str) -> RedisMirror:
-        return cls(fakeredis.FakeRedis(server=server, decode_responses=True))
+    def from_url(cls: type[RedisMirror], url: str, **kwargs: Any) -> RedisMirror:
+        return cls(fakeredis.FakeRedis(server=server, decode_responses=True), **kwargs)
 
     monkeypatch.setattr(RedisMirror, "from_url", classmethod(from_url))
 
