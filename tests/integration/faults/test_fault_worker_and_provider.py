@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from datetime import date
 
 from pipeline.runs import RunRequest
@@ -19,6 +20,17 @@ from tests.integration.test_resilience import count_rows, start, wait_for_attemp
 
 def concurrent_running(stack: Stack, org: str) -> int:
     return int(stack.services.gate.usage(org)["usage"]["concurrent_running"])
+
+
+def settled_running(stack: Stack, org: str, timeout: float = 10) -> int:
+    """Running count once releases land: a run is marked ended a moment before the
+    process that ended it releases its slot."""
+    deadline = time.monotonic() + timeout
+    running = concurrent_running(stack, org)
+    while running and time.monotonic() < deadline:
+        time.sleep(0.1)
+        running = concurrent_running(stack, org)
+    return running
 
 
 def test_sigkill_mid_step_redelivers_completes_and_releases_the_slot(
@@ -37,7 +49,7 @@ def test_sigkill_mid_step_redelivers_completes_and_releases_the_slot(
     ]
     assert steps == [("slow", 1, "completed"), ("load", 1, "completed")]
     assert count_rows(sqlite_stack, "fault_kill_dev.resilience_usage") == 10
-    assert concurrent_running(sqlite_stack, "fault_kill") == 0
+    assert settled_running(sqlite_stack, "fault_kill") == 0
     # Released exactly once: a second release of the same run changes nothing.
     assert sqlite_stack.services.gate.release("fault_kill", run_id, succeeded=True) is False
     assert concurrent_running(sqlite_stack, "fault_kill") == 0
@@ -88,4 +100,4 @@ def test_a_flapping_provider_completes_within_the_retry_budget(
     assert len(http_server.requests) == 4
     assert count_rows(sqlite_stack, "fault_flap_dev.flap_a") == 1
     assert count_rows(sqlite_stack, "fault_flap_dev.flap_b") == 1
-    assert concurrent_running(sqlite_stack, org) == 0
+    assert settled_running(sqlite_stack, org) == 0
