@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -20,6 +19,8 @@ from pipeline.schedule_dispatch import ScheduleDispatcher, TickReport
 from pipeline.schedules import ScheduleService
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
+from tests.support.doubles import ManualClock as Clock
+from tests.support.doubles import NullDispatcher
 from tests.support.servers import Server, create_pg_database
 
 DAILY = """\
@@ -34,24 +35,6 @@ steps:
 """
 ORGS = [f"org_{n:02d}" for n in range(12)]
 DAYS = 3
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class NullDispatcher:
-    """Runs are started (recorded, queued) but not executed: this test is about dispatch."""
-
-    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
-        return None
-
-    def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
-        return None
 
 
 @pytest.fixture

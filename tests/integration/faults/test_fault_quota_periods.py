@@ -22,6 +22,8 @@ from pipeline.runs import RunRequest
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
 from quota.gate import LedgerGate
+from tests.support.doubles import ManualClock as Clock
+from tests.support.doubles import NullDispatcher as Dispatcher
 from tests.support.servers import Server, create_pg_database, start_redis
 
 ONE_STEP = """\
@@ -33,22 +35,6 @@ steps:
   - step_id: only
     ps_type: generic.noop
 """
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Dispatcher:
-    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
-        return None
-
-    def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
-        return None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +23,7 @@ from pipeline.db import make_engine, upgrade  # noqa: E402
 from pipeline.services import Services, build_services  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.store import RunStore  # noqa: E402
-
-T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """A clock the test moves by hand; RunStore(engine, clock=...) takes it."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+from tests.support.doubles import ManualClock as FakeClock  # noqa: E402
 
 
 class RecordingDispatcher:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +29,7 @@ from quota.ledger import SqlLedger  # noqa: E402
 from quota.mirror import RedisMirror  # noqa: E402
 from quota.models import org_quota_leases  # noqa: E402
 from quota.plans import DatabasePlanSource, Plan, PlanDefaults  # noqa: E402
-
-T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+from tests.support.doubles import ManualClock as FakeClock  # noqa: E402
 
 
 @pytest.fixture

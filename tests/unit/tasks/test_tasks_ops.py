@@ -18,6 +18,7 @@ from pipeline.settings import Settings
 from tasks.beat import dispatch_schedules
 from tasks.notifications import send_notification
 from tasks.runtime import use_services
+from tests.support.doubles import ManualClock as Clock
 
 PIPELINE = """\
 pipeline_id: tasks_daily
@@ -42,17 +43,9 @@ class Dispatcher:
         return None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(datetime(2026, 1, 5, 2, 0, tzinfo=UTC))
 
 
 @pytest.fixture
