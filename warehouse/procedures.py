@@ -5,7 +5,10 @@ A file `warehouse/sql/<name>.sql` starts with a header line
     -- procedure: <name>(<param> <TYPE>, ...)
 
 followed by statements separated by `;`. Statements reference parameters as `@param` and
-the org dataset as the placeholder `{dataset}` inside backquotes. BigQuery scripting
+the org dataset as the placeholder `{dataset}` inside backquotes. A line
+`-- include: <name>` is replaced by the text of `warehouse/sql/include/<name>.sql`, so the
+FOCUS table's DDL and column list are written once for every procedure that fills it.
+BigQuery scripting
 (`CREATE PROCEDURE ... BEGIN ... END`) does not transpile, so each backend decides how to
 run the list: DuckDB transpiles and runs it statement by statement in one transaction,
 BigQuery can wrap it in `CREATE OR REPLACE PROCEDURE`.
@@ -31,7 +34,10 @@ SQL_DIR = Path(__file__).with_name("sql")
 DATASET_PLACEHOLDER = "{dataset}"
 PARAM_TYPES = ("STRING", "DATE", "INT64", "FLOAT64", "NUMERIC", "TIMESTAMP", "BOOL")
 
+INCLUDE_DIR = SQL_DIR / "include"
+
 _HEADER_RE = re.compile(r"^--\s*procedure:\s*([A-Za-z0-9_]+)\s*\((.*)\)\s*$")
+_INCLUDE_RE = re.compile(r"^[ \t]*--[ \t]*include:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,21 @@ def load_procedure(name: str, sql_dir: Path = SQL_DIR) -> Procedure:
     if not path.is_file():
         known = ", ".join(list_procedures(sql_dir)) or "none"
         raise TerminalError(f"unknown procedure {name!r} (known: {known})")
-    return parse_procedure(path.read_text(encoding="utf-8"), expected_name=name)
+    text = expand_includes(path.read_text(encoding="utf-8"), sql_dir / "include")
+    return parse_procedure(text, expected_name=name)
+
+
+def expand_includes(text: str, include_dir: Path = INCLUDE_DIR) -> str:
+    """Replace each `-- include: <name>` line with include/<name>.sql (one level, no nesting)."""
+
+    def included(match: re.Match[str]) -> str:
+        name = check_identifier(match.group(1), "include name")
+        path = include_dir / f"{name}.sql"
+        if not path.is_file():
+            raise TerminalError(f"unknown SQL include {name!r} (no {path.name} in {include_dir})")
+        return path.read_text(encoding="utf-8").strip()
+
+    return _INCLUDE_RE.sub(included, text)
 
 
 def parse_procedure(text: str, expected_name: str | None = None) -> Procedure:

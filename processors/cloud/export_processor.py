@@ -1,0 +1,93 @@
+"""The shared flow of the file-export clouds (AWS, Azure, OCI): list, fetch, read, write once.
+
+A subclass supplies `source(ctx)`: an object-store reader built with that cloud's SDK. All
+files are fetched and parsed before the single write, so a missing, corrupt or forbidden
+file fails the step with nothing written; the write replaces the run's dates, so a re-run or
+a restated export never duplicates a row.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import ClassVar, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from errors import TerminalError
+from processors.base import StepContext, StepResult
+from processors.cloud.export_files import read_export_file
+from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
+from warehouse.schemas_cloud import FOCUS_EXPORT_RAW
+
+
+class ExportSource(Protocol):
+    def list_files(self, months: list[date]) -> list[str]:
+        """Names of the objects holding these billing periods (first days of months)."""
+        ...
+
+    def fetch(self, name: str) -> bytes: ...
+
+
+def billing_months(start: date, end: date) -> list[date]:
+    """First days of every calendar month that [start, end] touches."""
+    if end < start:
+        raise TerminalError(f"end date {end} is before start date {start}")
+    months, current = [], start.replace(day=1)
+    while current <= end:
+        months.append(current)
+        current = (current.replace(day=28) + _FOUR_DAYS).replace(day=1)
+    return months
+
+
+class FocusExportProcessor:
+    ps_type: ClassVar[str]
+    provider: ClassVar[str]
+    default_table: ClassVar[str]
+    # Source column -> FOCUS_EXPORT_RAW column, beyond the built-in FOCUS version renames.
+    renames: ClassVar[dict[str, str]] = {}
+
+    def source(self, ctx: StepContext) -> ExportSource:
+        raise NotImplementedError
+
+    def post_process(self, rows: pa.Table, ctx: StepContext) -> pa.Table:
+        """Hook for source-specific clean-up of all rows before the write (e.g. de-duplication)."""
+        return rows
+
+    def run(self, ctx: StepContext) -> StepResult:
+        months = billing_months(ctx.start_date, ctx.end_date)
+        source = self.source(ctx)
+        names = source.list_files(months)
+        periods = ", ".join(m.strftime("%Y-%m") for m in months)
+        if not names:
+            raise TerminalError(f"no {self.provider} export files found for {periods}")
+        ctx.log.info(f"{len(names)} export file(s) for {periods}")
+        parts = []
+        for number, name in enumerate(names, 1):
+            raw = read_export_file(name, source.fetch(name))
+            part = rows_in_dates(
+                normalize_focus_export(raw, source_file=name, renames=self.renames),
+                ctx.start_date,
+                ctx.end_date,
+            )
+            ctx.log.info(
+                f"file {number}/{len(names)} {name}: {raw.num_rows} rows, "
+                f"{part.num_rows} in {ctx.start_date}..{ctx.end_date}"
+            )
+            parts.append(part)
+        rows = self.post_process(pa.concat_tables(parts), ctx) if parts else _empty()
+        table = str(ctx.config.get("destination_table") or self.default_table)
+        result = ctx.write(table, rows, date_column="charge_date")
+        billed = pc.sum(rows.column("billed_cost")).as_py() or 0.0
+        return StepResult(
+            rows_written=result.rows_written,
+            tables=[str(ctx.table(table))],
+            metrics={"files": len(names), "rows": rows.num_rows, "billed_cost": round(billed, 6)},
+        )
+
+
+def _empty() -> pa.Table:
+    return FOCUS_EXPORT_RAW.empty_table()
+
+
+_FOUR_DAYS = timedelta(days=4)

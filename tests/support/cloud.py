@@ -1,0 +1,144 @@
+"""Running a cloud billing pipeline in-process, and checking its FOCUS rows.
+
+`run_pipeline` goes through the real parts a worker uses for each step (the YAML loader,
+template resolution and topological plan, the processor registry, the lineage writer), only
+without the broker, so the cloud tests spend their time on the emulators, not on Celery.
+The API-and-worker path is covered for one cloud in test_cloud_e2e.py.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import load_pipeline
+from pipeline.lineage import make_writer
+from pipeline.runs import build_plan
+from processors.base import StepContext, StepResult
+from processors.registry import get_processor
+from tests.support.genai import FOCUS_DATA, ListLog
+from warehouse import focus_values as fv
+from warehouse.base import LINEAGE_NAMES, JobContext, LineageKey, Warehouse
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = list(csv.DictReader((FOCUS_DATA / "focus_1_3_columns.csv").open()))
+MANDATORY = [r["column"] for r in REFERENCE if r["required"] == "Mandatory"]
+
+
+def money(value: float | Decimal | str | None) -> Decimal:
+    return Decimal(str(value or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def run_pipeline(
+    warehouse: Warehouse,
+    path: str | Path,
+    *,
+    start: date,
+    end: date,
+    credential: Mapping[str, Any],
+    org: str = "acme",
+    credential_id: str = "default",
+    run_id: str = "run-1",
+    log: ListLog | None = None,
+) -> dict[str, StepResult]:
+    """Run every step of the pipeline file in dependency order; the first error propagates."""
+    spec = load_pipeline(ROOT / path)
+    dataset = f"{org}_dev"
+    variables = {
+        "org_slug": org,
+        "project_id": "test-proj",
+        "org_dataset": dataset,
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "credential_id": credential_id,
+        "pipeline_id": spec.pipeline_id,
+        "run_id": run_id,
+    }
+    plan = build_plan(spec, variables, dataset, grace=30)
+    key = LineageKey(org, spec.pipeline_id, credential_id, start, end)
+    log = log or ListLog()
+    results: dict[str, StepResult] = {}
+    for level in plan["levels"]:
+        for step_id in level:
+            step = plan["steps"][step_id]
+            ctx = StepContext(
+                org_slug=org,
+                run_id=run_id,
+                pipeline_id=spec.pipeline_id,
+                step_id=step_id,
+                attempt=1,
+                start_date=start,
+                end_date=end,
+                config=step["config"],
+                dataset=dataset,
+                credential_id=credential_id,
+                warehouse=warehouse,
+                log=log,
+                _credential_loader=lambda: dict(credential),
+                _writer=make_writer(
+                    warehouse,
+                    dataset,
+                    key,
+                    run_id,
+                    lambda: datetime.now(UTC),
+                    log,
+                    job_context=JobContext(run_id, step_id, 1),
+                ),
+            )
+            results[step_id] = get_processor(step["ps_type"]).run(ctx)
+    return results
+
+
+def table_exists(warehouse: Warehouse, org: str, table: str) -> bool:
+    from warehouse.base import TableRef
+
+    return warehouse.table_schema(TableRef(f"{org}_dev", table)) is not None
+
+
+def count_rows(warehouse: Warehouse, org: str, table: str) -> int:
+    """Rows of the org's table; 0 when the table doesn't exist."""
+    if not table_exists(warehouse, org, table):
+        return 0
+    got = warehouse.query(f"SELECT COUNT(*) AS n FROM `{org}_dev.{table}`")
+    return int(got.column("n")[0].as_py())
+
+
+def focus_rows(warehouse: Warehouse, org: str, provider: str) -> list[dict[str, Any]]:
+    if not table_exists(warehouse, org, "cost_data_standard_1_3"):
+        return []
+    return warehouse.query(
+        f"SELECT * FROM `{org}_dev.cost_data_standard_1_3` WHERE x_provider = @p",
+        {"p": provider},
+    ).to_pylist()
+
+
+def billed_total(rows: list[dict[str, Any]]) -> Decimal:
+    return money(sum(Decimal(str(r["BilledCost"])) for r in rows))
+
+
+def assert_focus_rows_valid(rows: list[dict[str, Any]]) -> None:
+    """Mandatory columns set, enumerations within FOCUS 1.3's allowed values, lineage set."""
+    assert rows, "no FOCUS rows"
+    for row in rows:
+        # ChargeClass is a Mandatory column that is null unless the row is a correction.
+        missing = [c for c in MANDATORY if c != "ChargeClass" and row[c] is None]
+        assert not missing, f"Mandatory columns null: {missing} in {_label(row)}"
+        assert all(row[c] is not None for c in LINEAGE_NAMES), _label(row)
+        assert row["ChargeCategory"] in fv.CHARGE_CATEGORY, _label(row)
+        assert row["ChargeClass"] is None or row["ChargeClass"] in fv.CHARGE_CLASS
+        assert row["ChargeFrequency"] is None or row["ChargeFrequency"] in fv.CHARGE_FREQUENCY
+        assert row["PricingCategory"] is None or row["PricingCategory"] in fv.PRICING_CATEGORY
+        fv.check_service_category(row["ServiceCategory"], row["ServiceSubcategory"])
+        if row["CommitmentDiscountId"] is not None:
+            assert row["CommitmentDiscountCategory"] in fv.COMMITMENT_DISCOUNT_CATEGORY
+        status = row["CommitmentDiscountStatus"]
+        assert status is None or status in fv.COMMITMENT_DISCOUNT_STATUS, _label(row)
+        assert row["BilledCost"] is not None and row["EffectiveCost"] is not None
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row.get('x_provider')} {row.get('ChargeCategory')} {row.get('ChargeDescription')!r}"
