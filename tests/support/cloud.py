@@ -142,3 +142,178 @@ def assert_focus_rows_valid(rows: list[dict[str, Any]]) -> None:
 
 def _label(row: dict[str, Any]) -> str:
     return f"{row.get('x_provider')} {row.get('ChargeCategory')} {row.get('ChargeDescription')!r}"
+
+
+# One billing period of FOCUS-export rows covering every charge kind the mappings handle:
+# on-demand usage, usage covered by a commitment, an unused commitment, the commitment's
+# purchase, tax and a credit. Written in PascalCase as the clouds deliver them.
+def _focus_row(**values: Any) -> dict[str, Any]:
+    base = {
+        "BillingAccountId": "acct-1",
+        "BillingAccountName": "Main billing account",
+        "BillingCurrency": "USD",
+        "BillingPeriodStart": "2026-10-01T00:00:00Z",
+        "BillingPeriodEnd": "2026-11-01T00:00:00Z",
+        "ChargePeriodStart": "2026-10-05T00:00:00Z",
+        "ChargePeriodEnd": "2026-10-06T00:00:00Z",
+        "ChargeFrequency": "Usage-Based",
+        "InvoiceIssuerName": "Cloud Inc.",
+        "ProviderName": "Cloud Inc.",
+        "PublisherName": "Cloud Inc.",
+        "ServiceName": "Virtual Machines",
+        "ServiceCategory": "Compute",
+        "ServiceSubcategory": "Virtual Machines",
+        "SubAccountId": "sub-1",
+        "SubAccountName": "Production",
+        "RegionId": "region-1",
+        "RegionName": "Region One",
+    }
+    return base | values
+
+
+FOCUS_EXPORT_SAMPLE: list[dict[str, Any]] = [
+    _focus_row(
+        ChargeCategory="Usage",
+        ChargeDescription="VM hours, on demand",
+        PricingCategory="Standard",
+        BilledCost="10.0",
+        EffectiveCost="10.0",
+        ListCost="12.0",
+        ContractedCost="10.0",
+        ListUnitPrice="1.2",
+        ContractedUnitPrice="1.0",
+        PricingQuantity="10",
+        PricingUnit="Hours",
+        ConsumedQuantity="10",
+        ConsumedUnit="Hours",
+        SkuId="sku-vm",
+        SkuPriceId="sku-vm-od",
+        ResourceId="vm-1",
+        ResourceName="web-1",
+        ResourceType="Virtual Machine",
+    ),
+    _focus_row(
+        ChargeCategory="Usage",
+        ChargeDescription="VM hours covered by a savings plan",
+        PricingCategory="Committed",
+        BilledCost="0.0",
+        EffectiveCost="6.0",
+        ListCost="9.6",
+        ContractedCost="8.0",
+        ListUnitPrice="1.2",
+        ContractedUnitPrice="1.0",
+        PricingQuantity="8",
+        PricingUnit="Hours",
+        ConsumedQuantity="8",
+        ConsumedUnit="Hours",
+        SkuId="sku-vm",
+        SkuPriceId="sku-vm-od",
+        ResourceId="vm-2",
+        ResourceName="web-2",
+        ResourceType="Virtual Machine",
+        CommitmentDiscountId="commitment-1",
+        CommitmentDiscountName="Compute savings plan",
+        CommitmentDiscountCategory="Spend",
+        CommitmentDiscountType="Savings Plan",
+        CommitmentDiscountStatus="Used",
+        CommitmentDiscountQuantity="6.0",
+        CommitmentDiscountUnit="USD",
+    ),
+    _focus_row(
+        ChargeCategory="Usage",
+        ChargeDescription="Unused savings plan commitment",
+        PricingCategory="Committed",
+        BilledCost="0.0",
+        EffectiveCost="2.0",
+        ListCost="0.0",
+        ContractedCost="0.0",
+        ServiceName="Savings Plans",
+        CommitmentDiscountId="commitment-1",
+        CommitmentDiscountName="Compute savings plan",
+        CommitmentDiscountCategory="Spend",
+        CommitmentDiscountType="Savings Plan",
+        CommitmentDiscountStatus="Unused",
+        CommitmentDiscountQuantity="2.0",
+        CommitmentDiscountUnit="USD",
+    ),
+    _focus_row(
+        ChargeCategory="Purchase",
+        ChargeFrequency="Recurring",
+        ChargeDescription="Savings plan, monthly fee",
+        BilledCost="8.0",
+        EffectiveCost="0.0",
+        ListCost="8.0",
+        ContractedCost="8.0",
+        ServiceName="Savings Plans",
+        CommitmentDiscountId="commitment-1",
+        CommitmentDiscountName="Compute savings plan",
+        CommitmentDiscountCategory="Spend",
+        CommitmentDiscountType="Savings Plan",
+    ),
+    _focus_row(
+        ChargeCategory="Tax",
+        ChargeFrequency="Recurring",
+        ChargeDescription="Sales tax",
+        BilledCost="1.5",
+        EffectiveCost="1.5",
+        ListCost="0.0",
+        ContractedCost="0.0",
+        ServiceName="Tax",
+        ServiceCategory="Other",
+        ServiceSubcategory="Other (Other)",
+    ),
+    _focus_row(
+        ChargeCategory="Credit",
+        ChargeFrequency="One-Time",
+        ChargeDescription="Promotional credit",
+        BilledCost="-3.0",
+        EffectiveCost="-3.0",
+        ListCost="0.0",
+        ContractedCost="0.0",
+    ),
+]
+# What the sample bills, to the cent: 10 + 0 + 0 + 8 + 1.5 - 3.
+FOCUS_EXPORT_SAMPLE_BILLED = Decimal("16.50")
+
+
+def write_focus_export_sample(
+    warehouse: Warehouse,
+    raw_table: str,
+    *,
+    org: str = "acme",
+    pipeline_id: str = "cloud_sample_billing",
+    overrides: Mapping[str, Any] | None = None,
+) -> None:
+    """FOCUS_EXPORT_SAMPLE into one cloud's raw table, as its extract step would write it."""
+    import pyarrow as pa
+
+    from processors.cloud.focus_export import normalize_focus_export
+    from tests.support.genai import step_context
+
+    rows = [r | dict(overrides or {}) for r in FOCUS_EXPORT_SAMPLE]
+    names = sorted({k for r in rows for k in r})
+    table = pa.table({n: pa.array([r.get(n) for r in rows], pa.string()) for n in names})
+    day = date(2026, 10, 5)
+    ctx = step_context(warehouse, {}, day, day, org=org, pipeline_id=pipeline_id)
+    ctx.write(
+        raw_table, normalize_focus_export(table, source_file="sample"), date_column="charge_date"
+    )
+
+
+def convert_cloud(
+    warehouse: Warehouse, cloud: str, start: date, end: date, *, org: str = "acme"
+) -> None:
+    """CALL sp_focus_<cloud> for the dates, as the pipeline's unify step does."""
+    from processors.generic.procedure_executor import ProcedureExecutor
+    from tests.support.genai import step_context
+
+    ctx = step_context(
+        warehouse,
+        {"procedure": f"sp_focus_{cloud}"},
+        start,
+        end,
+        org=org,
+        pipeline_id=f"cloud_{cloud}_billing",
+        run_id=f"conv-{cloud}",
+    )
+    ProcedureExecutor().run(ctx)
