@@ -124,8 +124,14 @@ def assert_focus_rows_valid(rows: list[dict[str, Any]]) -> None:
     """Mandatory columns set, enumerations within FOCUS 1.3's allowed values, lineage set."""
     assert rows, "no FOCUS rows"
     for row in rows:
-        # ChargeClass is a Mandatory column that is null unless the row is a correction.
-        missing = [c for c in MANDATORY if c != "ChargeClass" and row[c] is None]
+        # Mandatory columns whose values FOCUS conditions: ChargeClass is null unless the row
+        # is a correction; PricingQuantity/PricingUnit MUST be null on Tax rows and MAY be
+        # null on other rows that are neither Usage nor Purchase.
+        priced = row["ChargeCategory"] in ("Usage", "Purchase") and row["ChargeClass"] is None
+        optional = {"ChargeClass"} | (set() if priced else {"PricingQuantity", "PricingUnit"})
+        missing = [c for c in MANDATORY if c not in optional and row[c] is None]
+        if row["ChargeCategory"] == "Tax":
+            assert row["PricingQuantity"] is None and row["PricingUnit"] is None, _label(row)
         assert not missing, f"Mandatory columns null: {missing} in {_label(row)}"
         assert all(row[c] is not None for c in LINEAGE_NAMES), _label(row)
         assert row["ChargeCategory"] in fv.CHARGE_CATEGORY, _label(row)
