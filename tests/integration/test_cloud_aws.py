@@ -180,6 +180,8 @@ DAY_4 = [
     charge(4, RDS, "Usage", "0", "1.656", "2.208", description="db.r6g.large covered by RI",
            quantity=24.0, PricingCategory="Committed", CommitmentDiscountStatus="Used",
            CommitmentDiscountQuantity=24.0, CommitmentDiscountUnit="Hours",
+           SkuId="GTZXQ4F9WS9JZT4B", SkuPriceId="GTZXQ4F9WS9JZT4B.6YS6EN2CT7",
+           ListUnitPrice=0.092, ContractedUnitPrice=0.092,
            x_UsageType="InstanceUsage:db.r6g.large", **RI),
     charge(4, RDS, "Purchase", "1.656", "0", "1.656", description="RI recurring fee",
            frequency="Recurring", quantity=24.0, **RI),
@@ -331,7 +333,12 @@ def test_the_manifests_files_load_and_match_the_export_total(
     storage = by["Standard storage"]
     assert storage["InvoiceIssuerName"] == "Amazon Web Services"  # AWS left it null
     assert storage["PublisherName"] == "AWS"
-    assert storage["ListUnitPrice"] is None  # Conditional, and AWS left it null
+    # AWS left the unit price and SkuPriceId out; FOCUS wants both on a Usage row, so the unit
+    # price is ListCost / PricingQuantity and the price id is SkuId/unit.
+    assert storage["ListUnitPrice"] == pytest.approx(0.0371 / 1.6129)
+    assert storage["SkuPriceId"] == f"{S3[0]}/GB-Mo"
+    assert (sp["PricingCategory"], sp["CommitmentDiscountQuantity"]) == ("Committed", 1.1424)
+    assert ri["SkuPriceId"] == "GTZXQ4F9WS9JZT4B.6YS6EN2CT7"  # AWS's own id wins
     assert (storage["ServiceCategory"], storage["ServiceSubcategory"]) == S3[2:]
     tags = [json.loads(r["Tags"]) for r in rows if r["Tags"]]
     assert tags == [{"team": "search"}]

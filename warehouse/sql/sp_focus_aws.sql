@@ -115,6 +115,8 @@ WHERE x_org_slug = @p_org_slug
 INSERT INTO `{dataset}.cost_data_standard_1_3` (
 -- include: focus_1_3_columns
 )
+-- include: focus_1_3_conformed_select
+FROM (
 SELECT
   a.allocated_method_details AS AllocatedMethodDetails,
   a.allocated_method_id AS AllocatedMethodId,
@@ -289,4 +291,5 @@ FROM (
   FROM `{dataset}.aws_focus_export_raw` AS r
   WHERE r.x_org_slug = @p_org_slug
     AND r.charge_date BETWEEN @p_start_date AND @p_end_date
-) AS a;
+) AS a
+) AS f;
