@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit integration lint bench load clean focus-validator bqemulator
+.PHONY: venv demo test unit integration lint bench load clean focus-validator bqemulator azurite
 
 venv: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP) focus-validator bqemulator
+test: $(STAMP) focus-validator bqemulator azurite
 	$(BIN)/pipeline-ops validate configs
 	$(BIN)/python -m pytest tests/unit tests/integration -q
 
@@ -29,12 +29,17 @@ unit: $(STAMP)
 focus-validator:
 	bash scripts/focus_validator_venv.sh
 
-integration: $(STAMP) focus-validator bqemulator
+integration: $(STAMP) focus-validator bqemulator azurite
 	$(BIN)/python -m pytest tests/integration -q
 
 # The BigQuery emulator for the warehouse tests: its own venv under ~/.cache, made once.
 bqemulator: $(STAMP)
 	$(BIN)/python -m tests.integration.bigquery_emulator install
+
+# Azurite (Azure Blob Storage emulator, from npm) for the Azure export tests: installed once
+# under ~/.cache/pipeline-ops/azurite.
+azurite: $(STAMP)
+	$(BIN)/python -m tests.support.azurite install
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -98,6 +98,10 @@ def _typed(column: pa.ChunkedArray, target: pa.DataType, name: str) -> pa.Chunke
     if pa.types.is_timestamp(target):
         return _timestamps(column, name)
     if pa.types.is_floating(target):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            # Parquet text columns may hold "" where a CSV export would have no value.
+            column = pc.utf8_trim_whitespace(column)
+            column = pc.if_else(pc.equal(column, ""), None, column)
         try:
             return pc.cast(column, target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -92,3 +92,9 @@ def test_bad_rows_fail_clearly(columns: dict, message: str) -> None:
     with pytest.raises(TerminalError) as info:
         normalize_focus_export(table, source_file="f.csv")
     assert message in str(info.value)
+
+
+def test_blank_text_in_a_number_column_is_null() -> None:
+    table = pa.table({"ChargePeriodStart": ["2026-10-01"] * 2, "ListCost": ["", " 2.5"]})
+    out = normalize_focus_export(table, source_file="p.parquet")
+    assert out.column("list_cost").to_pylist() == [None, 2.5]
