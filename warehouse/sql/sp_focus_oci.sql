@@ -25,6 +25,11 @@
 --   ContractedCost is the BilledCost (the ListCost for a commitment-covered row, whose
 --   BilledCost is 0).
 
+-- The raw table is created when missing, so a fresh org converts to an empty slice.
+CREATE TABLE IF NOT EXISTS `{dataset}.oci_focus_report_raw` (
+-- include: focus_export_raw_columns
+);
+
 -- include: focus_1_3_table
 
 DELETE FROM `{dataset}.cost_data_standard_1_3`

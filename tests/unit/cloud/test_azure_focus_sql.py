@@ -24,8 +24,6 @@ from tests.support.genai import step_context
 from warehouse import focus_values as fv
 from warehouse.duckdb import DuckDBWarehouse
 from warehouse.procedures import SQL_DIR
-from warehouse.schemas import with_lineage
-from warehouse.schemas_cloud import FOCUS_EXPORT_RAW
 
 OCT1, OCT2 = date(2026, 10, 1), date(2026, 10, 2)
 SQL = (SQL_DIR / "sp_focus_azure.sql").read_text()
@@ -103,18 +101,6 @@ def test_allowed_value_lists_match_focus_values() -> None:
     assert re.findall(r"'([^']+)'", pairs.group(1)) == [
         f"{c}|{s}" for c, subs in fv.SERVICE_SUBCATEGORY.items() for s in subs
     ]
-
-
-def test_raw_table_ddl_matches_the_schema() -> None:
-    ddl = re.search(r"azure_focus_export_raw` \((.*?)\n\);", SQL, re.S)
-    assert ddl
-    columns = [line.strip().rstrip(",").split()[:2] for line in ddl.group(1).strip().splitlines()]
-    kinds = {"double": "FLOAT64", "string": "STRING", "date32[day]": "DATE"}
-    expected = [
-        [f.name, "TIMESTAMP" if pa.types.is_timestamp(f.type) else kinds[str(f.type)]]
-        for f in with_lineage(FOCUS_EXPORT_RAW)
-    ]
-    assert columns == expected
 
 
 def test_a_fresh_org_converts_to_nothing(warehouse: DuckDBWarehouse) -> None:

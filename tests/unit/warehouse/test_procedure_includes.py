@@ -47,3 +47,32 @@ def test_every_focus_procedure_creates_and_fills_exactly_the_table_columns(name:
         listed = statement.split(f"INSERT INTO {FOCUS_TABLE} (", 1)[1].split("\n)", 1)[0]
         names = [line.strip().rstrip(",") for line in listed.splitlines()]
         assert [n for n in names if n and not n.startswith("--")] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw_table"),
+    [
+        ("sp_focus_aws", "aws_focus_export_raw"),
+        ("sp_focus_azure", "azure_focus_export_raw"),
+        ("sp_focus_oci", "oci_focus_report_raw"),
+    ],
+)
+def test_file_export_clouds_create_their_raw_table_as_the_schema_says(
+    name: str, raw_table: str
+) -> None:
+    from warehouse.bigquery_types import bq_type_name
+    from warehouse.schemas import TABLE_SCHEMAS
+
+    (create,) = [
+        s
+        for s in load_procedure(name).statements
+        if f"CREATE TABLE IF NOT EXISTS `{{dataset}}.{raw_table}`" in s
+    ]
+    body = create.split(f"{raw_table}` (", 1)[1].rsplit(")", 1)[0]
+    got = [
+        line.strip().rstrip(",").replace(" NOT NULL", "").split()
+        for line in body.splitlines()
+        if line.strip() and not line.strip().startswith("--")
+    ]
+    schema = with_lineage(TABLE_SCHEMAS[raw_table])
+    assert got == [[f.name, bq_type_name(f)] for f in schema]
