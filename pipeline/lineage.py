@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -94,18 +94,23 @@ def make_writer(
         mode: WriteMode = "replace",
         merge_keys: tuple[str, ...] = (),
         date_column: str | None = None,
+        start_date: date | None = None,
     ) -> WriteResult:
         if mode not in ("replace", "merge"):
             raise TerminalError(f"unknown write mode {mode!r}")
         ref = TableRef(dataset, table)
-        stamped = stamp(rows, key, run_id, clock(), date_column)
+        # A look-back write replaces from its own start; never narrower than the run.
+        reach = (
+            key if start_date is None else replace(key, start_date=min(start_date, key.start_date))
+        )
+        stamped = stamp(rows, reach, run_id, clock(), date_column)
         warehouse.ensure_dataset(dataset)
         warehouse.ensure_table(ref, stamped.schema)
         nonlocal writes
         writes += 1
         ctx = replace(base, seq=writes) if base is not None else None
         result = warehouse.write_partition(
-            ref, stamped, key, mode=mode, merge_keys=merge_keys, job_context=ctx
+            ref, stamped, reach, mode=mode, merge_keys=merge_keys, job_context=ctx
         )
         log.info(
             f"wrote {result.rows_written} rows to {ref} ({mode}; replaced {result.rows_deleted})"

@@ -71,13 +71,23 @@ class StepContext:
         mode: WriteMode = "replace",
         merge_keys: tuple[str, ...] = (),
         date_column: str | None = None,
+        start_date: date | None = None,
     ) -> WriteResult:
         """Stamp lineage on `rows` and write them idempotently into `table`.
 
         `date_column` (a DATE column of `rows`) sets each row's
         `x_pipeline_run_date`; without it every row gets the run's start date.
+        `start_date` earlier than the run's widens the replaced range back to it, for
+        sources that restate the days before a run (a look-back window).
         """
-        return self._writer(table, rows, mode=mode, merge_keys=merge_keys, date_column=date_column)
+        return self._writer(
+            table,
+            rows,
+            mode=mode,
+            merge_keys=merge_keys,
+            date_column=date_column,
+            start_date=start_date,
+        )
 
 
 class Processor(Protocol):

@@ -18,7 +18,10 @@ only by an `endpoint=` URL option:
 6. REQUIRED (NOT NULL) columns of tables made through the tables API are not enforced;
 7. `tables.update` changes a table's schema in the metadata only, and `ALTER TABLE ... ADD
    COLUMN` in the data only (one ADD per ALTER): columns are added with ALTER, as on
-   BigQuery, and on the emulator the metadata is patched too.
+   BigQuery, and on the emulator the metadata is patched too;
+8. `CASE ... END` inside a procedure body does not parse (its END closes the body): the
+   procedure files use IF() instead (a test checks none of them uses CASE);
+9. no IAM: every call is allowed (the GCP export tests put a proxy answering 403 in front).
 """
 
 from __future__ import annotations

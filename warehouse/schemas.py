@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from warehouse.base import LINEAGE_FIELDS
 from warehouse.schemas_cloud import CLOUD_TABLE_SCHEMAS
+from warehouse.schemas_gcp import GCP_TABLE_SCHEMAS
 from warehouse.schemas_genai import FOCUS_TABLE_SCHEMAS as _FOCUS_TABLE_SCHEMAS
 from warehouse.schemas_genai import GENAI_TABLE_SCHEMAS
 
@@ -50,6 +51,7 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
 TABLE_SCHEMAS.update(GENAI_TABLE_SCHEMAS)
 # Raw rows of the cloud billing exports (issue 8).
 TABLE_SCHEMAS.update(CLOUD_TABLE_SCHEMAS)
+TABLE_SCHEMAS.update(GCP_TABLE_SCHEMAS)
 FOCUS_TABLE_SCHEMAS = _FOCUS_TABLE_SCHEMAS  # created by sp_convert_to_focus, see schemas_genai
 
 

@@ -31,7 +31,6 @@ from azure.storage.blob import (
 )
 
 from errors import TerminalError
-from tests.integration.test_focus_validator import FAILED, run_validator
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY, azurite_blob, connection_string
 from tests.support.cloud import (
     assert_focus_rows_valid,
@@ -41,6 +40,7 @@ from tests.support.cloud import (
     money,
     run_pipeline,
 )
+from tests.support.focus_validator import FAILED, run_validator
 from tests.support.genai import FOCUS_DATA, ListLog
 from tests.support.servers import Server
 from warehouse.base import LINEAGE_NAMES

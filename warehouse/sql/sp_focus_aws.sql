@@ -100,8 +100,8 @@ SELECT
   a.focus_service_category AS ServiceCategory,
   IFNULL(a.service_name, 'Unknown AWS service') AS ServiceName,
   COALESCE(a.service_provider_name, a.provider_name, 'Amazon Web Services') AS ServiceProviderName,
-  CASE
-    WHEN CONCAT(a.focus_service_category, '/', a.service_subcategory) IN (
+  IF(
+    CONCAT(a.focus_service_category, '/', a.service_subcategory) IN (
       'AI and Machine Learning/AI Platforms',
       'AI and Machine Learning/Bots',
       'AI and Machine Learning/Generative AI',
@@ -165,9 +165,10 @@ SELECT
       'Storage/Object Storage',
       'Storage/Storage Platforms',
       'Web/Application Platforms'
-    ) THEN a.service_subcategory
-    ELSE CONCAT('Other (', a.focus_service_category, ')')
-  END AS ServiceSubcategory,
+    ),
+    a.service_subcategory,
+    CONCAT('Other (', a.focus_service_category, ')')
+  ) AS ServiceSubcategory,
   a.sku_id AS SkuId,
   a.sku_meter AS SkuMeter,
   a.sku_price_details AS SkuPriceDetails,

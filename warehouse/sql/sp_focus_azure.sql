@@ -58,36 +58,30 @@ SELECT
   COALESCE(r.billing_period_end, TIMESTAMP(DATE_ADD(DATE_TRUNC(r.charge_date, MONTH), INTERVAL 1 MONTH))) AS BillingPeriodEnd,
   COALESCE(r.billing_period_start, TIMESTAMP(DATE_TRUNC(r.charge_date, MONTH))) AS BillingPeriodStart,
   r.capacity_reservation_id AS CapacityReservationId,
-  CASE LOWER(r.capacity_reservation_status) WHEN 'used' THEN 'Used' WHEN 'unused' THEN 'Unused' ELSE CAST(NULL AS STRING) END AS CapacityReservationStatus,
+  IF(LOWER(r.capacity_reservation_status) = 'used', 'Used', IF(LOWER(r.capacity_reservation_status) = 'unused', 'Unused', CAST(NULL AS STRING))) AS CapacityReservationStatus,
   r.category AS ChargeCategory,
   IF(LOWER(r.charge_class) = 'correction', 'Correction', CAST(NULL AS STRING)) AS ChargeClass,
   COALESCE(r.charge_description, r.sku_meter, CONCAT(r.svc_name, ' ', LOWER(r.category))) AS ChargeDescription,
-  CASE
-    WHEN LOWER(r.charge_frequency) = 'one-time' THEN 'One-Time'
-    WHEN LOWER(r.charge_frequency) = 'recurring' THEN 'Recurring'
-    WHEN r.category = 'Purchase' THEN 'One-Time'
-    WHEN LOWER(r.charge_frequency) = 'usage-based' OR r.category = 'Usage' THEN 'Usage-Based'
-    ELSE CAST(NULL AS STRING)
-  END AS ChargeFrequency,
+  IF(LOWER(r.charge_frequency) = 'one-time', 'One-Time',
+  IF(LOWER(r.charge_frequency) = 'recurring', 'Recurring',
+  IF(r.category = 'Purchase', 'One-Time',
+  IF(LOWER(r.charge_frequency) = 'usage-based' OR r.category = 'Usage', 'Usage-Based',
+    CAST(NULL AS STRING))))) AS ChargeFrequency,
   COALESCE(r.charge_period_end, TIMESTAMP(DATE_ADD(r.charge_date, INTERVAL 1 DAY))) AS ChargePeriodEnd,
   r.charge_period_start AS ChargePeriodStart,
   r.cd_category AS CommitmentDiscountCategory,
   r.commitment_discount_id AS CommitmentDiscountId,
   r.commitment_discount_name AS CommitmentDiscountName,
   r.commitment_discount_quantity AS CommitmentDiscountQuantity,
-  CASE
-    WHEN r.commitment_discount_id IS NULL THEN CAST(NULL AS STRING)
-    WHEN LOWER(r.commitment_discount_status) = 'used' THEN 'Used'
-    WHEN LOWER(r.commitment_discount_status) = 'unused' THEN 'Unused'
-    WHEN r.category = 'Usage' THEN 'Used'
-    ELSE CAST(NULL AS STRING)
-  END AS CommitmentDiscountStatus,
-  CASE
-    WHEN r.commitment_discount_id IS NULL THEN CAST(NULL AS STRING)
-    WHEN r.commitment_discount_type IS NOT NULL THEN r.commitment_discount_type
-    WHEN r.cd_category = 'Spend' THEN 'Savings Plan'
-    ELSE 'Reservation'
-  END AS CommitmentDiscountType,
+  IF(r.commitment_discount_id IS NULL, CAST(NULL AS STRING),
+  IF(LOWER(r.commitment_discount_status) = 'used', 'Used',
+  IF(LOWER(r.commitment_discount_status) = 'unused', 'Unused',
+  IF(r.category = 'Usage', 'Used',
+    CAST(NULL AS STRING))))) AS CommitmentDiscountStatus,
+  IF(r.commitment_discount_id IS NULL, CAST(NULL AS STRING),
+  IF(r.commitment_discount_type IS NOT NULL, r.commitment_discount_type,
+  IF(r.cd_category = 'Spend', 'Savings Plan',
+    'Reservation'))) AS CommitmentDiscountType,
   r.commitment_discount_unit AS CommitmentDiscountUnit,
   r.consumed_quantity AS ConsumedQuantity,
   r.consumed_unit AS ConsumedUnit,
@@ -100,13 +94,11 @@ SELECT
   COALESCE(r.invoice_issuer_name, 'Microsoft') AS InvoiceIssuerName,
   COALESCE(r.list_cost, r.contracted_cost, r.billed) AS ListCost,
   r.list_unit_price AS ListUnitPrice,
-  CASE
-    WHEN LOWER(r.pricing_category) IN ('standard', 'on-demand') THEN 'Standard'
-    WHEN LOWER(r.pricing_category) = 'dynamic' THEN 'Dynamic'
-    WHEN LOWER(r.pricing_category) IN ('committed', 'commitment-based') THEN 'Committed'
-    WHEN r.pricing_category IS NOT NULL THEN 'Other'
-    ELSE CAST(NULL AS STRING)
-  END AS PricingCategory,
+  IF(LOWER(r.pricing_category) IN ('standard', 'on-demand'), 'Standard',
+  IF(LOWER(r.pricing_category) = 'dynamic', 'Dynamic',
+  IF(LOWER(r.pricing_category) IN ('committed', 'commitment-based'), 'Committed',
+  IF(r.pricing_category IS NOT NULL, 'Other',
+    CAST(NULL AS STRING))))) AS PricingCategory,
   r.pricing_currency AS PricingCurrency,
   r.pricing_currency_contracted_unit_price AS PricingCurrencyContractedUnitPrice,
   r.pricing_currency_effective_cost AS PricingCurrencyEffectiveCost,
@@ -123,8 +115,8 @@ SELECT
   r.svc_category AS ServiceCategory,
   r.svc_name AS ServiceName,
   COALESCE(r.service_provider_name, r.provider_name, 'Microsoft') AS ServiceProviderName,
-  CASE
-    WHEN CONCAT(r.svc_category, '|', r.service_subcategory) IN (
+  IF(
+    CONCAT(r.svc_category, '|', r.service_subcategory) IN (
         'AI and Machine Learning|AI Platforms',
         'AI and Machine Learning|Bots',
         'AI and Machine Learning|Generative AI',
@@ -207,9 +199,10 @@ SELECT
         'Web|Application Platforms',
         'Web|Other (Web)',
         'Other|Other (Other)'
-    ) THEN r.service_subcategory
-    ELSE CONCAT('Other (', r.svc_category, ')')
-  END AS ServiceSubcategory,
+    ),
+    r.service_subcategory,
+    CONCAT('Other (', r.svc_category, ')')
+  ) AS ServiceSubcategory,
   r.sku_id AS SkuId,
   r.sku_meter AS SkuMeter,
   r.sku_price_details AS SkuPriceDetails,
@@ -235,20 +228,16 @@ FROM (
   SELECT
     *,
     COALESCE(billed_cost, 0) AS billed,
-    CASE LOWER(charge_category)
-      WHEN 'usage' THEN 'Usage'
-      WHEN 'purchase' THEN 'Purchase'
-      WHEN 'tax' THEN 'Tax'
-      WHEN 'credit' THEN 'Credit'
-      ELSE 'Adjustment'
-    END AS category,
-    CASE
-      WHEN service_name IS NOT NULL AND service_name <> '' THEN service_name
-      WHEN publisher_name IS NOT NULL AND publisher_name <> '' THEN publisher_name
-      ELSE 'Azure Marketplace'
-    END AS svc_name,
-    CASE
-      WHEN service_category IN (
+    IF(LOWER(charge_category) = 'usage', 'Usage',
+    IF(LOWER(charge_category) = 'purchase', 'Purchase',
+    IF(LOWER(charge_category) = 'tax', 'Tax',
+    IF(LOWER(charge_category) = 'credit', 'Credit',
+      'Adjustment')))) AS category,
+    IF(service_name IS NOT NULL AND service_name <> '', service_name,
+    IF(publisher_name IS NOT NULL AND publisher_name <> '', publisher_name,
+      'Azure Marketplace')) AS svc_name,
+    IF(
+      service_category IN (
         'AI and Machine Learning',
         'Analytics',
         'Business Applications',
@@ -268,16 +257,15 @@ FROM (
         'Storage',
         'Web',
         'Other'
-      ) THEN service_category
-      ELSE 'Other'
-    END AS svc_category,
-    CASE
-      WHEN commitment_discount_id IS NULL THEN CAST(NULL AS STRING)
-      WHEN LOWER(commitment_discount_category) = 'spend' THEN 'Spend'
-      WHEN LOWER(commitment_discount_category) = 'usage' THEN 'Usage'
-      WHEN LOWER(commitment_discount_type) LIKE '%savings%' THEN 'Spend'
-      ELSE 'Usage'
-    END AS cd_category
+      ),
+      service_category,
+      'Other'
+    ) AS svc_category,
+    IF(commitment_discount_id IS NULL, CAST(NULL AS STRING),
+    IF(LOWER(commitment_discount_category) = 'spend', 'Spend',
+    IF(LOWER(commitment_discount_category) = 'usage', 'Usage',
+    IF(LOWER(commitment_discount_type) LIKE '%savings%', 'Spend',
+      'Usage')))) AS cd_category
   FROM `{dataset}.azure_focus_export_raw`
   WHERE x_org_slug = @p_org_slug
     AND charge_date BETWEEN @p_start_date AND @p_end_date

@@ -17,9 +17,13 @@
 -- * ListCost: the export's cost_at_list; else usage.amount_in_pricing_units x the Catalog
 --   list price of the SKU's first tier (latest snapshot); else cost (x_price_status says
 --   which). Credits have no list or contracted value (0); tax and adjustments list at cost.
--- * PricingQuantity/PricingUnit are set on Usage rows only (0 / 'Unit' where the export has
+-- * PricingQuantity/PricingUnit are set on Usage rows only (0 / 'Units' where the export has
 --   none): FOCUS wants them null on Tax rows and allows null on credits and adjustments.
+-- * Units are GCP's (usage.unit, usage.pricing_unit) in FOCUS Unit Format where known
+--   ("gibibyte month" -> GiB-Months, "seconds" -> Seconds); others pass as they are.
 -- * Tags are the resource labels as a JSON object text; JSON columns are stored as text.
+-- * focus_1_3_conformed_select applies FOCUS's pricing rules around this SELECT: credits and
+--   adjustments carry no SkuPriceId, so no prices, quantities or PricingCategory.
 -- * The raw and price tables are created when missing, so an org that never ran the extract
 --   or the catalog step converts to an empty slice or prices at cost.
 
@@ -123,6 +127,8 @@ WHERE x_org_slug = @p_org_slug
 INSERT INTO `{dataset}.cost_data_standard_1_3` (
 -- include: focus_1_3_columns
 )
+-- include: focus_1_3_conformed_select
+FROM (
 SELECT
   CAST(NULL AS STRING) AS AllocatedMethodDetails,
   CAST(NULL AS STRING) AS AllocatedMethodId,
@@ -157,7 +163,7 @@ SELECT
   IF(g.is_cud, 'Committed Use Discount', CAST(NULL AS STRING)) AS CommitmentDiscountType,
   CAST(NULL AS STRING) AS CommitmentDiscountUnit,
   IF(g.charge_category = 'Usage', g.usage_amount, CAST(NULL AS FLOAT64)) AS ConsumedQuantity,
-  IF(g.charge_category = 'Usage', g.usage_unit, CAST(NULL AS STRING)) AS ConsumedUnit,
+  IF(g.charge_category = 'Usage', g.consumed_unit, CAST(NULL AS STRING)) AS ConsumedUnit,
   CAST(NULL AS STRING) AS ContractApplied,
   g.contracted_cost AS ContractedCost,
   g.contracted_unit_price AS ContractedUnitPrice,
@@ -167,13 +173,13 @@ SELECT
   'Google Cloud' AS InvoiceIssuerName,
   g.list_cost AS ListCost,
   g.list_unit_price AS ListUnitPrice,
-  IF(g.is_cud, 'Committed', IF(g.charge_category = 'Usage', 'Standard', CAST(NULL AS STRING))) AS PricingCategory,
+  IF(g.charge_category = 'Usage', 'Standard', CAST(NULL AS STRING)) AS PricingCategory,
   g.currency AS PricingCurrency,
   g.contracted_unit_price AS PricingCurrencyContractedUnitPrice,
   g.cost AS PricingCurrencyEffectiveCost,
   g.list_unit_price AS PricingCurrencyListUnitPrice,
   IF(g.charge_category = 'Usage', IFNULL(g.usage_amount_in_pricing_units, 0), CAST(NULL AS FLOAT64)) AS PricingQuantity,
-  IF(g.charge_category = 'Usage', COALESCE(g.usage_pricing_unit, g.usage_unit, 'Unit'), CAST(NULL AS STRING)) AS PricingUnit,
+  IF(g.charge_category = 'Usage', COALESCE(g.pricing_unit, g.consumed_unit, 'Units'), CAST(NULL AS STRING)) AS PricingUnit,
   'Google Cloud' AS ProviderName,
   g.publisher AS PublisherName,
   g.location_region AS RegionId,
@@ -188,7 +194,7 @@ SELECT
   g.sku_id AS SkuId,
   g.sku_description AS SkuMeter,
   CAST(NULL AS STRING) AS SkuPriceDetails,
-  g.sku_id AS SkuPriceId,
+  IF(g.charge_category = 'Usage', g.sku_id, CAST(NULL AS STRING)) AS SkuPriceId,
   g.project_id AS SubAccountId,
   COALESCE(g.project_name, g.project_id) AS SubAccountName,
   IF(g.project_id IS NULL, CAST(NULL AS STRING), 'Project') AS SubAccountType,
@@ -219,7 +225,9 @@ FROM (
       IF(c.cost_at_list IS NOT NULL, 'cost_at_list', IF(c.catalog_unit_price IS NOT NULL AND c.usage_amount_in_pricing_units IS NOT NULL, 'catalog', 'billed'))
     ) AS price_status,
     sc.service_category,
-    sc.service_subcategory
+    sc.service_subcategory,
+    COALESCE(cu.focus_unit, c.usage_unit) AS consumed_unit,
+    COALESCE(pu.focus_unit, c.usage_pricing_unit) AS pricing_unit
   FROM (
     SELECT
       r.*,
@@ -287,4 +295,56 @@ FROM (
     UNION ALL SELECT 'Cloud Build', 'Developer Tools', 'Continuous Integration and Deployment'
   ) AS sc
     ON sc.service_description = c.service_description
-) AS g;
+  LEFT JOIN (
+    -- GCP's unit names -> FOCUS Unit Format (the validator's FormatUnit); others pass as is.
+    SELECT 'seconds' AS gcp_unit, 'Seconds' AS focus_unit
+    UNION ALL SELECT 'second', 'Seconds'
+    UNION ALL SELECT 'minute', 'Minutes'
+    UNION ALL SELECT 'hour', 'Hours'
+    UNION ALL SELECT 'hours', 'Hours'
+    UNION ALL SELECT 'day', 'Days'
+    UNION ALL SELECT 'month', 'Months'
+    UNION ALL SELECT 'bytes', 'B'
+    UNION ALL SELECT 'byte', 'B'
+    UNION ALL SELECT 'byte-seconds', 'B-Seconds'
+    UNION ALL SELECT 'kibibyte', 'KiB'
+    UNION ALL SELECT 'mebibyte', 'MiB'
+    UNION ALL SELECT 'gibibyte', 'GiB'
+    UNION ALL SELECT 'tebibyte', 'TiB'
+    UNION ALL SELECT 'pebibyte', 'PiB'
+    UNION ALL SELECT 'gibibyte hour', 'GiB-Hours'
+    UNION ALL SELECT 'gibibyte day', 'GiB-Days'
+    UNION ALL SELECT 'gibibyte month', 'GiB-Months'
+    UNION ALL SELECT 'tebibyte month', 'TiB-Months'
+    UNION ALL SELECT 'count', 'Count'
+    UNION ALL SELECT 'request', 'Requests'
+    UNION ALL SELECT 'requests', 'Requests'
+  ) AS cu
+    ON cu.gcp_unit = LOWER(c.usage_unit)
+  LEFT JOIN (
+    SELECT 'seconds' AS gcp_unit, 'Seconds' AS focus_unit
+    UNION ALL SELECT 'second', 'Seconds'
+    UNION ALL SELECT 'minute', 'Minutes'
+    UNION ALL SELECT 'hour', 'Hours'
+    UNION ALL SELECT 'hours', 'Hours'
+    UNION ALL SELECT 'day', 'Days'
+    UNION ALL SELECT 'month', 'Months'
+    UNION ALL SELECT 'bytes', 'B'
+    UNION ALL SELECT 'byte', 'B'
+    UNION ALL SELECT 'byte-seconds', 'B-Seconds'
+    UNION ALL SELECT 'kibibyte', 'KiB'
+    UNION ALL SELECT 'mebibyte', 'MiB'
+    UNION ALL SELECT 'gibibyte', 'GiB'
+    UNION ALL SELECT 'tebibyte', 'TiB'
+    UNION ALL SELECT 'pebibyte', 'PiB'
+    UNION ALL SELECT 'gibibyte hour', 'GiB-Hours'
+    UNION ALL SELECT 'gibibyte day', 'GiB-Days'
+    UNION ALL SELECT 'gibibyte month', 'GiB-Months'
+    UNION ALL SELECT 'tebibyte month', 'TiB-Months'
+    UNION ALL SELECT 'count', 'Count'
+    UNION ALL SELECT 'request', 'Requests'
+    UNION ALL SELECT 'requests', 'Requests'
+  ) AS pu
+    ON pu.gcp_unit = LOWER(c.usage_pricing_unit)
+) AS g
+) AS f;

@@ -61,30 +61,25 @@ SELECT
   c.category AS ChargeCategory,
   IF(LOWER(c.charge_class) = 'correction', 'Correction', CAST(NULL AS STRING)) AS ChargeClass,
   COALESCE(c.charge_description, c.sku_meter, c.service_name, c.category) AS ChargeDescription,
-  CASE
-    WHEN LOWER(c.charge_frequency) = 'one-time' THEN 'One-Time'
-    WHEN LOWER(c.charge_frequency) = 'recurring' THEN 'Recurring'
-    WHEN LOWER(c.charge_frequency) = 'usage-based' AND c.category != 'Purchase' THEN 'Usage-Based'
-    WHEN c.category = 'Usage' THEN 'Usage-Based'
-    ELSE 'One-Time'
-  END AS ChargeFrequency,
+  IF(LOWER(c.charge_frequency) = 'one-time', 'One-Time',
+  IF(LOWER(c.charge_frequency) = 'recurring', 'Recurring',
+  IF(LOWER(c.charge_frequency) = 'usage-based' AND c.category != 'Purchase', 'Usage-Based',
+  IF(c.category = 'Usage', 'Usage-Based',
+    'One-Time')))) AS ChargeFrequency,
   IFNULL(c.charge_period_end, TIMESTAMP(DATE_ADD(c.charge_date, INTERVAL 1 DAY))) AS ChargePeriodEnd,
   c.charge_period_start AS ChargePeriodStart,
-  IF(c.commitment_discount_id IS NULL, CAST(NULL AS STRING), CASE
-    WHEN LOWER(c.commitment_discount_category) = 'usage' THEN 'Usage'
-    ELSE 'Spend'
-  END) AS CommitmentDiscountCategory,
+  IF(c.commitment_discount_id IS NULL, CAST(NULL AS STRING),
+    IF(LOWER(c.commitment_discount_category) = 'usage', 'Usage', 'Spend')) AS CommitmentDiscountCategory,
   c.commitment_discount_id AS CommitmentDiscountId,
   c.commitment_discount_name AS CommitmentDiscountName,
   c.commitment_discount_quantity AS CommitmentDiscountQuantity,
-  IF(c.commitment_discount_id IS NULL, CAST(NULL AS STRING), CASE
-    WHEN LOWER(c.commitment_discount_status) = 'used' THEN 'Used'
-    WHEN LOWER(c.commitment_discount_status) = 'unused' THEN 'Unused'
-    WHEN LOWER(c.charge_subcategory) = 'used commitment' THEN 'Used'
-    WHEN LOWER(c.charge_subcategory) = 'unused commitment' THEN 'Unused'
-    WHEN c.category = 'Usage' THEN 'Used'
-    ELSE CAST(NULL AS STRING)
-  END) AS CommitmentDiscountStatus,
+  IF(c.commitment_discount_id IS NULL, CAST(NULL AS STRING),
+  IF(LOWER(c.commitment_discount_status) = 'used', 'Used',
+  IF(LOWER(c.commitment_discount_status) = 'unused', 'Unused',
+  IF(LOWER(c.charge_subcategory) = 'used commitment', 'Used',
+  IF(LOWER(c.charge_subcategory) = 'unused commitment', 'Unused',
+  IF(c.category = 'Usage', 'Used',
+    CAST(NULL AS STRING))))))) AS CommitmentDiscountStatus,
   c.commitment_discount_type AS CommitmentDiscountType,
   c.commitment_discount_unit AS CommitmentDiscountUnit,
   c.consumed_quantity AS ConsumedQuantity,
@@ -98,15 +93,13 @@ SELECT
   IFNULL(c.invoice_issuer_name, 'Oracle') AS InvoiceIssuerName,
   COALESCE(c.list_cost, c.billed_cost, 0) AS ListCost,
   c.list_unit_price AS ListUnitPrice,
-  CASE
-    WHEN LOWER(c.pricing_category) IN ('standard', 'on-demand') THEN 'Standard'
-    WHEN LOWER(c.pricing_category) IN ('committed', 'commitment-based') THEN 'Committed'
-    WHEN LOWER(c.pricing_category) = 'dynamic' THEN 'Dynamic'
-    WHEN LOWER(c.pricing_category) = 'other' THEN 'Other'
-    WHEN c.category = 'Usage' AND c.commitment_discount_id IS NOT NULL THEN 'Committed'
-    WHEN c.category IN ('Usage', 'Purchase') THEN 'Standard'
-    ELSE CAST(NULL AS STRING)
-  END AS PricingCategory,
+  IF(LOWER(c.pricing_category) IN ('standard', 'on-demand'), 'Standard',
+  IF(LOWER(c.pricing_category) IN ('committed', 'commitment-based'), 'Committed',
+  IF(LOWER(c.pricing_category) = 'dynamic', 'Dynamic',
+  IF(LOWER(c.pricing_category) = 'other', 'Other',
+  IF(c.category = 'Usage' AND c.commitment_discount_id IS NOT NULL, 'Committed',
+  IF(c.category IN ('Usage', 'Purchase'), 'Standard',
+    CAST(NULL AS STRING))))))) AS PricingCategory,
   c.pricing_currency AS PricingCurrency,
   c.pricing_currency_contracted_unit_price AS PricingCurrencyContractedUnitPrice,
   c.pricing_currency_effective_cost AS PricingCurrencyEffectiveCost,
@@ -123,9 +116,9 @@ SELECT
   c.service AS ServiceCategory,
   COALESCE(c.service_name, c.category) AS ServiceName,
   IFNULL(c.service_provider_name, 'Oracle') AS ServiceProviderName,
-  CASE
+  IF(
     -- A 1.2+ file's own subcategory, when it is a 1.3 value under the category we chose.
-    WHEN CONCAT(c.service, '|', c.service_subcategory) IN (
+    CONCAT(c.service, '|', c.service_subcategory) IN (
       'AI and Machine Learning|AI Platforms', 'AI and Machine Learning|Bots',
       'AI and Machine Learning|Generative AI', 'AI and Machine Learning|Machine Learning',
       'AI and Machine Learning|Natural Language Processing', 'Analytics|Analytics Platforms',
@@ -154,24 +147,25 @@ SELECT
       'Security|Security Posture Management', 'Security|Threat Detection and Response',
       'Storage|Backup Storage', 'Storage|Block Storage', 'Storage|File Storage',
       'Storage|Object Storage', 'Storage|Storage Platforms', 'Web|Application Platforms'
-    ) THEN c.service_subcategory
-    WHEN c.service_subcategory = CONCAT('Other (', c.service, ')') THEN c.service_subcategory
-    WHEN c.service = 'Compute' AND (c.name_key LIKE '%container%' OR c.name_key LIKE '%kubernetes%') THEN 'Containers'
-    WHEN c.service = 'Compute' AND c.name_key LIKE '%function%' THEN 'Serverless Compute'
-    WHEN c.service = 'Compute' AND c.name_key LIKE '%compute%' THEN 'Virtual Machines'
-    WHEN c.service = 'Storage' AND c.name_key LIKE '%block%' THEN 'Block Storage'
-    WHEN c.service = 'Storage' AND c.name_key LIKE '%object%' THEN 'Object Storage'
-    WHEN c.service = 'Storage' AND c.name_key LIKE '%file%' THEN 'File Storage'
-    WHEN c.service = 'Storage' AND c.name_key LIKE '%backup%' THEN 'Backup Storage'
-    WHEN c.service = 'Databases' AND c.name_key LIKE '%nosql%' THEN 'NoSQL Databases'
-    WHEN c.service = 'Databases' AND c.name_key LIKE '%warehouse%' THEN 'Data Warehouses'
-    WHEN c.service = 'Databases' AND (c.name_key LIKE '%database%' OR c.name_key LIKE '%mysql%' OR c.name_key LIKE '%postgres%') THEN 'Relational Databases'
-    WHEN c.service = 'AI and Machine Learning' AND c.name_key LIKE '%generative%' THEN 'Generative AI'
-    WHEN c.service = 'Networking' AND c.name_key LIKE '%load%balanc%' THEN 'Application Networking'
-    WHEN c.service = 'Networking' AND (c.name_key LIKE '%fastconnect%' OR c.name_key LIKE '%vpn%') THEN 'Network Connectivity'
-    WHEN c.service = 'Networking' AND c.name_key LIKE '%dns%' THEN 'Network Routing'
-    ELSE CONCAT('Other (', c.service, ')')
-  END AS ServiceSubcategory,
+    ),
+    c.service_subcategory,
+    IF(c.service_subcategory = CONCAT('Other (', c.service, ')'), c.service_subcategory,
+    IF(c.service = 'Compute' AND (c.name_key LIKE '%container%' OR c.name_key LIKE '%kubernetes%'), 'Containers',
+    IF(c.service = 'Compute' AND c.name_key LIKE '%function%', 'Serverless Compute',
+    IF(c.service = 'Compute' AND c.name_key LIKE '%compute%', 'Virtual Machines',
+    IF(c.service = 'Storage' AND c.name_key LIKE '%block%', 'Block Storage',
+    IF(c.service = 'Storage' AND c.name_key LIKE '%object%', 'Object Storage',
+    IF(c.service = 'Storage' AND c.name_key LIKE '%file%', 'File Storage',
+    IF(c.service = 'Storage' AND c.name_key LIKE '%backup%', 'Backup Storage',
+    IF(c.service = 'Databases' AND c.name_key LIKE '%nosql%', 'NoSQL Databases',
+    IF(c.service = 'Databases' AND c.name_key LIKE '%warehouse%', 'Data Warehouses',
+    IF(c.service = 'Databases' AND (c.name_key LIKE '%database%' OR c.name_key LIKE '%mysql%' OR c.name_key LIKE '%postgres%'), 'Relational Databases',
+    IF(c.service = 'AI and Machine Learning' AND c.name_key LIKE '%generative%', 'Generative AI',
+    IF(c.service = 'Networking' AND c.name_key LIKE '%load%balanc%', 'Application Networking',
+    IF(c.service = 'Networking' AND (c.name_key LIKE '%fastconnect%' OR c.name_key LIKE '%vpn%'), 'Network Connectivity',
+    IF(c.service = 'Networking' AND c.name_key LIKE '%dns%', 'Network Routing',
+      CONCAT('Other (', c.service, ')'))))))))))))))))
+  ) AS ServiceSubcategory,
   c.sku_id AS SkuId,
   c.sku_meter AS SkuMeter,
   c.sku_price_details AS SkuPriceDetails,
@@ -196,35 +190,29 @@ SELECT
 FROM (
   SELECT
     b.*,
-    CASE
-      WHEN LOWER(b.charge_category) = 'adjustment' AND LOWER(IFNULL(b.charge_subcategory, '')) = 'credit' THEN 'Credit'
-      WHEN LOWER(b.charge_category) = 'usage' THEN 'Usage'
-      WHEN LOWER(b.charge_category) = 'purchase' THEN 'Purchase'
-      WHEN LOWER(b.charge_category) = 'tax' THEN 'Tax'
-      WHEN LOWER(b.charge_category) = 'credit' THEN 'Credit'
-      WHEN b.charge_category IS NULL THEN 'Usage'
-      ELSE 'Adjustment'
-    END AS category,
-    CASE
-      WHEN LOWER(b.service_category) IN ('ai and machine learning', 'analytics', 'business applications', 'compute', 'databases', 'developer tools', 'multicloud', 'identity', 'integration', 'internet of things', 'management and governance', 'media', 'migration', 'mobile', 'networking', 'security', 'storage', 'web', 'other')
-        THEN CASE LOWER(b.service_category)
-          WHEN 'ai and machine learning' THEN 'AI and Machine Learning'
-          WHEN 'business applications' THEN 'Business Applications'
-          WHEN 'developer tools' THEN 'Developer Tools'
-          WHEN 'internet of things' THEN 'Internet of Things'
-          WHEN 'management and governance' THEN 'Management and Governance'
-          ELSE CONCAT(UPPER(SUBSTR(b.service_category, 1, 1)), LOWER(SUBSTR(b.service_category, 2)))
-        END
-      WHEN LOWER(b.service_category) IN ('database', 'db') THEN 'Databases'
-      WHEN LOWER(b.service_category) IN ('network', 'networking services') THEN 'Networking'
-      WHEN b.name_key LIKE '%generative%' OR b.name_key LIKE '% ai %' OR b.name_key LIKE '%machine learning%' OR b.name_key LIKE '%data science%' THEN 'AI and Machine Learning'
-      WHEN b.name_key LIKE '%database%' OR b.name_key LIKE '%mysql%' OR b.name_key LIKE '%nosql%' OR b.name_key LIKE '%postgres%' THEN 'Databases'
-      WHEN b.name_key LIKE '%storage%' THEN 'Storage'
-      WHEN b.name_key LIKE '%compute%' OR b.name_key LIKE '%container%' OR b.name_key LIKE '%kubernetes%' OR b.name_key LIKE '%function%' THEN 'Compute'
-      WHEN b.name_key LIKE '%network%' OR b.name_key LIKE '%load%balanc%' OR b.name_key LIKE '%fastconnect%' OR b.name_key LIKE '%vpn%' OR b.name_key LIKE '%dns%' THEN 'Networking'
-      WHEN b.name_key LIKE '%monitor%' OR b.name_key LIKE '%logging%' THEN 'Management and Governance'
-      ELSE 'Other'
-    END AS service
+    IF(LOWER(b.charge_category) = 'adjustment' AND LOWER(IFNULL(b.charge_subcategory, '')) = 'credit', 'Credit',
+    IF(LOWER(b.charge_category) = 'usage', 'Usage',
+    IF(LOWER(b.charge_category) = 'purchase', 'Purchase',
+    IF(LOWER(b.charge_category) = 'tax', 'Tax',
+    IF(LOWER(b.charge_category) = 'credit', 'Credit',
+    IF(b.charge_category IS NULL, 'Usage',
+      'Adjustment')))))) AS category,
+    IF(LOWER(b.service_category) IN ('ai and machine learning', 'analytics', 'business applications', 'compute', 'databases', 'developer tools', 'multicloud', 'identity', 'integration', 'internet of things', 'management and governance', 'media', 'migration', 'mobile', 'networking', 'security', 'storage', 'web', 'other'),
+      IF(LOWER(b.service_category) = 'ai and machine learning', 'AI and Machine Learning',
+      IF(LOWER(b.service_category) = 'business applications', 'Business Applications',
+      IF(LOWER(b.service_category) = 'developer tools', 'Developer Tools',
+      IF(LOWER(b.service_category) = 'internet of things', 'Internet of Things',
+      IF(LOWER(b.service_category) = 'management and governance', 'Management and Governance',
+        CONCAT(UPPER(SUBSTR(b.service_category, 1, 1)), LOWER(SUBSTR(b.service_category, 2)))))))),
+    IF(LOWER(b.service_category) IN ('database', 'db'), 'Databases',
+    IF(LOWER(b.service_category) IN ('network', 'networking services'), 'Networking',
+    IF(b.name_key LIKE '%generative%' OR b.name_key LIKE '% ai %' OR b.name_key LIKE '%machine learning%' OR b.name_key LIKE '%data science%', 'AI and Machine Learning',
+    IF(b.name_key LIKE '%database%' OR b.name_key LIKE '%mysql%' OR b.name_key LIKE '%nosql%' OR b.name_key LIKE '%postgres%', 'Databases',
+    IF(b.name_key LIKE '%storage%', 'Storage',
+    IF(b.name_key LIKE '%compute%' OR b.name_key LIKE '%container%' OR b.name_key LIKE '%kubernetes%' OR b.name_key LIKE '%function%', 'Compute',
+    IF(b.name_key LIKE '%network%' OR b.name_key LIKE '%load%balanc%' OR b.name_key LIKE '%fastconnect%' OR b.name_key LIKE '%vpn%' OR b.name_key LIKE '%dns%', 'Networking',
+    IF(b.name_key LIKE '%monitor%' OR b.name_key LIKE '%logging%', 'Management and Governance',
+      'Other'))))))))) AS service
   FROM (
     SELECT
       r.*,

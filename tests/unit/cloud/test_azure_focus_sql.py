@@ -94,8 +94,8 @@ def convert(wh: DuckDBWarehouse, org: str = "acme", run: str = "r1") -> list[dic
 
 
 def test_allowed_value_lists_match_focus_values() -> None:
-    categories = re.search(r"WHEN service_category IN \((.*?)\n\s*\) THEN", SQL, re.S)
-    pairs = re.search(r"'\|', r\.service_subcategory\) IN \((.*?)\n\s*\) THEN", SQL, re.S)
+    categories = re.search(r"IF\(\s*service_category IN \((.*?)\n\s*\),", SQL, re.S)
+    pairs = re.search(r"'\|', r\.service_subcategory\) IN \((.*?)\n\s*\),", SQL, re.S)
     assert categories and pairs
     assert re.findall(r"'([^']+)'", categories.group(1)) == list(fv.SERVICE_CATEGORY)
     assert re.findall(r"'([^']+)'", pairs.group(1)) == [

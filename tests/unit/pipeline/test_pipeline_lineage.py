@@ -114,3 +114,28 @@ def test_no_rows_still_get_the_full_schema() -> None:
     out = stamp(empty, KEY, RUN, AT, date_column="usage_date")
     assert out.num_rows == 0
     assert list(out.schema)[2:] == list(LINEAGE_FIELDS)
+
+
+def test_a_look_back_write_replaces_from_its_own_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.lineage import make_writer
+    from tests.support.genai import ListLog
+    from warehouse.duckdb import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    run_key = LineageKey("acme", "demo_pipe", "main", D2, D2)
+
+    def write(day_list: list[date], run: str, start_date: date | None = None) -> None:
+        writer = make_writer(warehouse, "acme_dev", run_key, run, lambda: AT, ListLog())
+        table = pa.table({"day": pa.array(day_list, pa.date32())})
+        writer("t", table, date_column="day", start_date=start_date)
+
+    write([D2], "run-1")
+    with pytest.raises(TerminalError, match="fall outside the run's range"):
+        write([D1, D2], "run-2")  # without a look-back, D1 is not the run's to replace
+    write([D1, D2], "run-3", start_date=D1)
+    write([D1, D2], "run-4", start_date=D1)  # a re-run replaces both days: no duplicates
+    got = warehouse.query("SELECT day, x_run_id FROM `acme_dev.t` ORDER BY day").to_pylist()
+    assert [(r["day"], r["x_run_id"]) for r in got] == [(D1, "run-4"), (D2, "run-4")]
+    # A later start than the run's never narrows the replaced range.
+    write([D2], "run-5", start_date=D2 + (D2 - D1))
+    assert warehouse.query("SELECT COUNT(*) AS n FROM `acme_dev.t`").column("n")[0].as_py() == 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlglot
+from sqlglot.tokens import TokenType
 
 from errors import InvalidIdentifierError, TerminalError
 from warehouse.procedures import expand_includes, list_procedures, load_procedure
@@ -76,3 +78,16 @@ def test_file_export_clouds_create_their_raw_table_as_the_schema_says(
     ]
     schema = with_lineage(TABLE_SCHEMAS[raw_table])
     assert got == [[f.name, bq_type_name(f)] for f in schema]
+
+
+@pytest.mark.parametrize("name", list_procedures())
+def test_no_procedure_uses_case(name: str) -> None:
+    """No `CASE ... END` in any procedure, includes expanded: write IF/COALESCE/IFNULL.
+
+    BigQuery creates each file as `CREATE PROCEDURE ... BEGIN ... END`, and the emulator the
+    tests run on (bqemulator 1.4.0) takes a CASE's END for the procedure's END there and
+    fails with "Expected END after CASE".
+    """
+    for statement in load_procedure(name).statements:
+        tokens = sqlglot.tokenize(statement, read="bigquery")
+        assert not [t for t in tokens if t.token_type == TokenType.CASE], statement

@@ -1,0 +1,305 @@
+"""cloud.gcp_billing_export: the customer's Cloud Billing export (BigQuery) into raw rows.
+
+Reads `project.dataset.gcp_billing_export[_resource]_v1_<ACCOUNT>` in the customer's
+project with the org's own service account (cross-project read; jobs run in the key's
+project), for the run's usage dates, and writes `gcp_billing_export_raw` once (replace per
+usage date), with credits flattened into rows of their own (gcp_export_rows).
+
+Config:
+  billing_table: the export table (else the credential's `billing_table`)
+  destination_table: default gcp_billing_export_raw (sp_focus_gcp reads that name)
+  partition_filter: partitiontime (default) | usage_start_time
+      partitiontime prunes on the ingestion-time partitions, `_PARTITIONTIME >= start -
+      margin_days`, plus the usage window; usage_start_time filters on the usage window
+      only (for copies partitioned on usage_start_time, or views).
+  margin_days: default 3
+  lookback_days: default 0. Reads (and replaces) the N days before the run's start too,
+      so a daily schedule re-reads them and picks up late corrections: rows for an old
+      usage time that the export adds later, with a newer export_time.
+
+Credential: a service-account JSON key (type service_account, ...) at the top level or as
+`service_account`, plus `billing_table`, optional `job_project`, `location` and
+`api_endpoint` (http(s); an emulator, where credentials may be anonymous).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, ClassVar, cast
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import requests
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
+
+from errors import PipelineOpsError, TerminalError, TransientError
+from processors.base import StepContext, StepResult
+from processors.cloud.gcp_export_rows import (
+    PARTITION_FILTERS,
+    ExportTable,
+    PartitionFilter,
+    Window,
+    export_query,
+    flatten,
+    net_cost,
+    parse_table_name,
+    watermark,
+)
+from warehouse.bigquery_client import BigQueryConfig, make_client, service_account_credentials
+from warehouse.bigquery_errors import classify
+from warehouse.bigquery_sql import check_project
+
+RAW_TABLE = "gcp_billing_export_raw"
+SECRET_FIELDS = ("private_key", "private_key_id", "catalog_api_key")
+MASK = "[REDACTED]"
+# The client retries transient errors itself; keep that short so the step's own retry
+# (with backoff and a run-log line) takes over instead of a silent 10-minute wait.
+CLIENT_RETRY_SECONDS = 30.0
+
+
+# -- the credential --------------------------------------------------------------------------
+
+
+def service_account_info(credential: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The service-account key: the credential itself, or its `service_account` field."""
+    if credential.get("type") == "service_account":
+        return dict(credential)
+    nested = credential.get("service_account")
+    if isinstance(nested, str) and nested.strip():
+        try:
+            nested = json.loads(nested)
+        except ValueError:
+            raise TerminalError("credential field service_account is not JSON") from None
+    if nested is None:
+        return None
+    if not isinstance(nested, Mapping):
+        raise TerminalError("credential field service_account must be a JSON object")
+    return dict(nested)
+
+
+def secrets_of(credential: Mapping[str, Any]) -> list[str]:
+    """Every secret string of the credential (and of the key's PEM, line by line)."""
+    found: list[str] = []
+    sources = [credential, service_account_info(credential) or {}]
+    for source in sources:
+        for name in SECRET_FIELDS:
+            value = source.get(name)
+            if isinstance(value, str) and value:
+                found.append(value)
+                found += [line for line in value.splitlines() if len(line.strip()) >= 16]
+    return sorted(set(found), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if len(secret) >= 6:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def http_url(value: object, field: str) -> str:
+    """An http(s) URL from the credential, or TerminalError naming the field."""
+    text = value.strip() if isinstance(value, str) else ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise TerminalError(f"credential {field} must be an http(s) URL, got {value!r}")
+    return text.rstrip("/")
+
+
+def export_table(ctx: StepContext, credential: Mapping[str, Any]) -> ExportTable:
+    name = ctx.config.get("billing_table") or credential.get("billing_table")
+    if not name:
+        raise TerminalError(
+            "no billing export table: set billing_table in the credential or the step config"
+        )
+    return parse_table_name(name)
+
+
+def bigquery_client(credential: Mapping[str, Any], table: ExportTable) -> tuple[Any, str]:
+    """(client, who) acting as the credential's service account; `who` names it in errors."""
+    info = service_account_info(credential)
+    endpoint = credential.get("api_endpoint")
+    endpoint = http_url(endpoint, "api_endpoint") if endpoint else None
+    if info is None and endpoint is None:
+        raise TerminalError(
+            "GCP credential needs a service-account key (type service_account) "
+            "to read the billing export"
+        )
+    creds = service_account_credentials(info) if info is not None else None
+    who = str(info.get("client_email")) if info is not None else "anonymous (emulator)"
+    project = credential.get("job_project") or (info or {}).get("project_id") or table.project
+    config = BigQueryConfig(
+        project=check_project(str(project)),
+        location=str(credential.get("location") or "US"),
+        endpoint=endpoint,
+    )
+    return make_client(config, creds), who
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def translate(exc: BaseException, table: str, who: str, secrets: list[str]) -> PipelineOpsError:
+    """A client error as TerminalError/TransientError naming the table, secrets masked."""
+    transient, reason = classify(exc)
+    detail = scrub(_first_line(exc), secrets)
+    if isinstance(exc, gexc.NotFound) or reason == "notFound":
+        return TerminalError(
+            f"GCP billing export table {table} not found (or not visible to {who}): {detail}"
+        )
+    if transient:
+        return TransientError(
+            f"BigQuery unavailable reading GCP billing export table {table} ({reason}): {detail}",
+            retry_after=30.0,
+        )
+    if reason == "accessDenied" or isinstance(exc, gexc.Forbidden):
+        return TerminalError(
+            f"access denied reading GCP billing export table {table} as {who}: {detail} "
+            "(grant it BigQuery Data Viewer on the export dataset and BigQuery Job User "
+            "in the job project)"
+        )
+    if isinstance(exc, auth_exc.GoogleAuthError):
+        return TerminalError(
+            f"{who} could not authenticate to read GCP billing export table {table}: {detail}"
+        )
+    return TerminalError(f"reading GCP billing export table {table} failed ({reason}): {detail}")
+
+
+def _first_line(exc: BaseException) -> str:
+    errors = getattr(exc, "errors", None) or []
+    for error in errors:
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_TRANSLATED = (gexc.GoogleAPIError, auth_exc.GoogleAuthError, ConnectionError, TimeoutError)
+
+
+@contextmanager
+def read_errors(table: str, who: str, secrets: list[str]) -> Iterator[None]:
+    try:
+        yield
+    except PipelineOpsError as exc:
+        if scrub(str(exc), secrets) != str(exc):  # ours never quote a key; make sure of it
+            raise TerminalError(scrub(str(exc), secrets)) from None
+        raise
+    except (*_TRANSLATED, requests.RequestException) as exc:
+        raise translate(exc, table, who, secrets) from None
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def read_export(
+    client: Any, table: ExportTable, window: Window, mode: PartitionFilter, log: Any
+) -> tuple[pa.Table, PartitionFilter]:
+    """The query result for the window, and the partition filter actually used."""
+    from google.cloud import bigquery
+    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+
+    retry = DEFAULT_RETRY.with_timeout(CLIENT_RETRY_SECONDS)
+    job_retry = DEFAULT_JOB_RETRY.with_timeout(4 * CLIENT_RETRY_SECONDS)
+    meta = client.get_table(table.name, retry=retry)
+    if mode == "partitiontime" and not _ingestion_time_partitioned(meta):
+        # Only ingestion-time partitioned tables have _PARTITIONTIME; the query would fail.
+        log.warning(
+            f"{table.name} is not ingestion-time partitioned: filtering on usage_start_time"
+        )
+        mode = "usage_start_time"
+    params = [
+        bigquery.ScalarQueryParameter("start_ts", "TIMESTAMP", window.start_ts),
+        bigquery.ScalarQueryParameter("end_ts", "TIMESTAMP", window.end_ts),
+    ]
+    if mode == "partitiontime":
+        params.append(
+            bigquery.ScalarQueryParameter("partition_floor", "TIMESTAMP", window.partition_floor)
+        )
+    job = client.query(
+        export_query(table, meta.schema, mode),
+        job_config=bigquery.QueryJobConfig(query_parameters=params),
+        location=getattr(meta, "location", None) or client.location,
+        retry=retry,
+        job_retry=job_retry,
+    )
+    result = job.result(retry=retry, job_retry=job_retry).to_arrow(create_bqstorage_client=False)
+    return result, mode
+
+
+def _ingestion_time_partitioned(meta: Any) -> bool:
+    partitioning = getattr(meta, "time_partitioning", None)
+    return (
+        getattr(meta, "table_type", "TABLE") == "TABLE"
+        and partitioning is not None
+        and not partitioning.field
+    )
+
+
+def _partition_filter(value: object) -> PartitionFilter:
+    mode = str(value or "partitiontime")
+    if mode not in PARTITION_FILTERS:
+        raise TerminalError(
+            f"partition_filter must be one of {', '.join(PARTITION_FILTERS)}, got {value!r}"
+        )
+    return cast(PartitionFilter, mode)
+
+
+def _days(config: Mapping[str, Any], name: str, default: int) -> int:
+    value = config.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 60:
+        raise TerminalError(f"{name} must be a whole number of days from 0 to 60, got {value!r}")
+    return value
+
+
+class ExternalBqExtractor:
+    ps_type: ClassVar[str] = "cloud.gcp_billing_export"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        mode = _partition_filter(ctx.config.get("partition_filter"))
+        margin = _days(ctx.config, "margin_days", 3)
+        lookback = _days(ctx.config, "lookback_days", 0)
+        destination = str(ctx.config.get("destination_table") or RAW_TABLE)
+        credential = ctx.credential()
+        secrets = secrets_of(credential)
+        table = export_table(ctx, credential)
+        window = Window(ctx.start_date - timedelta(days=lookback), ctx.end_date, margin)
+        who = "the service account"
+        with read_errors(table.name, who, secrets):
+            client, who = bigquery_client(credential, table)
+        ctx.log.info(
+            f"reading {table.name} as {who}: usage {window.start}..{window.end}"
+            + (f" (lookback {lookback} days)" if lookback else "")
+        )
+        with read_errors(table.name, who, secrets):
+            result, mode = read_export(client, table, window, mode, ctx.log)
+        rows = flatten(result, table.name)
+        newest = watermark(rows)
+        credits = rows.num_rows - result.num_rows
+        ctx.log.info(
+            f"{table.name}: {result.num_rows} export rows, {credits} credits, "
+            f"net {net_cost(rows):.2f} (partition filter {mode}); export_time watermark "
+            f"{newest.isoformat() if newest else 'none (no rows)'}"
+        )
+        if not rows.num_rows:
+            ctx.log.warning(f"{table.name} has no rows for {window.start}..{window.end}")
+        extra = {"start_date": window.start} if window.start < ctx.start_date else {}
+        written = ctx.write(destination, rows, date_column="usage_date", **extra)
+        return StepResult(
+            rows_written=written.rows_written,
+            tables=[written.table],
+            metrics={
+                "source_table": table.name,
+                "export_rows": result.num_rows,
+                "credit_rows": credits,
+                "net_cost": round(net_cost(rows), 6),
+                "export_time_watermark": newest.isoformat() if newest else None,
+                "partition_filter": mode,
+                "window_start": window.start.isoformat(),
+                "window_end": window.end.isoformat(),
+            },
+        )
