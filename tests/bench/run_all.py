@@ -35,7 +35,13 @@ def machine() -> str:
 
 
 def main() -> None:
-    from tests.bench import bench_engine, bench_quota, bench_scaling, bench_write_partition
+    from tests.bench import (
+        bench_cloud_export,
+        bench_engine,
+        bench_quota,
+        bench_scaling,
+        bench_write_partition,
+    )
 
     print(f"machine: {machine()}\n")
     engine = bench_engine.main()
@@ -45,6 +51,8 @@ def main() -> None:
     quota = bench_quota.main()
     print()
     scaling = bench_scaling.main(write_1m_s=write["write_partition_s"])
+    print()
+    cloud = bench_cloud_export.main()
     print("\nsummary")
     print(f"{'benchmark':<52} {'baseline':>12} {'engine':>12} {'ratio':>7} {'target':>7}")
     rows = [
@@ -89,6 +97,13 @@ def main() -> None:
             write["write_partition_s"],
             "s",
             "<= 1.5",
+        ),
+        (
+            "1M-row FOCUS export: read+INSERT vs extract step",
+            cloud["bare_s"],
+            cloud["engine_s"],
+            "s",
+            "",
         ),
     ]
     for label, base, ours, unit, target in rows:

@@ -98,3 +98,24 @@ def test_blank_text_in_a_number_column_is_null() -> None:
     table = pa.table({"ChargePeriodStart": ["2026-10-01"] * 2, "ListCost": ["", " 2.5"]})
     out = normalize_focus_export(table, source_file="p.parquet")
     assert out.column("list_cost").to_pylist() == [None, 2.5]
+
+
+def test_extension_values_are_escaped_json_and_blank_ones_left_out() -> None:
+    table = pa.table(
+        {
+            "ChargePeriodStart": ["2026-10-01"] * 3,
+            "x_Text": ['say "hi"\\ now\n\tdone\x01', "", None],
+            "x_Number": pa.array([1.5, float("nan"), None]),
+            "x_Flag": pa.array([True, None, False]),
+            "x_Count": pa.array([3, None, None], pa.int64()),
+        }
+    )
+    first, second, third = normalize_focus_export(table, source_file="f").column("x_extensions")
+    assert json.loads(first.as_py()) == {
+        "x_Count": 3,
+        "x_Flag": True,
+        "x_Number": 1.5,
+        "x_Text": 'say "hi"\\ now\n\tdone ',
+    }
+    assert second.as_py() is None  # "", NaN and nulls are no values
+    assert json.loads(third.as_py()) == {"x_Flag": False}
