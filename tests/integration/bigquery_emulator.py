@@ -14,14 +14,12 @@ they fail instead, so CI never passes by skipping them.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,21 +27,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import Server, free_port, wait_for
+from tests.support.tools import CACHE_DIR, install_main, install_once, shared_server
 
 PACKAGES = ("bqemulator==1.4.0", "duckdb==1.5.5", "duckdb-extension-spatial==1.5.5", "numpy")
 DUCKDB_VERSION = "v1.5.5"
 PROJECT = "test-proj"
-CACHE_DIR = Path(os.environ.get("PIPELINE_OPS_CACHE_DIR") or Path.home() / ".cache/pipeline-ops")
 VENV = CACHE_DIR / "bqemulator-venv"
-_STAMP = ".pipeline-ops-installed"
 
 
 class EmulatorUnavailable(RuntimeError):
     """The emulator could not be installed or started here."""
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def _python311() -> str:
@@ -57,15 +50,8 @@ def _python311() -> str:
 
 def ensure_venv(venv: Path = VENV) -> Path:
     """Create the emulator's venv once (about a minute); later calls return at once."""
-    stamp, wanted = venv / _STAMP, "\n".join(PACKAGES)
-    if stamp.is_file() and stamp.read_text() == wanted and (venv / "bin/bqemulator").exists():
-        return venv
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once: one installs, one waits
-        if stamp.is_file() and stamp.read_text() == wanted:
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)  # a half-made venv from an interrupted run
+
+    def install() -> None:
         steps = [
             [_python311(), "-m", "venv", str(venv)],
             [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-input", *PACKAGES],
@@ -75,8 +61,9 @@ def ensure_venv(venv: Path = VENV) -> Path:
             if done.returncode != 0:
                 tail = (done.stderr or done.stdout)[-2000:]
                 raise EmulatorUnavailable(f"{' '.join(cmd[:4])} failed:\n{tail}")
-        stamp.write_text(wanted)
-    return venv
+
+    ready = (venv / "bin/bqemulator").exists
+    return install_once(venv, "\n".join(PACKAGES), ready, install)
 
 
 def spatial_extension(venv: Path) -> Path:
@@ -128,47 +115,23 @@ def start_emulator(venv: Path, timeout: float = 60) -> Server:
     return server
 
 
-# One emulator per test process, shared by every module that imports the fixture (each
-# import is its own fixture definition); a failure to start is remembered, not retried.
+# One emulator per test process, shared by every module that imports the fixture.
 _shared: dict[str, object] = {}
 
 
 @pytest.fixture(scope="session")
 def bigquery_emulator() -> Iterator[Server]:
     """A running emulator for the session; its `url` is the REST endpoint."""
-    owner = not _shared
-    if owner:
-        try:
-            _shared["server"] = start_emulator(ensure_venv())
-        except Exception as exc:  # any reason at all: report it, never hide it
-            _shared["error"] = f"BigQuery emulator cannot start: {exc}"
-    if "error" in _shared:
-        reason = str(_shared["error"])
-        if in_ci():
-            pytest.fail(reason + " (CI=true: the emulator tests must run)", pytrace=False)
-        pytest.skip(reason)
-    server = _shared["server"]
-    assert isinstance(server, Server)
-    yield server
-    if owner:
-        server.stop()
-        _shared.clear()
-
-
-def main(argv: list[str]) -> int:
-    if argv[1:] != ["install"]:
-        print("usage: python -m tests.integration.bigquery_emulator install", file=sys.stderr)
-        return 2
-    started = time.monotonic()
-    try:
-        venv = ensure_venv()
-    except EmulatorUnavailable as exc:
-        print(f"bqemulator: NOT installed: {exc}", file=sys.stderr)
-        # Outside CI the tests then skip with this reason; in CI this fails the build.
-        return 1 if in_ci() else 0
-    print(f"bqemulator: ready in {venv} ({time.monotonic() - started:.1f}s)")
-    return 0
+    yield from shared_server(_shared, "BigQuery emulator", lambda: start_emulator(ensure_venv()))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(
+        install_main(
+            sys.argv,
+            "tests.integration.bigquery_emulator",
+            "bqemulator",
+            ensure_venv,
+            EmulatorUnavailable,
+        )
+    )

@@ -8,15 +8,13 @@ the AWS rows alone, and the README's spend-by-provider-and-service query adds up
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-
-import pytest
 
 from tests.integration.conftest import Stack
 from tests.integration.test_cloud_aws import ROWS, Export, export  # noqa: F401 - fixture
 from tests.integration.test_genai_e2e import SECRET as OPENAI_SECRET
+from tests.integration.test_genai_e2e import api, client  # noqa: F401 - fixtures
 from tests.support.cloud import money
 from tests.support.moto_server import moto_aws  # noqa: F401 - fixture
 from tests.support.provider_api import ProviderAPIServer, serve_openai
@@ -32,22 +30,8 @@ GROUP BY 1, 2 ORDER BY billed DESC
 """
 
 
-@pytest.fixture
-def api() -> Iterator[ProviderAPIServer]:
-    server = ProviderAPIServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def client(sqlite_stack: Stack):  # type: ignore[no-untyped-def]
-    from app import create_app
-
-    return create_app(sqlite_stack.settings, sqlite_stack.services).test_client()
-
-
-def run_ok(stack: Stack, client, path: str, body: dict, key: str) -> str:  # type: ignore[no-untyped-def]
-    resp = client.post(f"/pipelines/run/{ORG}/{path}", json=body, headers={"X-API-Key": key})
+def run_ok(stack: Stack, web, path: str, body: dict, key: str) -> str:  # type: ignore[no-untyped-def]
+    resp = web.post(f"/pipelines/run/{ORG}/{path}", json=body, headers={"X-API-Key": key})
     assert resp.status_code == 202, resp.get_json()
     run = stack.wait(resp.get_json()["run_id"])
     assert run["status"] == "completed", run["error_message"]
@@ -56,8 +40,8 @@ def run_ok(stack: Stack, client, path: str, body: dict, key: str) -> str:  # typ
 
 def test_genai_and_aws_land_in_one_focus_table(
     sqlite_stack: Stack,
-    client,  # type: ignore[no-untyped-def]
-    api: ProviderAPIServer,
+    client,  # type: ignore[no-untyped-def]  # noqa: F811
+    api: ProviderAPIServer,  # noqa: F811
     export: Export,  # noqa: F811
 ) -> None:
     stack = sqlite_stack
