@@ -287,8 +287,8 @@ class ExternalBqExtractor:
         )
         if not rows.num_rows:
             ctx.log.warning(f"{table.name} has no rows for {window.start}..{window.end}")
-        extra = {"start_date": window.start} if window.start < ctx.start_date else {}
-        written = ctx.write(destination, rows, date_column="usage_date", **extra)
+        # With a look-back the write replaces from the window's start, not the run's.
+        written = ctx.write(destination, rows, date_column="usage_date", start_date=window.start)
         return StepResult(
             rows_written=written.rows_written,
             tables=[written.table],
