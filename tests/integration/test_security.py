@@ -570,6 +570,8 @@ def test_a_planted_secret_appears_nowhere(sec: Sec, caplog: pytest.LogCaptureFix
     echo = EchoServer()
     try:
         write_pipeline(sec.stack, "sec/canary/echo", CANARY.format(url=f"{echo.url}/v1/usage"))
+        # This app has its own catalog, which rescans at most every 2 s: refresh it now.
+        sec.services.catalog.refresh()
         admin_post(
             sec.client,
             f"/admin/orgs/{A}/credentials",
