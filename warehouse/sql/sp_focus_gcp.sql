@@ -296,54 +296,11 @@ FROM (
   ) AS sc
     ON sc.service_description = c.service_description
   LEFT JOIN (
-    -- GCP's unit names -> FOCUS Unit Format (the validator's FormatUnit); others pass as is.
-    SELECT 'seconds' AS gcp_unit, 'Seconds' AS focus_unit
-    UNION ALL SELECT 'second', 'Seconds'
-    UNION ALL SELECT 'minute', 'Minutes'
-    UNION ALL SELECT 'hour', 'Hours'
-    UNION ALL SELECT 'hours', 'Hours'
-    UNION ALL SELECT 'day', 'Days'
-    UNION ALL SELECT 'month', 'Months'
-    UNION ALL SELECT 'bytes', 'B'
-    UNION ALL SELECT 'byte', 'B'
-    UNION ALL SELECT 'byte-seconds', 'B-Seconds'
-    UNION ALL SELECT 'kibibyte', 'KiB'
-    UNION ALL SELECT 'mebibyte', 'MiB'
-    UNION ALL SELECT 'gibibyte', 'GiB'
-    UNION ALL SELECT 'tebibyte', 'TiB'
-    UNION ALL SELECT 'pebibyte', 'PiB'
-    UNION ALL SELECT 'gibibyte hour', 'GiB-Hours'
-    UNION ALL SELECT 'gibibyte day', 'GiB-Days'
-    UNION ALL SELECT 'gibibyte month', 'GiB-Months'
-    UNION ALL SELECT 'tebibyte month', 'TiB-Months'
-    UNION ALL SELECT 'count', 'Count'
-    UNION ALL SELECT 'request', 'Requests'
-    UNION ALL SELECT 'requests', 'Requests'
+-- include: gcp_unit_names
   ) AS cu
     ON cu.gcp_unit = LOWER(c.usage_unit)
   LEFT JOIN (
-    SELECT 'seconds' AS gcp_unit, 'Seconds' AS focus_unit
-    UNION ALL SELECT 'second', 'Seconds'
-    UNION ALL SELECT 'minute', 'Minutes'
-    UNION ALL SELECT 'hour', 'Hours'
-    UNION ALL SELECT 'hours', 'Hours'
-    UNION ALL SELECT 'day', 'Days'
-    UNION ALL SELECT 'month', 'Months'
-    UNION ALL SELECT 'bytes', 'B'
-    UNION ALL SELECT 'byte', 'B'
-    UNION ALL SELECT 'byte-seconds', 'B-Seconds'
-    UNION ALL SELECT 'kibibyte', 'KiB'
-    UNION ALL SELECT 'mebibyte', 'MiB'
-    UNION ALL SELECT 'gibibyte', 'GiB'
-    UNION ALL SELECT 'tebibyte', 'TiB'
-    UNION ALL SELECT 'pebibyte', 'PiB'
-    UNION ALL SELECT 'gibibyte hour', 'GiB-Hours'
-    UNION ALL SELECT 'gibibyte day', 'GiB-Days'
-    UNION ALL SELECT 'gibibyte month', 'GiB-Months'
-    UNION ALL SELECT 'tebibyte month', 'TiB-Months'
-    UNION ALL SELECT 'count', 'Count'
-    UNION ALL SELECT 'request', 'Requests'
-    UNION ALL SELECT 'requests', 'Requests'
+-- include: gcp_unit_names
   ) AS pu
     ON pu.gcp_unit = LOWER(c.usage_pricing_unit)
 ) AS g
