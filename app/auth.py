@@ -15,6 +15,7 @@ from flask import Flask, g, request
 
 from app.errors import ApiProblem
 from app.ext import services
+from pipeline.orgs import ORG_SLUG_RE
 
 API_KEY_HEADER = "X-API-Key"
 ADMIN_KEY_HEADER = "X-Admin-Key"
@@ -63,6 +64,20 @@ def _check_path() -> None:
             "invalid_path",
             "path segments must be lower-case letters, digits and _ (run ids also -)",
         )
+
+
+def check_admin_path(detail: str, **patterns: re.Pattern[str]) -> None:
+    """For an admin blueprint's before_request: the org and the other route arguments
+    (400), then that the org exists (404). The hook's segment check covers /pipelines only."""
+    patterns = {"org": ORG_SLUG_RE, **patterns}
+    args = request.view_args or {}
+    bad = "%" in _raw_path() or any(
+        not isinstance(v, str) or patterns[k].fullmatch(v) is None for k, v in args.items()
+    )
+    if bad:
+        raise ApiProblem(400, "invalid_path", detail)
+    if services().store.get_org(args["org"]) is None:
+        raise org_not_found()
 
 
 def _require_org() -> str:

@@ -10,44 +10,26 @@ import json
 import os
 import sys
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import click
 
+from app.cli_support import (
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    cli_services,
+    fail,
+    migrated_store,
+    parse_day,
+)
 from errors import ConflictError, PipelineOpsError, QuotaExceededError, RunValidationError
 from pipeline import state
 from pipeline.settings import Settings
 
-EXIT_PROBLEMS = 1
-
 
 def _settings() -> Settings:
     return Settings.from_env()
-
-
-def _services(local: bool = False) -> Any:
-    """Services wired to Celery; `local` runs every task in this process (eager)."""
-    if local:
-        # Must precede the first import of the Celery app, which reads celeryconfig.
-        os.environ["PIPELINE_OPS_EAGER"] = "1"
-    from pipeline.db import upgrade
-    from pipeline.services import build_services
-    from tasks.canvas import CeleryDispatcher
-    from tasks.notifications import CeleryNotificationQueue
-    from tasks.runtime import use_services
-
-    settings = _settings()
-    upgrade(settings.database_url)
-    svc = build_services(settings, CeleryDispatcher(), notifications=CeleryNotificationQueue())
-    use_services(svc)
-    return svc
-
-
-def _fail(message: str, code: int = EXIT_PROBLEMS) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 @click.group()
@@ -69,16 +51,6 @@ def validate(paths: tuple[Path, ...]) -> None:
         click.echo(f"{len(problems)} problem(s)", err=True)
         sys.exit(EXIT_PROBLEMS)
     click.echo("ok: all pipeline files are valid")
-
-
-def _parse_date(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        _fail(f"{name} must be a date as YYYY-MM-DD, got {value!r}", 2)
-    return None
 
 
 @main.command()
@@ -107,21 +79,25 @@ def run(
 
     parts = pipeline_path.strip("/").split("/")
     if len(parts) != 3:
-        _fail("pipeline must be PROVIDER/DOMAIN/PIPELINE, e.g. demo/sample/genai_usage", 2)
+        fail("pipeline must be PROVIDER/DOMAIN/PIPELINE, e.g. demo/sample/genai_usage", EXIT_USAGE)
     if one_date and (start_date or end_date):
-        _fail("use either --date or --start-date/--end-date", 2)
+        fail("use either --date or --start-date/--end-date", EXIT_USAGE)
     if one_date:
-        start = end = _parse_date(one_date, "--date")
+        start = end = parse_day(one_date, "--date")
     else:
-        start = _parse_date(start_date, "--start-date")
-        end = _parse_date(end_date, "--end-date")
+        start = parse_day(start_date, "--start-date") if start_date is not None else None
+        end = parse_day(end_date, "--end-date") if end_date is not None else None
     extra: dict[str, str] = {}
     for item in params:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            _fail(f"--param must be KEY=VALUE, got {item!r}", 2)
+            fail(f"--param must be KEY=VALUE, got {item!r}", EXIT_USAGE)
         extra[key] = value
-    svc = _services(local=local)
+    if local:
+        # Runs every task in this process. Must precede the first import of the Celery
+        # app, which reads celeryconfig.
+        os.environ["PIPELINE_OPS_EAGER"] = "1"
+    svc = cli_services()
     request = RunRequest(
         org_slug=org_slug,
         provider=parts[0],
@@ -136,13 +112,13 @@ def run(
     try:
         run_row = svc.runs.start(request)
     except ConflictError as exc:
-        _fail(f"{exc} (run {exc.existing_run_id})")
+        fail(f"{exc} (run {exc.existing_run_id})")
     except QuotaExceededError as exc:
-        _fail(f"{exc}; retry in {exc.retry_after}s")
+        fail(f"{exc}; retry in {exc.retry_after}s")
     except RunValidationError as exc:
-        _fail(f"{exc} (run {exc.run_id})")
+        fail(f"{exc} (run {exc.run_id})")
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     run_id = run_row["run_id"]
     click.echo(f"run_id: {run_id}")
     if local or wait:
@@ -183,10 +159,10 @@ def _follow(store: Any, run_id: str, poll: float, timeout: float = 24 * 3600) ->
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def status(run_id: str, as_json: bool) -> None:
     """Show a run and its steps."""
-    store = _store(_settings())
+    store = migrated_store(_settings())
     run = store.get_run(run_id)
     if run is None:
-        _fail(f"run {run_id} not found")
+        fail(f"run {run_id} not found")
     attempts = store.step_attempts(run_id)
     if as_json:
         run.pop("plan", None)
@@ -219,9 +195,9 @@ def orgs_create(org_slug: str, name: str | None) -> None:
     from pipeline.orgs import OrgService
 
     try:
-        api_key = OrgService(_store(_settings())).create(org_slug, name)
+        api_key = OrgService(migrated_store(_settings())).create(org_slug, name)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"org_slug: {org_slug}")
     click.echo(f"api_key: {api_key}")
     click.echo("Store the key now: it is not shown again.", err=True)
@@ -230,24 +206,15 @@ def orgs_create(org_slug: str, name: str | None) -> None:
 @orgs.command("list")
 def orgs_list() -> None:
     """List organizations."""
-    for org in _store(_settings()).list_orgs():
+    for org in migrated_store(_settings()).list_orgs():
         click.echo(f"{org['org_slug']}\t{org['name']}\t{org['created_at'].isoformat()}")
 
 
-def _store(settings: Settings) -> Any:
-    """The run store, on a metadata DB migrated to the current schema."""
-    from pipeline.db import make_engine, upgrade
-    from pipeline.store import RunStore
-
-    upgrade(settings.database_url)
-    return RunStore(make_engine(settings.database_url))
-
-
 def _org_datasets(settings: Settings, org_slug: str | None) -> list[str]:
-    store = _store(settings)
+    store = migrated_store(settings)
     if org_slug is not None:
         if store.get_org(org_slug) is None:
-            _fail(f"org {org_slug!r} not found")
+            fail(f"org {org_slug!r} not found")
         return [settings.org_dataset(org_slug)]
     return [settings.org_dataset(o["org_slug"]) for o in store.list_orgs()]
 
@@ -304,21 +271,13 @@ def bootstrap_sync(org_slug: str | None) -> None:
                 click.echo(f"{ref}: not retyped: {conflict}")
     click.echo(f"{changed} table(s) changed")
     if refused:
-        _fail(f"{refused} column(s) differ in type; bootstrap-sync never retypes or drops")
+        fail(f"{refused} column(s) differ in type; bootstrap-sync never retypes or drops")
 
 
 @main.command()
 def reap() -> None:
     """Fail runs whose heartbeat stopped and release their slots (beat does this every minute)."""
-    from pipeline.db import upgrade
-    from pipeline.services import build_services
-    from tasks.canvas import CeleryDispatcher
-    from tasks.notifications import CeleryNotificationQueue
-
-    settings = _settings()
-    upgrade(settings.database_url)
-    svc = build_services(settings, CeleryDispatcher(), notifications=CeleryNotificationQueue())
-    reaped = svc.runs.reap()
+    reaped = cli_services().runs.reap()
     click.echo(f"reaped {len(reaped)} run(s)" + (f": {', '.join(reaped)}" if reaped else ""))
 
 

@@ -7,22 +7,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from types import FrameType
 
 import click
 
-from app.cli_support import EXIT_PROBLEMS, cli_services, fail
+from app.cli_support import EXIT_PROBLEMS, cli_services, fail, parse_day
 from errors import PipelineOpsError
 
 EXIT_INTERRUPTED = 130
-
-
-def _day(value: str, name: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{name} must be a date as YYYY-MM-DD, got {value!r}", 2)
 
 
 @contextmanager
@@ -69,7 +61,7 @@ def backfill(
 
     try:
         provider, domain, pipeline = split_path(pipeline_path)
-        dates = date_range(_day(first, "--from"), _day(last, "--to"))
+        dates = date_range(parse_day(first, "--from"), parse_day(last, "--to"))
         template = RunRequest(org_slug, provider, domain, pipeline, credential_id=credential_id)
         job = Backfill(
             cli_services().runs,

@@ -13,32 +13,24 @@ from typing import Any
 
 import click
 
+from app.cli_support import EXIT_PROBLEMS, EXIT_USAGE, fail, migrated_store
 from errors import PipelineOpsError
 from pipeline.settings import Settings
 
-EXIT_PROBLEMS = 1
 PROGRESS_EVERY = 100
 
 
-def _fail(message: str, code: int = EXIT_PROBLEMS) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _open() -> tuple[Settings, Any, Any]:
-    """Settings, the run store and the vault, on a migrated metadata DB."""
+def _open() -> tuple[Any, Any]:
+    """The run store and the vault, on a migrated metadata DB."""
     from credentials.keys import key_provider
     from credentials.vault import VaultCredentialProvider
-    from pipeline.db import make_engine, upgrade
     from pipeline.redact import register_secrets
-    from pipeline.store import RunStore
 
     settings = Settings.from_env()
-    upgrade(settings.database_url)
-    store = RunStore(make_engine(settings.database_url))
+    store = migrated_store(settings)
     keys = key_provider(settings.master_key, settings.var_dir)
     vault = VaultCredentialProvider(store.engine, keys, on_decrypt=register_secrets)
-    return settings, store, vault
+    return store, vault
 
 
 def _read_input(path: str | None, what: str) -> str:
@@ -47,7 +39,7 @@ def _read_input(path: str | None, what: str) -> str:
         try:
             return Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            _fail(f"cannot read {what} from {path}: {exc.strerror}")
+            fail(f"cannot read {what} from {path}: {exc.strerror}")
     if sys.stdin.isatty():
         return str(click.prompt(what, hide_input=True, err=True))
     return sys.stdin.read()
@@ -88,14 +80,14 @@ def add(org_slug: str, provider: str, name: str, credential_id: str | None, path
 
     A JSON object is stored as is; any other text as {"api_key": "<text>"}.
     """
-    _settings, store, vault = _open()
+    store, vault = _open()
     if store.get_org(org_slug) is None:
-        _fail(f"org {org_slug!r} not found")
+        fail(f"org {org_slug!r} not found")
     secret = _read_input(path, "secret")
     try:
         meta = vault.add(org_slug, provider, name, secret, credential_id)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"stored credential {meta['credential_id']!r} for {org_slug} ({provider})")
     click.echo(_show(meta))
 
@@ -105,7 +97,7 @@ def add(org_slug: str, provider: str, name: str, credential_id: str | None, path
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (metadata only).")
 def list_(org_slug: str | None, as_json: bool) -> None:
     """List credentials (metadata only: never a secret)."""
-    _settings, _store, vault = _open()
+    _store, vault = _open()
     rows = vault.list(org_slug)
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
@@ -116,11 +108,11 @@ def list_(org_slug: str | None, as_json: bool) -> None:
 
 
 def _set_enabled(org_slug: str, credential_id: str, enabled: bool) -> None:
-    _settings, _store, vault = _open()
+    _store, vault = _open()
     try:
         meta = vault.set_enabled(org_slug, credential_id, enabled)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(_show(meta))
 
 
@@ -145,11 +137,11 @@ def enable(org_slug: str, credential_id: str) -> None:
 @click.argument("credential_id")
 def delete(org_slug: str, credential_id: str) -> None:
     """Delete a credential and its ciphertext."""
-    _settings, _store, vault = _open()
+    _store, vault = _open()
     try:
         vault.delete(org_slug, credential_id)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"deleted credential {credential_id!r} of {org_slug}")
 
 
@@ -164,7 +156,7 @@ def generate_key(out: Path | None) -> None:
     if out is None:
         click.echo(key)
     elif not write_secret_file(out, key + "\n", replace=False):
-        _fail(f"{out} already exists")
+        fail(f"{out} already exists")
     else:
         click.echo(f"wrote a new master key to {out} (mode 0600)")
 
@@ -182,7 +174,7 @@ def rotate_master(new_key: str | None, new_key_file: Path | None) -> None:
     from credentials.rotation import key_id_counts, rewrap_all, rotating_keys
 
     if (new_key is None) == (new_key_file is None):
-        _fail("give exactly one of --new-key-file PATH or --new-key - (stdin)", 2)
+        fail("give exactly one of --new-key-file PATH or --new-key - (stdin)", EXIT_USAGE)
     if new_key not in (None, "-"):
         click.echo(
             "warning: a key on the command line is visible in ps and shell history; "
@@ -192,13 +184,13 @@ def rotate_master(new_key: str | None, new_key_file: Path | None) -> None:
         text = new_key or ""
     else:
         text = _read_input(str(new_key_file) if new_key_file else "-", "new master key")
-    _settings, store, vault = _open()
+    store, vault = _open()
     try:
         key = parse_key(text, "the new master key")
         current = vault.keys.get() if isinstance(vault.keys, LazyKeys) else vault.keys
         keys, new_id = rotating_keys(current, key)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"re-wrapping data keys under master key id {new_id}")
 
     def progress(done: int) -> None:
@@ -245,11 +237,11 @@ def orgs_rotate_key(org_slug: str, overlap_seconds: int) -> None:
     """Issue a new API key for an org and print it once."""
     from pipeline.orgs import OrgService
 
-    _settings, store, _vault = _open()
+    store = migrated_store(Settings.from_env())
     try:
         rotated = OrgService(store).rotate_key(org_slug, overlap_seconds)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     expires = rotated["previous_key_expires_at"]
     click.echo(f"org_slug: {org_slug}")
     click.echo(f"api_key: {rotated['api_key']}")
@@ -264,11 +256,11 @@ def orgs_revoke_key(org_slug: str, previous_only: bool) -> None:
     """Revoke an org's API key(s); `orgs rotate-key` issues a new one."""
     from pipeline.orgs import OrgService
 
-    _settings, store, _vault = _open()
+    store = migrated_store(Settings.from_env())
     try:
         OrgService(store).revoke_key(org_slug, previous_only)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     what = "previous key" if previous_only else "all keys"
     click.echo(f"revoked {what} of {org_slug}")
 

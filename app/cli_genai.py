@@ -7,28 +7,21 @@ the rest of the CLI: it reads the same environment and talks to the metadata DB 
 from __future__ import annotations
 
 import json
-import sys
-from datetime import date
 from typing import Any
 
 import click
 
+from app.cli_support import EXIT_PROBLEMS, fail, migrated_store, parse_day
 from errors import PipelineOpsError
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _service() -> Any:
-    from pipeline.db import make_engine, upgrade
+def _service() -> tuple[Any, Any]:
+    """The subscription service and the run store, on one migrated metadata DB."""
     from pipeline.settings import Settings
     from pipeline.subscriptions import SubscriptionService
 
-    settings = Settings.from_env()
-    upgrade(settings.database_url)
-    return SubscriptionService(make_engine(settings.database_url)), settings
+    store = migrated_store(Settings.from_env())
+    return SubscriptionService(store.engine), store
 
 
 @click.command("providers")
@@ -40,11 +33,10 @@ def providers(as_json: bool) -> None:
 
     path = Settings.from_env().configs_dir / "system" / "providers.yml"
     if not path.is_file():
-        _fail(f"no provider registry at {path}")
+        fail(f"no provider registry at {path}")
     registry, problems = read_registry(path)
     if registry is None or problems:
-        _fail(f"{path}: " + ("; ".join(problems) or "not a provider registry"))
-    assert registry is not None
+        fail(f"{path}: " + ("; ".join(problems) or "not a provider registry"))
     if as_json:
         click.echo(json.dumps([vars(p) for p in registry.values()], indent=2, default=list))
         return
@@ -61,16 +53,6 @@ def providers(as_json: bool) -> None:
 @click.group("subscriptions")
 def subscriptions() -> None:
     """Manage an org's SaaS subscriptions (amortized by subscription/costs/subscription_cost)."""
-
-
-def _date(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        _fail(f"{name} must be a date as YYYY-MM-DD, got {value!r}")
-    return None
 
 
 @subscriptions.command("add")
@@ -101,26 +83,25 @@ def subscriptions_add(
     currency: str,
 ) -> None:
     """Add a subscription to an org and print its id."""
-    service, settings = _service()
-    from pipeline.db import make_engine
-    from pipeline.store import RunStore
-
-    if RunStore(make_engine(settings.database_url)).get_org(org_slug) is None:
-        _fail(f"org {org_slug!r} not found")
+    service, store = _service()
+    if store.get_org(org_slug) is None:
+        fail(f"org {org_slug!r} not found")
+    start = parse_day(start_date, "--start-date", EXIT_PROBLEMS)
+    end = parse_day(end_date, "--end-date", EXIT_PROBLEMS) if end_date is not None else None
     values = {
         "provider": provider,
         "plan": plan,
         "seats": seats,
         "unit_price": unit_price,
         "billing_cycle": billing_cycle,
-        "start_date": _date(start_date, "--start-date"),
-        "end_date": _date(end_date, "--end-date"),
+        "start_date": start,
+        "end_date": end,
         "currency": currency,
     }
     try:
         sub = service.add(org_slug, values)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"subscription_id: {sub['subscription_id']}")
 
 
@@ -146,7 +127,7 @@ def subscriptions_remove(org_slug: str, subscription_id: str) -> None:
     try:
         service.remove(org_slug, subscription_id)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"removed {subscription_id}")
 
 

@@ -7,35 +7,24 @@ Operators script `set-limits`, so its flag names are a contract: --daily, --mont
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
+from app.cli_support import EXIT_USAGE, fail, migrated_store
 from errors import PipelineOpsError
 from quota.plans import STATUSES
-
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
-
-
-def _fail(message: str, code: int = EXIT_PROBLEMS) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _gate(org_slug: str) -> Any:
     """The enforcing gate on this environment's metadata DB; exits if the org is unknown."""
-    from pipeline.db import make_engine, upgrade
     from pipeline.settings import Settings
-    from pipeline.store import RunStore
     from quota.factory import build_ledger_gate
 
     settings = Settings.from_env()
-    upgrade(settings.database_url)
-    store = RunStore(make_engine(settings.database_url))
+    store = migrated_store(settings)
     if store.get_org(org_slug) is None:
-        _fail(f"org {org_slug!r} not found")
+        fail(f"org {org_slug!r} not found")
     return build_ledger_gate(settings, store.engine, store.clock)
 
 
@@ -65,14 +54,14 @@ def set_limits(
 ) -> None:
     """Set an org's plan limits and status; unset values keep their current value."""
     if daily is None and monthly is None and concurrent is None and status is None:
-        _fail("give at least one of --daily, --monthly, --concurrent or --status", EXIT_USAGE)
+        fail("give at least one of --daily, --monthly, --concurrent or --status", EXIT_USAGE)
     gate = _gate(org_slug)
     try:
         plan = gate.set_limits(
             org_slug, daily=daily, monthly=monthly, concurrent=concurrent, status=status
         )
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for key, value in plan.as_dict().items():
         click.echo(f"{key}: {value}")
 
@@ -90,7 +79,7 @@ def show(org_slug: str, as_json: bool) -> None:
     try:
         report = _gate(org_slug).usage(org_slug)
     except PipelineOpsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

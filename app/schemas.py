@@ -23,6 +23,7 @@ IDENT_RE = r"^[a-z0-9_]+\Z"
 ORG_SLUG_RE = r"^[a-z0-9_]{2,64}\Z"
 PARAM_KEY_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 RUN_ID_RE = re.compile(r"[a-z0-9\-]{1,64}")
+CREDENTIAL_ID = validate.Regexp(CREDENTIAL_RE, error="must be 1-128 of a-z, 0-9, _ and -")
 MAX_PARAMS = 50
 MAX_PARAM_CHARS = 1024
 STATUSES = (
@@ -110,7 +111,7 @@ class RunRequestSchema(Schema):
     credential_id = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Regexp(CREDENTIAL_RE, error="must be 1-128 of a-z, 0-9, _ and -"),
+        validate=CREDENTIAL_ID,
     )
     params = fields.Dict(
         keys=fields.String(),

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.schemas import CREDENTIAL_RE, UtcDateTime
+from app.schemas import CREDENTIAL_ID, UtcDateTime
 from pipeline.org_keys import MAX_OVERLAP_SECONDS
 
 PROVIDER_RE = r"^[a-z0-9_]{1,64}\Z"
@@ -31,7 +31,7 @@ class CredentialCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     credential_id = fields.String(
         load_default=None,
-        validate=validate.Regexp(CREDENTIAL_RE, error="must be 1-128 of a-z, 0-9, _ and -"),
+        validate=CREDENTIAL_ID,
         metadata={"description": "Default: derived from the name."},
     )
     secret = Secret(

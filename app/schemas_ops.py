@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas import CREDENTIAL_RE, UtcDateTime
+from app.schemas import CREDENTIAL_ID, UtcDateTime
 from pipeline.models_schedules import CATCH_UP_POLICIES
 from pipeline.schedules import MAX_CATCH_UP_LIMIT
 
@@ -19,7 +19,7 @@ class ScheduleSetSchema(Schema):
     credential_id = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Regexp(CREDENTIAL_RE, error="must be 1-128 of a-z, 0-9, _ and -"),
+        validate=CREDENTIAL_ID,
     )
     cron = fields.String(
         load_default=None,

@@ -6,12 +6,11 @@ org key is shown once, in the rotate response.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
-from app.auth import _raw_path, org_not_found
+from app.auth import check_admin_path
 from app.body import json_body
 from app.errors import ApiProblem
 from app.ext import services
@@ -25,28 +24,19 @@ from app.schemas_credentials import (
     KeyRotateSchema,
     NoBodySchema,
 )
+from credentials.base import CREDENTIAL_ID_RE
 from credentials.vault import VaultCredentialProvider
 from pipeline.redact import register_secrets
 
 bp = Blueprint("admin_credentials", __name__, url_prefix="/admin/orgs/<org>")
 
-# Admin paths are not covered by the /pipelines segment check, so these routes check
-# their own arguments: anything else is a 400 before a query sees it.
-_ARGS = {"org": re.compile(r"[a-z0-9_]{2,64}"), "credential_id": re.compile(r"[a-z0-9_\-]{1,128}")}
-
 
 @bp.before_request
 def _check_path() -> None:
-    args = request.view_args or {}
-    bad = "%" in _raw_path() or any(
-        not isinstance(v, str) or _ARGS[k].fullmatch(v) is None for k, v in args.items()
+    check_admin_path(
+        "org and credential ids are lower-case letters, digits, _ (and -)",
+        credential_id=CREDENTIAL_ID_RE,
     )
-    if bad:
-        raise ApiProblem(
-            400, "invalid_path", "org and credential ids are lower-case letters, digits, _ (and -)"
-        )
-    if services().store.get_org(args["org"]) is None:
-        raise org_not_found()
 
 
 def _vault() -> VaultCredentialProvider:

@@ -9,20 +9,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from app.auth import _raw_path, org_not_found
+from app.auth import check_admin_path
 from app.body import json_body
-from app.errors import ApiProblem
 from app.ext import services
 from pipeline.subscriptions import SubscriptionService
 from processors.subscription.base import BILLING_CYCLES
 
 bp = Blueprint("admin_subscriptions", __name__, url_prefix="/admin/orgs/<org>/subscriptions")
 
-# Admin paths are not covered by the /pipelines segment check: check our own arguments.
-_ARGS = {"org": re.compile(r"[a-z0-9_]{2,64}"), "subscription_id": re.compile(r"sub_[0-9a-f]{16}")}
+_SUBSCRIPTION_ID = re.compile(r"sub_[0-9a-f]{16}")
 
 
 class SubscriptionCreateSchema(Schema):
@@ -66,14 +64,7 @@ class SubscriptionListSchema(Schema):
 
 @bp.before_request
 def _check_path() -> None:
-    args = request.view_args or {}
-    bad = "%" in _raw_path() or any(
-        not isinstance(v, str) or _ARGS[k].fullmatch(v) is None for k, v in args.items()
-    )
-    if bad:
-        raise ApiProblem(400, "invalid_path", "malformed org slug or subscription id")
-    if services().store.get_org(args["org"]) is None:
-        raise org_not_found()
+    check_admin_path("malformed org slug or subscription id", subscription_id=_SUBSCRIPTION_ID)
 
 
 def _service() -> SubscriptionService:

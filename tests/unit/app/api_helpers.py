@@ -10,6 +10,7 @@ from werkzeug.test import TestResponse
 from pipeline.services import Services
 
 ADMIN_KEY = "admin-key-for-the-tests-0123456789"
+ADMIN = {"X-Admin-Key": ADMIN_KEY}
 PROBLEM = "application/problem+json"
 
 BASIC = """\

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import ADMIN_KEY, RUN_URL, RecordingDispatcher, assert_problem
+from api_helpers import ADMIN, RUN_URL, RecordingDispatcher, assert_problem
 from flask.testing import FlaskClient
 
 from pipeline.services import Services
 
-ADMIN = {"X-Admin-Key": ADMIN_KEY}
 BASE = "/admin/orgs/acme"
 SECRET = "sk-admin-api-secret-0123456789"
 BODY = {"provider": "test", "name": "Main key", "credential_id": "main", "secret": SECRET}

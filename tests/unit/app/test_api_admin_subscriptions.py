@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from api_helpers import ADMIN_KEY
+from api_helpers import ADMIN
 from flask.testing import FlaskClient
 
-ADMIN = {"X-Admin-Key": ADMIN_KEY}
 TEAM = {
     "provider": "openai",
     "plan": "ChatGPT Team",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import ADMIN_KEY, RUN_URL, RecordingDispatcher, assert_problem
+from api_helpers import ADMIN, ADMIN_KEY, RUN_URL, RecordingDispatcher, assert_problem
 from flask.testing import FlaskClient
 
 from app import create_app
@@ -93,8 +93,6 @@ def test_unknown_route_under_pipelines_is_404_after_the_key(
 
 
 # --- admin -----------------------------------------------------------------------------
-
-ADMIN = {"X-Admin-Key": ADMIN_KEY}
 
 
 def test_admin_creates_an_org_whose_key_works(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fakeredis
 import pytest
-from api_helpers import ADMIN_KEY, RUN_URL, RecordingDispatcher, assert_problem
+from api_helpers import ADMIN, RUN_URL, RecordingDispatcher, assert_problem
 from flask.testing import FlaskClient
 
 from app import create_app
@@ -12,7 +12,6 @@ from errors import QuotaExceededError
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
 
-ADMIN = {"X-Admin-Key": ADMIN_KEY}
 SCHEDULE_URL = "/admin/orgs/acme/schedules/test/demo/basic"
 
 

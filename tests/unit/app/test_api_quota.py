@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from api_helpers import ADMIN_KEY, RUN_URL, RecordingDispatcher, assert_problem
+from api_helpers import ADMIN, RUN_URL, RecordingDispatcher, assert_problem
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -15,7 +15,6 @@ from pipeline.settings import Settings
 from quota import periods
 from tests.support.servers import free_port
 
-ADMIN = {"X-Admin-Key": ADMIN_KEY}
 LIMITS_URL = "/admin/orgs/acme/limits"
 
 
