@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from errors import ConflictError, QuotaExceededError, RunValidationError, TerminalError
@@ -123,16 +123,11 @@ class Backfill:
         return progress
 
     def _start(self, day: date) -> str:
-        t = self.template
-        request = RunRequest(
-            org_slug=t.org_slug,
-            provider=t.provider,
-            domain=t.domain,
-            pipeline=t.pipeline,
+        request = replace(
+            self.template,
             start_date=day,
             end_date=day,
-            credential_id=t.credential_id,
-            params=dict(t.params),
+            params=dict(self.template.params),
             trigger="backfill",
         )
         with self.start_guard():

@@ -200,7 +200,7 @@ class StepExecutor:
         if completed | {step_id} >= set(run["plan"]["steps"]):
             # The last step completes the run itself, saving a broker hop; the
             # finalizer task at the end of the canvas remains the guarantee.
-            self.finalize(run_id)
+            self.finalize(run_id, run["org_slug"])
         return StepOutcome("completed", result.rows_written, result.tables, result.metrics)
 
     def _beat(self, run: dict[str, Any], step_id: str, attempt: int, me: str) -> None:
@@ -278,8 +278,8 @@ class StepExecutor:
         )
         self.runs.fail(run_id, f"step {step_id} failed: {error}")
 
-    def finalize(self, run_id: str) -> bool:
-        done = self.runs.complete(run_id)
+    def finalize(self, run_id: str, org_slug: str | None = None) -> bool:
+        done = self.runs.complete(run_id, org_slug)
         if done:
             StepLog(self.store, run_id, None, None).info("run completed")
         return done

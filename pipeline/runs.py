@@ -7,14 +7,13 @@ checks, the same quota and the same records. Celery is behind `Dispatcher`.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from credentials.base import CredentialProvider, NoCredentials, check_usable
+from credentials.base import CREDENTIAL_ID_RE, CredentialProvider, NoCredentials, check_usable
 from errors import (
     ConflictError,
     NotFoundError,
@@ -34,7 +33,6 @@ from pipeline.settings import Settings
 from pipeline.store import RunStore
 from quota.base import QuotaGate
 
-CREDENTIAL_ID_RE = re.compile(r"^[a-z0-9_\-]{1,128}\Z")
 MAX_RANGE_DAYS = 366
 
 logger = logging.getLogger("pipeline_ops.runs")
@@ -119,7 +117,7 @@ class RunService:
         spec = self.catalog.load(req.provider, req.domain, req.pipeline)
         start, end = self._dates(req)
         credential_id = req.credential_id or "default"
-        if not CREDENTIAL_ID_RE.match(credential_id):
+        if not CREDENTIAL_ID_RE.fullmatch(credential_id):
             raise TerminalError(
                 f"invalid credential_id {credential_id!r}: use 1-128 of a-z, 0-9, _ and -"
             )
@@ -239,17 +237,24 @@ class RunService:
             self._ended(run_id, run["org_slug"], state.FAILED)
         return moved
 
-    def complete(self, run_id: str) -> bool:
-        run = self.store.get_run(run_id)
-        if run is None or run["status"] != state.RUNNING:
-            return False
+    def complete(self, run_id: str, org_slug: str | None = None) -> bool:
+        """End a running run `completed` and release its slot. Safe to call more than once.
+
+        A caller that knows the org (the step that just finished the run) skips the read:
+        the conditional move already refuses a run that is not running.
+        """
+        if org_slug is None:
+            run = self.store.get_run(run_id)
+            if run is None or run["status"] != state.RUNNING:
+                return False
+            org_slug = run["org_slug"]
         try:
             moved = self.store.transition(run_id, state.COMPLETED, "all steps completed")
         except Exception:
             return False
         if moved:
-            self.gate.release(run["org_slug"], run_id, succeeded=True)
-            self._ended(run_id, run["org_slug"], state.COMPLETED)
+            self.gate.release(org_slug, run_id, succeeded=True)
+            self._ended(run_id, org_slug, state.COMPLETED)
         return moved
 
     def _ended(self, run_id: str, org_slug: str, status: str) -> None:

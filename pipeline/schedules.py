@@ -6,7 +6,6 @@ The dispatcher that turns due ticks into runs is pipeline/schedule_dispatch.py.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -16,13 +15,13 @@ from croniter import croniter
 from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from credentials.base import CREDENTIAL_ID_RE
 from errors import NotFoundError, TerminalError
 from pipeline.catalog import PipelineCatalog, is_valid_segment
 from pipeline.models_schedules import CATCH_UP_POLICIES, dispatches, schedules
 from pipeline.store import RunStore
 from pipeline.store_ops import row_dict
 
-_CREDENTIAL_RE = re.compile(r"^[a-z0-9_\-]{1,128}\Z")
 MAX_CATCH_UP_LIMIT = 1000
 DEFAULT_CATCH_UP_LIMIT = 24
 
@@ -201,7 +200,7 @@ class ScheduleService:
             )
         zone(timezone)
         credential_id = credential_id or "default"
-        if not _CREDENTIAL_RE.match(credential_id):
+        if not CREDENTIAL_ID_RE.fullmatch(credential_id):
             raise TerminalError("credential_id must be 1-128 of a-z, 0-9, _ and -")
         catch_up = catch_up or "latest"
         if catch_up not in CATCH_UP_POLICIES:

@@ -70,6 +70,9 @@ class Settings:
         pipeline_env = env.get("PIPELINE_OPS_ENV", "dev")
         if pipeline_env not in ("dev", "stage", "prod"):
             raise ValueError(f"PIPELINE_OPS_ENV must be dev, stage or prod, got {pipeline_env!r}")
+        heartbeat_timeout = _int(env, "PIPELINE_OPS_HEARTBEAT_TIMEOUT", 120)
+        heartbeat_interval = _int(env, "PIPELINE_OPS_HEARTBEAT_INTERVAL", 10)
+        queue_timeout = _int(env, "PIPELINE_OPS_QUEUE_TIMEOUT", 3600)
         return cls(
             var_dir=var_dir,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'pipeline_ops.db'}",
@@ -85,19 +88,15 @@ class Settings:
                 "/"
             ),
             smtp_url=env.get("PIPELINE_OPS_SMTP_URL") or None,
-            heartbeat_timeout=_int(env, "PIPELINE_OPS_HEARTBEAT_TIMEOUT", 120),
-            heartbeat_interval=_int(env, "PIPELINE_OPS_HEARTBEAT_INTERVAL", 10),
-            queue_timeout=_int(env, "PIPELINE_OPS_QUEUE_TIMEOUT", 3600),
+            heartbeat_timeout=heartbeat_timeout,
+            heartbeat_interval=heartbeat_interval,
+            queue_timeout=queue_timeout,
             time_limit_grace=_int(env, "PIPELINE_OPS_TIME_LIMIT_GRACE", 30),
             max_body_bytes=_int(env, "PIPELINE_OPS_MAX_BODY_BYTES", 1024 * 1024),
             quota_enabled=env.get("PIPELINE_OPS_QUOTA", "on").lower() not in ("off", "0", "false"),
             plan_cache_seconds=_int(env, "PIPELINE_OPS_PLAN_CACHE_SECONDS", 30),
             quota_lease_seconds=_int(
-                env,
-                "PIPELINE_OPS_QUOTA_LEASE_SECONDS",
-                _int(env, "PIPELINE_OPS_QUEUE_TIMEOUT", 3600)
-                + 3600
-                + _int(env, "PIPELINE_OPS_HEARTBEAT_TIMEOUT", 120),
+                env, "PIPELINE_OPS_QUOTA_LEASE_SECONDS", queue_timeout + 3600 + heartbeat_timeout
             ),
             default_daily_limit=_int(env, "PIPELINE_OPS_DEFAULT_DAILY_LIMIT", 1000),
             default_monthly_limit=_int(env, "PIPELINE_OPS_DEFAULT_MONTHLY_LIMIT", 25000),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from errors import ConflictError
@@ -144,12 +144,6 @@ class RunStore(StepAttemptsMixin):
                 )
             else:
                 move(conn, run_id, state.FAILED, error, self.clock(), error_message=error)
-
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(pipeline_runs).where(pipeline_runs.c.run_id == run_id).values(**fields)
-            )
 
     def touch(self, run_id: str, deadline_at: datetime) -> None:
         """Heartbeat: the run is alive; the reaper leaves it alone until `deadline_at`."""

@@ -14,21 +14,20 @@ from sqlalchemy.exc import IntegrityError
 
 from errors import IllegalTransitionError
 from pipeline import state
-from pipeline.models import pipeline_runs, state_transitions, step_logs
+from pipeline.models import pipeline_runs, step_logs
 from pipeline.redact import redact
-from pipeline.store_ops import Clock, add_line, as_utc, row_dict, touch
+from pipeline.store_ops import (
+    INSERT_TRANSITION,
+    RUN_STATUS,
+    Clock,
+    add_line,
+    as_utc,
+    row_dict,
+    touch,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-
-
-def _attempt(run_id: str, step_id: str, attempt: int):  # type: ignore[no-untyped-def]
-    return and_(
-        step_logs.c.run_id == run_id,
-        step_logs.c.step_id == step_id,
-        step_logs.c.attempt == attempt,
-    )
-
 
 _BY_ATTEMPT = and_(
     step_logs.c.run_id == bindparam("b_run_id"),
@@ -40,6 +39,12 @@ _STATES = select(
 ).where(step_logs.c.run_id == bindparam("b_run_id"))
 _INSERT_ATTEMPT = insert(step_logs)
 _FINISH_ATTEMPT = update(step_logs).where(_BY_ATTEMPT)
+_RENEW_CLAIM = (
+    update(step_logs)
+    .where(_BY_ATTEMPT, step_logs.c.worker == bindparam("b_worker"))
+    .values(claimed_until=bindparam("b_until"))
+)
+_STARTED_AT = select(step_logs.c.started_at).where(_BY_ATTEMPT)
 _START_RUN = (
     update(pipeline_runs)
     .where(pipeline_runs.c.run_id == bindparam("b_run_id"), pipeline_runs.c.status == state.QUEUED)
@@ -50,8 +55,6 @@ _START_RUN = (
         deadline_at=bindparam("b_deadline"),
     )
 )
-_STATUS = select(pipeline_runs.c.status).where(pipeline_runs.c.run_id == bindparam("b_run_id"))
-_INSERT_TRANSITION = insert(state_transitions)
 
 
 class StepAttemptsMixin:
@@ -117,7 +120,7 @@ class StepAttemptsMixin:
                     )
                     claim = (
                         update(step_logs)
-                        .where(_attempt(run_id, step_id, attempt), free)
+                        .where(_BY_ATTEMPT, free)
                         .values(
                             status="running",
                             started_at=now,
@@ -128,12 +131,13 @@ class StepAttemptsMixin:
                             claimed_until=claim_until,
                         )
                     )
-                    if not conn.execute(claim).rowcount:
+                    key = {"b_run_id": run_id, "b_step_id": step_id, "b_attempt": attempt}
+                    if not conn.execute(claim, key).rowcount:
                         return None
                 params = {"b_run_id": run_id, "b_now": now, "b_deadline": deadline_at}
                 if conn.execute(_START_RUN, params).rowcount:
                     conn.execute(
-                        _INSERT_TRANSITION,
+                        INSERT_TRANSITION,
                         {
                             "run_id": run_id,
                             "from_status": state.QUEUED,
@@ -143,7 +147,7 @@ class StepAttemptsMixin:
                         },
                     )
                 elif not touch(conn, run_id, now, deadline_at):
-                    status = conn.execute(_STATUS, {"b_run_id": run_id}).scalar()
+                    status = conn.execute(RUN_STATUS, {"b_run_id": run_id}).scalar()
                     raise IllegalTransitionError(f"run {run_id} is {status}; step not started")
                 add_line(conn, run_id, now, "INFO", message, step_id, attempt)
         except IntegrityError:
@@ -195,22 +199,22 @@ class StepAttemptsMixin:
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                update(step_logs)
-                .where(_attempt(run_id, step_id, attempt), step_logs.c.worker == worker)
-                .values(claimed_until=until)
+                _RENEW_CLAIM,
+                {
+                    "b_run_id": run_id,
+                    "b_step_id": step_id,
+                    "b_attempt": attempt,
+                    "b_worker": worker,
+                    "b_until": until,
+                },
             )
 
     def attempt_started_at(self, run_id: str, step_id: str, attempt: int) -> datetime | None:
-
+        key = {"b_run_id": run_id, "b_step_id": step_id, "b_attempt": attempt}
         with self.engine.connect() as conn:
-            return as_utc(
-                conn.execute(
-                    select(step_logs.c.started_at).where(_attempt(run_id, step_id, attempt))
-                ).scalar()
-            )
+            return as_utc(conn.execute(_STARTED_AT, key).scalar())
 
     def step_attempts(self, run_id: str) -> list[dict[str, Any]]:
-
         with self.engine.connect() as conn:
             rows = (
                 conn.execute(

@@ -40,7 +40,7 @@ def row_dict(mapping: Any) -> dict[str, Any]:
 
 # Statements built once with bind parameters: building `.values(**kw)` per call costs
 # more than executing the statement on SQLite.
-_INSERT_TRANSITION = insert(state_transitions)
+INSERT_TRANSITION = insert(state_transitions)
 _INSERT_LINE = insert(log_lines)
 _TOUCH = (
     update(pipeline_runs)
@@ -49,7 +49,7 @@ _TOUCH = (
     )
     .values(heartbeat_at=bindparam("b_now"), deadline_at=bindparam("b_deadline"))
 )
-_STATUS = select(pipeline_runs.c.status).where(pipeline_runs.c.run_id == bindparam("b_run_id"))
+RUN_STATUS = select(pipeline_runs.c.status).where(pipeline_runs.c.run_id == bindparam("b_run_id"))
 
 
 def move(
@@ -84,7 +84,7 @@ def move(
         )
         if result.rowcount:
             conn.execute(
-                _INSERT_TRANSITION,
+                INSERT_TRANSITION,
                 {
                     "run_id": run_id,
                     "from_status": from_status,
@@ -94,7 +94,7 @@ def move(
                 },
             )
             return from_status
-    current = conn.execute(_STATUS, {"b_run_id": run_id}).scalar()
+    current = conn.execute(RUN_STATUS, {"b_run_id": run_id}).scalar()
     if current is None:
         raise IllegalTransitionError(f"run {run_id} does not exist")
     if current == to_status:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from errors import NotFoundError, TerminalError
+from pipeline.store_ops import row_dict, utcnow
 from processors.subscription.base import BILLING_CYCLES, Subscription
 
 metadata = MetaData()
@@ -61,15 +62,9 @@ _CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 FIELDS = ("provider", "plan", "seats", "unit_price", "currency", "billing_cycle")
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _record(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
+    out = row_dict(row._mapping)
     out["unit_price"] = Decimal(str(out["unit_price"]))
-    if isinstance(out["created_at"], datetime) and out["created_at"].tzinfo is None:
-        out["created_at"] = out["created_at"].replace(tzinfo=UTC)  # SQLite drops the zone
     return out
 
 
@@ -118,7 +113,7 @@ def check_fields(values: dict[str, Any]) -> dict[str, Any]:
 class SubscriptionService:
     """Add, list and remove an org's subscriptions (CLI and admin API)."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.clock = clock
 

@@ -163,9 +163,8 @@ def test_a_malformed_credential_id_is_refused_before_recording(
     services: Services, dispatcher, credential: str
 ) -> None:
     # Every start path (API, CLI, beat) goes through RunService.start, which promises
-    # the same checks for all of them. The API refuses these ids (1-128 of a-z, 0-9,
-    # _ and -; runs.CREDENTIAL_RE_DOC), but the service itself does not, so the CLI
-    # records them in the run, the idempotency key and every row's x_credential_id.
+    # the same checks for all of them: a malformed id (credentials.base.CREDENTIAL_ID_RE)
+    # must never reach the run, the idempotency key or any row's x_credential_id.
     with pytest.raises(TerminalError, match="credential"):
         services.runs.start(request(credential_id=credential))
     assert services.store.count_runs() == 0
