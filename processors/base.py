@@ -26,6 +26,13 @@ class RunLog(Protocol):
 # Relative file paths in step configs (sample data, exports) resolve against the checkout.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+
+def project_path(raw: str) -> Path:
+    """A config's file path: absolute as given, else relative to the checkout."""
+    path = Path(raw)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 Writer = Callable[..., WriteResult]
 
 

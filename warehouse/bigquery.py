@@ -56,7 +56,7 @@ from warehouse.bigquery_jobs import adhoc_context
 from warehouse.bigquery_sql import call_procedure, create_procedure, param_names
 from warehouse.bigquery_types import bq_type_name, infer_param_type
 from warehouse.bigquery_write import StagedWrite, arrow_field, schema_fields
-from warehouse.checks import check_lineage_columns, check_merge, check_rows_in_key
+from warehouse.checks import check_layout, check_write
 from warehouse.procedures import (
     SQL_DIR,
     coerce_args,
@@ -129,10 +129,7 @@ class BigQueryWarehouse:
         cluster: tuple[str, ...] = DEFAULT_CLUSTER,
     ) -> None:
         fields = schema_fields(schema)
-        names = set(schema.names)
-        for name in (partition_field, *cluster):
-            if name and name not in names:
-                raise TerminalError(f"{table}: partition/cluster field {name!r} not in schema")
+        check_layout(table, schema, partition_field, cluster)
         if len(cluster) > 4:
             raise TerminalError(f"{table}: BigQuery clusters by at most 4 columns")
         if self.table_schema(table) is not None:
@@ -195,15 +192,7 @@ class BigQueryWarehouse:
         *,
         job_context: JobContext | None = None,
     ) -> WriteResult:
-        check_lineage_columns(table, rows)
-        for column in rows.column_names:
-            check_identifier(column, "column name")
-        if mode == "replace":
-            check_rows_in_key(table, rows, key)
-        elif mode == "merge":
-            check_merge(table, rows, key, merge_keys)
-        else:
-            raise TerminalError(f"{table}: unknown write mode {mode!r}")
+        check_write(table, rows, key, mode, merge_keys)
         if self.table_schema(table) is None:
             raise TerminalError(f"table {table} does not exist; call ensure_table first")
         writer = StagedWrite(self.client, self.config, table, job_context or adhoc_context())

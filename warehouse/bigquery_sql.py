@@ -22,7 +22,7 @@ from sqlglot.tokens import TokenType
 from errors import TerminalError
 from warehouse.base import LineageKey, TableRef, check_identifier
 from warehouse.bigquery_types import sql_literal
-from warehouse.procedures import DATASET_PLACEHOLDER, Procedure, referenced_params
+from warehouse.procedures import DATASET_PLACEHOLDER, Procedure, referenced_params, tokenize
 
 _PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{3,61}[a-z0-9]$")
 _DML = (exp.Insert, exp.Delete, exp.Update, exp.Merge, exp.TruncateTable)
@@ -156,10 +156,7 @@ def _param_tokens(sql: str) -> list[tuple[int, str]]:
     Tokens keep strings, quoted identifiers, comments and system variables (`@@row_count`)
     out; the tokenizer also accepts GoogleSQL that sqlglot's parser would not.
     """
-    try:
-        tokens = sqlglot.tokenize(sql, read="bigquery")
-    except SqlglotError as exc:
-        raise TerminalError(f"cannot tokenize SQL: {exc}") from None
+    tokens = tokenize(sql)
     found: list[tuple[int, str]] = []
     for prev, tok, nxt in zip([None, *tokens[:-1]], tokens, [*tokens[1:], None], strict=True):
         if tok.token_type != TokenType.PARAMETER or nxt is None:

@@ -6,7 +6,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from errors import TerminalError
-from warehouse.base import LINEAGE_NAMES, LineageKey, TableRef, check_identifier
+from warehouse.base import LINEAGE_NAMES, LineageKey, TableRef, WriteMode, check_identifier
+
+
+def check_layout(
+    table: TableRef, schema: pa.Schema, partition_field: str, cluster: tuple[str, ...]
+) -> None:
+    names = set(schema.names)
+    for name in (partition_field, *cluster):
+        if name and name not in names:
+            raise TerminalError(f"{table}: partition/cluster field {name!r} not in schema")
+
+
+def check_write(
+    table: TableRef, rows: pa.Table, key: LineageKey, mode: WriteMode, merge_keys: tuple[str, ...]
+) -> None:
+    """Everything a write must satisfy before any SQL runs; `mode` is known valid after it."""
+    check_lineage_columns(table, rows)
+    for column in rows.column_names:
+        check_identifier(column, "column name")
+    if mode == "replace":
+        check_rows_in_key(table, rows, key)
+    elif mode == "merge":
+        check_merge(table, rows, key, merge_keys)
+    else:
+        raise TerminalError(f"{table}: unknown write mode {mode!r}")
 
 
 def check_lineage_columns(table: TableRef, rows: pa.Table) -> None:

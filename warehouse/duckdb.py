@@ -34,7 +34,7 @@ from warehouse.base import (
     WriteResult,
     check_identifier,
 )
-from warehouse.checks import check_lineage_columns, check_merge, check_rows_in_key
+from warehouse.checks import check_layout, check_write
 from warehouse.procedures import SQL_DIR, coerce_args, list_procedures, load_procedure
 
 # Name the incoming Arrow table is registered under; connections are private, so no clash.
@@ -72,10 +72,7 @@ class DuckDBWarehouse:
         # DuckDB has no partitioning or clustering: its row groups carry min/max zone maps
         # that already prune date and org filters. Both are still checked so a schema that
         # BigQuery would refuse fails here too.
-        names = set(schema.names)
-        for field in (partition_field, *cluster):
-            if field and field not in names:
-                raise TerminalError(f"{table}: partition/cluster field {field!r} not in schema")
+        check_layout(table, schema, partition_field, cluster)
         columns = ", ".join(_column_def(f, with_not_null=True) for f in schema)
         with self._open(f"ensure table {table}") as con, _transaction(con):
             _run(con, f"CREATE SCHEMA IF NOT EXISTS {_q(table.dataset)}")
@@ -94,10 +91,9 @@ class DuckDBWarehouse:
         *,
         job_context: JobContext | None = None,  # no jobs here: one local transaction
     ) -> WriteResult:
-        check_lineage_columns(table, rows)
-        cols = ", ".join(_q(check_identifier(c, "column name")) for c in rows.column_names)
+        check_write(table, rows, key, mode, merge_keys)
+        cols = ", ".join(_q(c) for c in rows.column_names)
         if mode == "replace":
-            check_rows_in_key(table, rows, key)
             delete = (
                 f"DELETE FROM {_qt(table)} WHERE x_org_slug = $org AND x_pipeline_id = $pipeline"
                 " AND x_credential_id = $credential"
@@ -110,16 +106,13 @@ class DuckDBWarehouse:
                 "start_date": key.start_date,
                 "end_date": key.end_date,
             }
-        elif mode == "merge":
-            check_merge(table, rows, key, merge_keys)
+        else:  # merge: check_write refused any other mode
             keys = ", ".join(_q(k) for k in merge_keys)
             delete = (
                 f"DELETE FROM {_qt(table)} WHERE x_org_slug = $org"
                 f" AND ({keys}) IN (SELECT {keys} FROM {_INCOMING})"
             )
             params = {"org": key.org_slug}
-        else:
-            raise TerminalError(f"{table}: unknown write mode {mode!r}")
         insert = f"INSERT INTO {_qt(table)} ({cols}) SELECT {cols} FROM {_INCOMING}"
         with self._open(f"write to {table}") as con:
             if not _table_exists(con, table):

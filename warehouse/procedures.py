@@ -25,7 +25,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
 from errors import TerminalError
 from warehouse.base import check_identifier
@@ -134,18 +134,21 @@ def split_statements(sql: str) -> list[str]:
 
     Tokenizing (rather than `str.split`) keeps semicolons inside strings and comments intact.
     """
-    try:
-        tokens = sqlglot.tokenize(sql, read="bigquery")
-    except SqlglotError as exc:
-        raise TerminalError(f"cannot tokenize SQL: {exc}") from None
     pieces: list[str] = []
     start = 0
-    for tok in tokens:
+    for tok in tokenize(sql):
         if tok.token_type == TokenType.SEMICOLON:
             pieces.append(sql[start : tok.start])
             start = tok.end + 1
     pieces.append(sql[start:])
     return [p.strip() for p in pieces if _has_code(p)]
+
+
+def tokenize(sql: str) -> list[Token]:
+    try:
+        return sqlglot.tokenize(sql, read="bigquery")
+    except SqlglotError as exc:
+        raise TerminalError(f"cannot tokenize SQL: {exc}") from None
 
 
 def _has_code(piece: str) -> bool:

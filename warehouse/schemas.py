@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from errors import TerminalError
 from warehouse.base import LINEAGE_FIELDS
+from warehouse.bigquery_types import bq_type_name
 from warehouse.schemas_cloud import CLOUD_TABLE_SCHEMAS
 from warehouse.schemas_gcp import GCP_TABLE_SCHEMAS
 from warehouse.schemas_genai import FOCUS_TABLE_SCHEMAS as _FOCUS_TABLE_SCHEMAS
@@ -65,8 +67,6 @@ def retype_conflicts(have: pa.Schema, want: pa.Schema) -> list[str]:
     Types compare as the BigQuery types both backends store, so int32 and int64, or a
     JSON and a string column, are the same. Schema sync never changes these by itself.
     """
-    from errors import TerminalError
-    from warehouse.bigquery_types import bq_type_name  # no client: types only
 
     def type_of(field: pa.Field) -> str:
         try:

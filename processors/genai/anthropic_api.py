@@ -8,13 +8,13 @@ cost_report amounts are decimal strings in cents; they are stored in dollars.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from errors import TerminalError
-from processors.genai.paging import buckets, pages
-from processors.genai.rows import as_int, cost_row, day_of, usage_row
+from processors.genai.paging import results
+from processors.genai.rows import as_int, cost_row, day_of, usage_row, utc_bounds
 
 PROVIDER = "anthropic"
 API_VERSION = "2023-06-01"
@@ -31,8 +31,7 @@ def headers(credential: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _window(start: date, end: date) -> list[tuple[str, str]]:
-    begin = datetime.combine(start, time(), tzinfo=UTC)
-    stop = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
+    begin, stop = utc_bounds(start, end)
     return [
         ("starting_at", begin.strftime("%Y-%m-%dT%H:%M:%SZ")),
         ("ending_at", stop.strftime("%Y-%m-%dT%H:%M:%SZ")),
@@ -47,11 +46,10 @@ def fetch_usage(
     url = f"{base_url}/usage_report/messages"
     params = _window(start, end) + [("group_by[]", g) for g in USAGE_GROUP_BY]
     rows: list[dict[str, Any]] = []
-    for payload in pages(url, params, hdrs, timeout, AUTH_HINT):
-        for bucket, r in buckets(payload, url):
-            day = day_of(bucket.get("starting_at", ""))
-            if start <= day <= end:
-                rows.append(_usage(day, r))
+    for bucket, r in results(url, params, hdrs, timeout, AUTH_HINT):
+        day = day_of(bucket.get("starting_at", ""))
+        if start <= day <= end:
+            rows.append(_usage(day, r))
     return rows
 
 
@@ -89,29 +87,28 @@ def fetch_costs(
     url = f"{base_url}/cost_report"
     params = [*_window(start, end), ("group_by[]", "workspace_id"), ("group_by[]", "description")]
     rows: list[dict[str, Any]] = []
-    for payload in pages(url, params, hdrs, timeout, AUTH_HINT):
-        for bucket, r in buckets(payload, url):
-            day = day_of(bucket.get("starting_at", ""))
-            if not start <= day <= end:
-                continue
-            try:
-                dollars = Decimal(str(r.get("amount") or "0")) / 100  # cents -> dollars
-            except InvalidOperation:
-                raise TerminalError(f"{url}: bad amount {r.get('amount')!r}") from None
-            rows.append(
-                cost_row(
-                    PROVIDER,
-                    day,
-                    "anthropic_admin_api:cost_report",
-                    project_or_workspace_id=r.get("workspace_id"),
-                    model=r.get("model"),
-                    line_item=r.get("description"),
-                    cost_type=r.get("cost_type"),
-                    token_type=r.get("token_type"),
-                    service_tier=r.get("service_tier"),
-                    context_window=r.get("context_window"),
-                    amount=float(dollars),
-                    currency=r.get("currency"),
-                )
+    for bucket, r in results(url, params, hdrs, timeout, AUTH_HINT):
+        day = day_of(bucket.get("starting_at", ""))
+        if not start <= day <= end:
+            continue
+        try:
+            dollars = Decimal(str(r.get("amount") or "0")) / 100  # cents -> dollars
+        except InvalidOperation:
+            raise TerminalError(f"{url}: bad amount {r.get('amount')!r}") from None
+        rows.append(
+            cost_row(
+                PROVIDER,
+                day,
+                "anthropic_admin_api:cost_report",
+                project_or_workspace_id=r.get("workspace_id"),
+                model=r.get("model"),
+                line_item=r.get("description"),
+                cost_type=r.get("cost_type"),
+                token_type=r.get("token_type"),
+                service_tier=r.get("service_tier"),
+                context_window=r.get("context_window"),
+                amount=float(dollars),
+                currency=r.get("currency"),
             )
+        )
     return rows

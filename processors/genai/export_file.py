@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import TerminalError
-from processors.base import PROJECT_ROOT
+from processors.base import project_path
 from processors.genai.rows import (
     DIMENSIONS,
     TOKEN_COLUMNS,
@@ -44,9 +44,7 @@ MAPPABLE = (*KEY_COLUMNS, *TOKEN_COLUMNS, *MONEY_COLUMNS)
 
 
 def resolve_path(raw: str) -> Path:
-    path = Path(raw)
-    if not path.is_absolute():
-        path = PROJECT_ROOT / path
+    path = project_path(raw)
     if not path.is_file():
         raise TerminalError(f"usage export file not found: {raw}")
     return path

@@ -14,12 +14,12 @@ import csv
 import json
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from errors import TerminalError
-from processors.genai.rows import cost_row, usage_row
+from processors.genai.rows import cost_row, usage_row, utc_bounds
 from warehouse.base import Warehouse
 
 PROVIDER = "gemini"
@@ -75,11 +75,8 @@ def query_rows(warehouse: Warehouse, table: str, start: date, end: date) -> list
         raise TerminalError(
             f"billing_table {table!r} must be dataset.table or project.dataset.table"
         )
-    params = {
-        "start_ts": datetime.combine(start, time(), tzinfo=UTC),
-        "end_ts": datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
-        **SERVICE_IDS,
-    }
+    start_ts, end_ts = utc_bounds(start, end)
+    params = {"start_ts": start_ts, "end_ts": end_ts, **SERVICE_IDS}
     return warehouse.query(QUERY.format(table=table), params).to_pylist()
 
 

@@ -8,12 +8,12 @@ after the last day, bucket_width=1d, so each bucket is one usage_date.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from errors import TerminalError
-from processors.genai.paging import buckets, pages
-from processors.genai.rows import cost_row, usage_row, utc_day
+from processors.genai.paging import results
+from processors.genai.rows import cost_row, usage_row, utc_bounds, utc_day
 
 PROVIDER = "openai"
 AUTH_HINT = " (OpenAI needs an organization admin key, sk-admin-..., in the credential)"
@@ -35,8 +35,7 @@ def admin_key(credential: Mapping[str, Any]) -> str:
 
 
 def _window(start: date, end: date) -> list[tuple[str, str]]:
-    begin = datetime.combine(start, time(), tzinfo=UTC)
-    stop = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
+    begin, stop = utc_bounds(start, end)
     return [
         ("start_time", str(int(begin.timestamp()))),
         ("end_time", str(int(stop.timestamp()))),
@@ -60,11 +59,10 @@ def fetch_usage(
             raise TerminalError(f"unsupported OpenAI usage endpoint {endpoint!r}")
         url = f"{base_url}/organization/usage/{endpoint}"
         params = _window(start, end) + [("group_by[]", g) for g in USAGE_GROUP_BY[endpoint]]
-        for payload in pages(url, params, headers, timeout, AUTH_HINT):
-            for bucket, result in buckets(payload, url):
-                day = utc_day(bucket["start_time"])
-                if start <= day <= end:
-                    rows.append(_usage(endpoint, day, result))
+        for bucket, result in results(url, params, headers, timeout, AUTH_HINT):
+            day = utc_day(bucket["start_time"])
+            if start <= day <= end:
+                rows.append(_usage(endpoint, day, result))
     return rows
 
 
@@ -94,24 +92,23 @@ def fetch_costs(
     params = [*_window(start, end), ("group_by[]", "project_id"), ("group_by[]", "line_item")]
     rows: list[dict[str, Any]] = []
     headers = {"Authorization": f"Bearer {key}"}
-    for payload in pages(url, params, headers, timeout, AUTH_HINT):
-        for bucket, result in buckets(payload, url):
-            day = utc_day(bucket["start_time"])
-            if not start <= day <= end:
-                continue
-            amount = result.get("amount") or {}
-            line_item = result.get("line_item")
-            rows.append(
-                cost_row(
-                    PROVIDER,
-                    day,
-                    "openai_admin_api:costs",
-                    project_or_workspace_id=result.get("project_id"),
-                    # Line items read "<model>, <input|output|...>": the model is the first part.
-                    model=line_item.split(",")[0].strip().lower() if line_item else None,
-                    line_item=line_item,
-                    amount=amount.get("value"),
-                    currency=amount.get("currency"),
-                )
+    for bucket, result in results(url, params, headers, timeout, AUTH_HINT):
+        day = utc_day(bucket["start_time"])
+        if not start <= day <= end:
+            continue
+        amount = result.get("amount") or {}
+        line_item = result.get("line_item")
+        rows.append(
+            cost_row(
+                PROVIDER,
+                day,
+                "openai_admin_api:costs",
+                project_or_workspace_id=result.get("project_id"),
+                # Line items read "<model>, <input|output|...>": the model is the first part.
+                model=line_item.split(",")[0].strip().lower() if line_item else None,
+                line_item=line_item,
+                amount=amount.get("value"),
+                currency=amount.get("currency"),
             )
+        )
     return rows

@@ -41,6 +41,18 @@ def pages(
     raise TerminalError(f"{url}: more than {MAX_PAGES} pages; narrow the date range")
 
 
+def results(
+    url: str,
+    params: list[tuple[str, str]],
+    headers: dict[str, str],
+    timeout: float,
+    auth_hint: str = "",
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(bucket, result) for every result on every page."""
+    for payload in pages(url, params, headers, timeout, auth_hint):
+        yield from buckets(payload, url)
+
+
 def buckets(payload: dict[str, Any], url: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(bucket, result) for every result of every bucket of a page."""
     for bucket in payload["data"]:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from processors.base import PROJECT_ROOT, StepContext, StepResult
+from processors.base import StepContext, StepResult, project_path
 from processors.genai import pricing
 from processors.genai.rows import PROVIDER_COSTS_TABLE, USAGE_TABLE
 from processors.providers import load_registry
@@ -102,8 +101,7 @@ class PaygCostProcessor:
         found: list[pricing.Override] = []
         raw_path = ctx.config.get("price_overrides_file")
         if raw_path:
-            path = Path(str(raw_path))
-            path = path if path.is_absolute() else PROJECT_ROOT / path
+            path = project_path(str(raw_path))
             if path.is_file():
                 found += pricing.read_override_file(path)
                 ctx.log.info(f"{len(found)} price overrides from {path.name}")

@@ -13,7 +13,7 @@ parts of it. Anthropic reports uncached input separately, so its rows are summed
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -89,6 +89,14 @@ def usage_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
 
 def provider_costs_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=PROVIDER_COSTS_SCHEMA)
+
+
+def utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start, end] as whole UTC days: the first day's midnight, the midnight after the last."""
+    return (
+        datetime.combine(start, time(), tzinfo=UTC),
+        datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
+    )
 
 
 def utc_day(seconds: int | float) -> date:

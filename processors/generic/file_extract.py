@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from errors import TerminalError
-from processors.base import PROJECT_ROOT, StepContext, StepResult
+from processors.base import StepContext, StepResult, project_path
 
 _TYPES = {
     "string": pa.string(),
@@ -51,9 +51,7 @@ class FileExtractProcessor:
         table = cfg.get("destination_table")
         if not raw_path or not table:
             raise TerminalError("file_extract needs path and destination_table")
-        path = Path(raw_path)
-        if not path.is_absolute():
-            path = PROJECT_ROOT / path
+        path = project_path(raw_path)
         if not path.is_file():
             raise TerminalError(f"file not found: {raw_path}")
         fmt = cfg.get("format") or path.suffix.lstrip(".").lower().replace("ndjson", "jsonl")
