@@ -17,6 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.common import pct  # noqa: E402 - needs the sys.path entry above
+
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
 
 PIPELINE = """
@@ -31,26 +33,21 @@ steps:
 """
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> dict[str, float]:
-    from tests.support.servers import start_gunicorn, start_redis, start_worker
+    from tests.support.servers import app_env, start_gunicorn, start_redis, start_worker
 
     tmp = Path(tempfile.mkdtemp(prefix="po-bench-engine-"))
     configs = tmp / "configs" / "bench" / "noop"
     configs.mkdir(parents=True)
     (configs / "noop3.yml").write_text(PIPELINE)
     redis = start_redis()
-    env = {
-        "REDIS_URL": redis.url,
-        "DATABASE_URL": f"sqlite:///{tmp / 'meta.db'}",
-        "WAREHOUSE_URL": f"duckdb:///{tmp / 'wh.duckdb'}",
-        "PIPELINE_OPS_VAR_DIR": str(tmp),
-        "PIPELINE_OPS_CONFIGS_DIR": str(tmp / "configs"),
-    }
+    env = app_env(
+        tmp,
+        f"sqlite:///{tmp / 'meta.db'}",
+        redis.url,
+        tmp / "configs",
+        f"duckdb:///{tmp / 'wh.duckdb'}",
+    )
     os.environ.update(env)
     servers = [redis]
     try:

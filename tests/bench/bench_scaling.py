@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.common import pct  # noqa: E402 - needs the sys.path entry above
+
 API_REQUESTS = int(os.environ.get("BENCH_API_REQUESTS", "200"))
 REPEATS = 3
 HISTORY_SIZES = (1_000, 10_000, 100_000)
@@ -37,44 +39,31 @@ WRITE_SIZES = (10_000, 100_000, 1_000_000)
 STEP_COUNTS = (1, 10, 50)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def _pipeline(pipeline_id: str, name: str, steps: list[str]) -> str:
+    head = [f"pipeline_id: {pipeline_id}", f"name: {name}", "provider: bench", "domain: scale"]
+    return "\n".join([*head, "steps:", *steps]) + "\n"
 
 
 def chain_pipeline(n: int) -> str:
-    lines = [
-        f"pipeline_id: bench_chain{n}",
-        f"name: {n} chained no-op steps",
-        "provider: bench",
-        "domain: scale",
-        "steps:",
-    ]
+    steps = []
     for i in range(n):
         dep = f", depends_on: [s{i - 1}]" if i else ""
-        lines.append(f"  - {{step_id: s{i}, ps_type: generic.noop{dep}}}")
-    return "\n".join(lines) + "\n"
+        steps.append(f"  - {{step_id: s{i}, ps_type: generic.noop{dep}}}")
+    return _pipeline(f"bench_chain{n}", f"{n} chained no-op steps", steps)
 
 
 def fan_pipeline(n: int) -> str:
-    lines = [
-        f"pipeline_id: bench_fan{n}",
-        f"name: {n} parallel no-op steps and a fan-in",
-        "provider: bench",
-        "domain: scale",
-        "steps:",
-    ]
-    lines += [f"  - {{step_id: p{i}, ps_type: generic.noop}}" for i in range(n)]
+    steps = [f"  - {{step_id: p{i}, ps_type: generic.noop}}" for i in range(n)]
     deps = ", ".join(f"p{i}" for i in range(n))
-    lines.append(f"  - {{step_id: join, ps_type: generic.noop, depends_on: [{deps}]}}")
-    return "\n".join(lines) + "\n"
+    steps.append(f"  - {{step_id: join, ps_type: generic.noop, depends_on: [{deps}]}}")
+    return _pipeline(f"bench_fan{n}", f"{n} parallel no-op steps and a fan-in", steps)
 
 
 # -- the Celery parts, in a child process ---------------------------------------------------
 
 
 def _stack(tmp: Path, with_worker: bool) -> tuple[Any, Any, str, list[Any]]:
-    from tests.support.servers import start_gunicorn, start_redis, start_worker
+    from tests.support.servers import app_env, start_gunicorn, start_redis, start_worker
 
     configs = tmp / "configs" / "bench" / "scale"
     configs.mkdir(parents=True)
@@ -82,13 +71,13 @@ def _stack(tmp: Path, with_worker: bool) -> tuple[Any, Any, str, list[Any]]:
         (configs / f"chain{n}.yml").write_text(chain_pipeline(n))
     (configs / "fan50.yml").write_text(fan_pipeline(50))
     redis = start_redis()
-    env = {
-        "REDIS_URL": redis.url,
-        "DATABASE_URL": f"sqlite:///{tmp / 'meta.db'}",
-        "WAREHOUSE_URL": f"duckdb:///{tmp / 'wh.duckdb'}",
-        "PIPELINE_OPS_VAR_DIR": str(tmp),
-        "PIPELINE_OPS_CONFIGS_DIR": str(tmp / "configs"),
-    }
+    env = app_env(
+        tmp,
+        f"sqlite:///{tmp / 'meta.db'}",
+        redis.url,
+        tmp / "configs",
+        f"duckdb:///{tmp / 'wh.duckdb'}",
+    )
     os.environ.update(env)
     servers = [redis]
     from pipeline.db import upgrade

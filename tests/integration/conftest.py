@@ -6,11 +6,12 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -18,9 +19,14 @@ from pipeline.db import upgrade
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
 from pipeline.state import TERMINAL
+from quota.gate import LedgerGate
+from tests.support.doubles import ManualClock, NullDispatcher
 from tests.support.servers import (
+    LoopbackHTTPServer,
     Server,
+    app_env,
     create_pg_database,
+    port_of,
     start_postgres,
     start_redis,
     start_worker,
@@ -38,8 +44,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Server]:
-    port = int(os.environ["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
-    server = start_redis(port)
+    server = start_redis(port_of(os.environ["REDIS_URL"]))
     yield server
     server.stop()
 
@@ -62,16 +67,63 @@ class Stack:
     env: dict[str, str]
 
     def wait(self, run_id: str, timeout: float = 90) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.services.store.get_run(run_id)
-            if run and run["status"] in TERMINAL:
-                return run
-            time.sleep(0.2)
-        raise AssertionError(
-            f"run {run_id} did not finish in {timeout}s: {self.services.store.get_run(run_id)}"
-            f"\nworker log:\n{self.worker.log()}"
-        )
+        return wait_run(self, run_id, timeout)
+
+
+class WithWorker(Protocol):
+    """In-process services beside the worker that runs their runs (a Stack or a test's rig)."""
+
+    services: Services
+    worker: Server
+
+
+def wait_run(rig: WithWorker, run_id: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = rig.services.store.get_run(run_id)
+        if run and run["status"] in TERMINAL:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(
+        f"run {run_id} did not finish in {timeout}s: {rig.services.store.get_run(run_id)}"
+        f"\nworker log:\n{rig.worker.log()}"
+    )
+
+
+def wait_for_attempt(
+    rig: WithWorker, run_id: str, step_id: str, timeout: float = 30
+) -> dict[str, Any]:
+    """The attempt of `step_id` once it is running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for attempt in rig.services.store.step_attempts(run_id):
+            if attempt["step_id"] == step_id and attempt["status"] == "running":
+                return attempt
+        time.sleep(0.05)
+    raise AssertionError(f"{step_id} never started:\n{rig.worker.log()}")
+
+
+def settled_usage(services: Services, org: str, timeout: float = 10) -> dict[str, Any]:
+    """The org's quota usage once its slots are released (or the last reading after timeout).
+
+    A run is marked ended first and its slot released right after, by the process that
+    ended it, so a reader may see `completed` a moment before the release commits.
+    """
+    deadline = time.monotonic() + timeout
+    usage = services.gate.usage(org)
+    while usage["usage"]["concurrent_running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        usage = services.gate.usage(org)
+    return usage
+
+
+def write_configs(tmp: Path, key: str, text: str) -> Path:
+    """A configs directory under `tmp` holding one pipeline file `provider/domain/name`."""
+    configs = tmp / "configs"
+    provider, domain, name = key.split("/")
+    (configs / provider / domain).mkdir(parents=True)
+    (configs / provider / domain / f"{name}.yml").write_text(text)
+    return configs
 
 
 def make_stack(
@@ -92,11 +144,7 @@ def make_stack(
     else:
         db_url = f"sqlite:///{tmp / 'meta.db'}"
     env = {
-        "DATABASE_URL": db_url,
-        "WAREHOUSE_URL": warehouse_url or f"duckdb:///{tmp / 'warehouse.duckdb'}",
-        "REDIS_URL": redis_server.url,
-        "PIPELINE_OPS_VAR_DIR": str(tmp),
-        "PIPELINE_OPS_CONFIGS_DIR": str(configs_dir),
+        **app_env(tmp, db_url, redis_server.url, configs_dir, warehouse_url),
         "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
     }
     settings = Settings.from_env({**os.environ, **env})
@@ -108,6 +156,27 @@ def make_stack(
         before_worker(services)
     worker = start_worker(env, concurrency=concurrency, name=f"w{kind}", log_dir=tmp)
     return Stack(kind, settings, services, worker, env), worker.stop
+
+
+def ledger_services(
+    kind: str, tmp: Path, postgres_server: Server, key: str, text: str, clock: ManualClock
+) -> tuple[Services, LedgerGate, Server]:
+    """Services on `clock` over a SQLite or PostgreSQL ledger and a redis-server of their own
+    (tests flush and stop it; the caller stops it at the end), with one pipeline and org acme.
+    """
+    if kind == "postgres":
+        db_url = create_pg_database(postgres_server, f"quota_{uuid.uuid4().hex[:12]}")
+    else:
+        db_url = f"sqlite:///{tmp / 'meta.db'}"
+    configs = write_configs(tmp, key, text)
+    server = start_redis()
+    settings = Settings.from_env(app_env(tmp, db_url, server.url, configs))
+    upgrade(settings.database_url)
+    services = build_services(settings, NullDispatcher(), clock=clock)
+    services.orgs.create("acme")
+    gate = services.gate
+    assert isinstance(gate, LedgerGate) and gate.mirror is not None
+    return services, gate, server
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +221,7 @@ def sqlite_stack(
     stop()
 
 
-class ScriptedHTTPServer:
+class ScriptedHTTPServer(LoopbackHTTPServer):
     """A loopback HTTP server answering from a script of (status, headers, body) replies."""
 
     def __init__(self) -> None:
@@ -178,19 +247,12 @@ class ScriptedHTTPServer:
             def log_message(self, *args: object) -> None:
                 return
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(Handler)
 
     def script(self, *replies: tuple[int, dict[str, str], bytes]) -> None:
         with self.lock:
             self.replies = list(replies)
             self.requests = []
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

@@ -34,23 +34,24 @@ def run_demo(var_dir: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def demo_rows(var_dir: Path) -> int:
+def query(var_dir: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(var_dir / "warehouse.duckdb"), read_only=True)
     try:
-        return int(con.execute("SELECT COUNT(*) FROM demo_org_dev.demo_daily_cost").fetchone()[0])
+        return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def demo_rows(var_dir: Path) -> int:
+    return int(query(var_dir, "SELECT COUNT(*) FROM demo_org_dev.demo_daily_cost")[0][0])
 
 
 def focus_spend(var_dir: Path) -> list[tuple]:
-    con = duckdb.connect(str(var_dir / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(
-            "SELECT x_provider, x_model, COUNT(*), ROUND(SUM(BilledCost), 6)"
-            " FROM demo_org_dev.cost_data_standard_1_3 GROUP BY ALL ORDER BY ALL"
-        ).fetchall()
-    finally:
-        con.close()
+    return query(
+        var_dir,
+        "SELECT x_provider, x_model, COUNT(*), ROUND(SUM(BilledCost), 6)"
+        " FROM demo_org_dev.cost_data_standard_1_3 GROUP BY ALL ORDER BY ALL",
+    )
 
 
 GENAI_LINES = (

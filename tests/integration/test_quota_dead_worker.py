@@ -25,7 +25,8 @@ from pipeline.runs import RunRequest
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
 from quota.gate import LedgerGate
-from tests.support.servers import Server, start_worker
+from tests.integration.conftest import wait_for_attempt, write_configs
+from tests.support.servers import Server, app_env, start_worker
 
 HOLD = """\
 pipeline_id: quota_kill_hold
@@ -50,15 +51,9 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path, redis_server: Server) -> Iterator[Rig]:
-    configs = tmp_path / "configs"
-    (configs / "quota" / "kill").mkdir(parents=True)
-    (configs / "quota" / "kill" / "hold.yml").write_text(HOLD)
+    configs = write_configs(tmp_path, "quota/kill/hold", HOLD)
     env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'meta.db'}",
-        "WAREHOUSE_URL": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
-        "REDIS_URL": redis_server.url,
-        "PIPELINE_OPS_VAR_DIR": str(tmp_path),
-        "PIPELINE_OPS_CONFIGS_DIR": str(configs),
+        **app_env(tmp_path, f"sqlite:///{tmp_path / 'meta.db'}", redis_server.url, configs),
         "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
         "PIPELINE_OPS_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "PIPELINE_OPS_QUOTA_LEASE_SECONDS": str(LEASE),
@@ -81,22 +76,12 @@ def start(services: Services, day: int) -> str:
     return str(services.runs.start(req)["run_id"])
 
 
-def wait_running(rig: Rig, run_id: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        attempts = rig.services.store.step_attempts(run_id)
-        if attempts and attempts[0]["status"] == "running":
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the step never started:\n{rig.worker.log()}")
-
-
 def test_a_sigkilled_worker_holds_its_slot_until_its_lease_lapses(rig: Rig) -> None:
     svc, gate = rig.services, rig.services.gate
     assert isinstance(gate, LedgerGate)
     gate.set_limits("acme", concurrent=1)
     doomed = start(svc, 1)
-    wait_running(rig, doomed)
+    wait_for_attempt(rig, doomed, "hold")
     time.sleep(1.5)  # a heartbeat or two renews the run's deadline and its quota lease
 
     assert rig.worker.proc is not None

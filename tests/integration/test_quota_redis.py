@@ -5,7 +5,6 @@ stopped and restarted."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -17,14 +16,12 @@ import redis
 from app import create_app
 from errors import QuotaExceededError
 from pipeline import state
-from pipeline.db import upgrade
 from pipeline.runs import RunRequest
-from pipeline.services import Services, build_services
-from pipeline.settings import Settings
+from pipeline.services import Services
 from quota.gate import LedgerGate
+from tests.integration.conftest import ledger_services
 from tests.support.doubles import ManualClock as Clock
-from tests.support.doubles import NullDispatcher as Dispatcher
-from tests.support.servers import Server, create_pg_database, start_redis
+from tests.support.servers import Server, start_redis
 
 ONE_STEP = """\
 pipeline_id: quota_cycle
@@ -66,29 +63,10 @@ class World:
 def world(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: Server
 ) -> Iterator[World]:
-    if request.param == "postgres":
-        db_url = create_pg_database(postgres_server, f"quota_{uuid.uuid4().hex[:12]}")
-    else:
-        db_url = f"sqlite:///{tmp_path / 'meta.db'}"
-    configs = tmp_path / "configs"
-    (configs / "quota" / "cycle").mkdir(parents=True)
-    (configs / "quota" / "cycle" / "one.yml").write_text(ONE_STEP)
-    server = start_redis()  # its own: these tests flush and stop it
-    settings = Settings.from_env(
-        {
-            "DATABASE_URL": db_url,
-            "REDIS_URL": server.url,
-            "PIPELINE_OPS_VAR_DIR": str(tmp_path),
-            "PIPELINE_OPS_CONFIGS_DIR": str(configs),
-            "WAREHOUSE_URL": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
-        }
-    )
-    upgrade(settings.database_url)
     clock = Clock(datetime(2026, 1, 29, 23, 0, tzinfo=UTC))
-    services = build_services(settings, Dispatcher(), clock=clock)
-    services.orgs.create("acme")
-    gate = services.gate
-    assert isinstance(gate, LedgerGate) and gate.mirror is not None
+    services, gate, server = ledger_services(
+        request.param, tmp_path, postgres_server, "quota/cycle/one", ONE_STEP, clock
+    )
     gate.mirror.retry_seconds = 0.1  # come back quickly after redis-server restarts
     yield World(services, gate, server, clock)
     server.stop()
@@ -173,7 +151,7 @@ def test_with_redis_server_stopped_the_ledger_alone_is_exact_and_health_says_deg
 ) -> None:
     world.gate.set_limits("acme", concurrent=3)
     assert world.admitted(["a", "b"]) == ["a", "b"]
-    port = int(world.redis.url.rsplit(":", 1)[1].split("/")[0])
+    port = world.redis.port
     world.redis.stop()
 
     assert world.admitted(["c", "d"]) == ["c"]

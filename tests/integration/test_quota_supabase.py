@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,12 +21,13 @@ from quota.gate import LedgerGate
 from quota.ledger import SqlLedger
 from quota.plans import Plan, PlanDefaults
 from quota.plans_supabase import SupabasePlanSource
+from tests.support.servers import LoopbackHTTPServer
 
 KEY = "service-role-key-for-tests"
 TABLE_PATH = "/rest/v1/org_subscriptions"
 
 
-class FakePostgREST:
+class FakePostgREST(LoopbackHTTPServer):
     """`org_subscriptions` over PostgREST: GET with `eq.` filters, POST upserts.
 
     `fail_with` makes every request answer that (status, body) until cleared.
@@ -90,15 +90,7 @@ class FakePostgREST:
             def log_message(self, *args: object) -> None:
                 return
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from datetime import date
 import duckdb
 
 from pipeline.runs import RunRequest
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, wait_for_attempt
 
 
 def start(stack: Stack, org: str) -> str:
@@ -20,16 +20,6 @@ def start(stack: Stack, org: str) -> str:
         org, "resilience", "steps", "slow_then_load", date(2026, 1, 1), date(2026, 1, 2)
     )
     return stack.services.runs.start(req)["run_id"]
-
-
-def wait_for_attempt(stack: Stack, run_id: str, step_id: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for attempt in stack.services.store.step_attempts(run_id):
-            if attempt["step_id"] == step_id and attempt["status"] == "running":
-                return attempt
-        time.sleep(0.05)
-    raise AssertionError(f"{step_id} never started:\n{stack.worker.log()}")
 
 
 def count_rows(stack: Stack, table: str, run_id: str | None = None) -> int:

@@ -19,6 +19,7 @@ from pipeline.schedule_dispatch import ScheduleDispatcher, TickReport
 from pipeline.schedules import ScheduleService
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
+from tests.integration.conftest import write_configs
 from tests.support.doubles import ManualClock as Clock
 from tests.support.doubles import NullDispatcher
 from tests.support.servers import Server, create_pg_database
@@ -39,9 +40,7 @@ DAYS = 3
 
 @pytest.fixture
 def pg_settings(postgres_server: Server, tmp_path: Path) -> Settings:
-    configs = tmp_path / "configs"
-    (configs / "sched" / "pg").mkdir(parents=True)
-    (configs / "sched" / "pg" / "daily.yml").write_text(DAILY)
+    configs = write_configs(tmp_path, "sched/pg/daily", DAILY)
     url = create_pg_database(postgres_server, f"po_sched_{tmp_path.name[-12:]}".lower())
     upgrade(url)
     return Settings(

@@ -25,6 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.common import pct  # noqa: E402 - needs the sys.path entry above
+
 ORGS = 50
 REQUESTS = 2000
 PER_ORG = REQUESTS // ORGS
@@ -55,11 +57,6 @@ def expected_admissions(i: int) -> int:
     return min(PER_ORG, lim["daily"], lim["monthly"])
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 class NoDispatch:
     def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
         raise AssertionError("runs are started through gunicorn")
@@ -84,6 +81,7 @@ def main() -> dict[str, float]:
     from pipeline.settings import Settings
     from pipeline.state import TERMINAL
     from tests.support.servers import (
+        app_env,
         create_pg_database,
         start_gunicorn,
         start_postgres,
@@ -101,13 +99,13 @@ def main() -> dict[str, float]:
         servers.append(redis)
         pg = start_postgres()
         servers.append(pg)
-        env = {
-            "REDIS_URL": redis.url,
-            "DATABASE_URL": create_pg_database(pg, "load"),
-            "WAREHOUSE_URL": f"duckdb:///{tmp / 'wh.duckdb'}",
-            "PIPELINE_OPS_VAR_DIR": str(tmp),
-            "PIPELINE_OPS_CONFIGS_DIR": str(tmp / "configs"),
-        }
+        env = app_env(
+            tmp,
+            create_pg_database(pg, "load"),
+            redis.url,
+            tmp / "configs",
+            f"duckdb:///{tmp / 'wh.duckdb'}",
+        )
         settings = Settings.from_env({**os.environ, **env})
         upgrade(settings.database_url)
         services = build_services(settings, NoDispatch())

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, date, datetime, time, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.servers import LoopbackHTTPServer
 
-class ProviderAPIServer:
+
+class ProviderAPIServer(LoopbackHTTPServer):
     def __init__(self) -> None:
         self.routes: dict[str, list[dict[str, Any]]] = {}
         self.faults: list[tuple[int, dict[str, str], dict[str, Any]]] = []
@@ -38,9 +40,7 @@ class ProviderAPIServer:
             def log_message(self, *args: object) -> None:
                 return
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
     def serve(self, path: str, pages: list[list[dict[str, Any]]]) -> None:
         """`pages`: the buckets of each page, in order."""
@@ -76,10 +76,6 @@ class ProviderAPIServer:
 
     def paths(self) -> list[tuple[str, str | None]]:
         return [(r["path"], r["query"].get("page", [None])[0]) for r in self.requests]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _ts(day: date) -> int:

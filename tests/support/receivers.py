@@ -8,12 +8,12 @@ import time
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from tests.support.servers import free_port
+from tests.support.servers import LoopbackHTTPServer, free_port
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Received:
     status: int  # what the server answered
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackHTTPServer):
     """Answers POSTs from `statuses` in order (then 200) and records each request."""
 
     def __init__(self, statuses: list[int] | None = None) -> None:
@@ -47,12 +47,8 @@ class WebhookReceiver:
             def log_message(self, *args: object) -> None:
                 return
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        # A short poll interval keeps shutdown() (each test's teardown) quick.
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        super().__init__(Handler)
+        self.url += "/hook"
 
     def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -62,10 +58,6 @@ class WebhookReceiver:
                     return list(self.received)
             time.sleep(0.05)
         raise AssertionError(f"expected {count} request(s), got {len(self.received)}")
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class _Sink:

@@ -7,12 +7,14 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from sqlalchemy import Engine, inspect, text
+
+from tests.support.servers import LoopbackHTTPServer
 
 # The metadata tables a hostile request must never touch.
 WATCHED_TABLES = (
@@ -100,7 +102,7 @@ def redis_dump(url: str) -> Iterator[tuple[bytes, bytes]]:
         client.close()
 
 
-class EchoServer:
+class EchoServer(LoopbackHTTPServer):
     """Answers 500, then 401, each echoing the Authorization header it got in several shapes.
 
     That is what a careless provider (or proxy) does; the secret then sits in the error
@@ -134,13 +136,4 @@ class EchoServer:
                 return
 
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)

@@ -16,10 +16,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -29,6 +32,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -44,6 +53,22 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise TimeoutError(f"{what} did not come up within {timeout}s (last error: {last})")
 
 
+class LoopbackHTTPServer:
+    """An in-process HTTP server on a free loopback port, served from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        # A short poll interval keeps shutdown() (each test's teardown) quick.
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @dataclass
 class Server:
     name: str
@@ -52,6 +77,10 @@ class Server:
     workdir: Path | None = None
     log_path: Path | None = None
     stop_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return port_of(self.url)
 
     def log(self) -> str:
         if self.log_path and self.log_path.exists():
@@ -171,40 +200,10 @@ def start_postgres() -> Server:
         capture_output=True,
     )
     log_path = workdir / "postgres.log"
-    opts = (
-        f"-p {port} -k {sockdir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
-        "-c full_page_writes=off -c max_connections=200"
-    )
-    subprocess.run(
-        _as_postgres_user(
-            [
-                _pg_bin("pg_ctl"),
-                "-D",
-                str(datadir),
-                "-l",
-                str(log_path),
-                "-o",
-                opts,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
+    _pg_ctl_start(datadir, sockdir, log_path, port)
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     server = Server("postgres", None, url, workdir, log_path)
-    server.stop_hooks.append(
-        lambda: subprocess.run(
-            _as_postgres_user(
-                [_pg_bin("pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"]
-            ),
-            capture_output=True,
-            timeout=60,
-        )
-    )
+    server.stop_hooks.append(lambda: _pg_ctl_stop(datadir, "immediate", check=False))
     return server
 
 
@@ -226,6 +225,15 @@ def _pg_ctl_start(datadir: Path, sockdir: Path, log_path: Path, port: int) -> No
     )
 
 
+def _pg_ctl_stop(datadir: Path, mode: str, check: bool) -> None:
+    subprocess.run(
+        _as_postgres_user([_pg_bin("pg_ctl"), "-D", str(datadir), "-m", mode, "-w", "stop"]),
+        check=check,
+        capture_output=True,
+        timeout=60,
+    )
+
+
 def stop_postgres_only(server: Server) -> None:
     """Stop a server from start_postgres, keeping its data; clients' connections are cut.
 
@@ -233,24 +241,13 @@ def stop_postgres_only(server: Server) -> None:
     stop can drop transactions committed in the last 200 ms, which is not what tests test.
     """
     assert server.workdir is not None
-    subprocess.run(
-        _as_postgres_user(
-            [
-                _pg_bin("pg_ctl"),
-                *("-D", str(server.workdir / "data"), "-m", "fast", "-w", "stop"),
-            ]
-        ),
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    _pg_ctl_stop(server.workdir / "data", "fast", check=True)
 
 
 def start_postgres_again(server: Server) -> None:
     """Start a server stopped by stop_postgres_only on the same port and data directory."""
     assert server.workdir is not None and server.log_path is not None
-    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
-    _pg_ctl_start(server.workdir / "data", server.workdir / "sock", server.log_path, port)
+    _pg_ctl_start(server.workdir / "data", server.workdir / "sock", server.log_path, server.port)
 
 
 def create_pg_database(server: Server, name: str) -> str:
@@ -261,6 +258,23 @@ def create_pg_database(server: Server, name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def app_env(
+    tmp: Path,
+    database_url: str,
+    redis_url: str,
+    configs_dir: Path,
+    warehouse_url: str | None = None,
+) -> dict[str, str]:
+    """The settings the app's processes share: in-process services, workers and gunicorn."""
+    return {
+        "DATABASE_URL": database_url,
+        "WAREHOUSE_URL": warehouse_url or f"duckdb:///{tmp / 'warehouse.duckdb'}",
+        "REDIS_URL": redis_url,
+        "PIPELINE_OPS_VAR_DIR": str(tmp),
+        "PIPELINE_OPS_CONFIGS_DIR": str(configs_dir),
+    }
 
 
 # -- celery worker and gunicorn ------------------------------------------------------------

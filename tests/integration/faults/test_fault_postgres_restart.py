@@ -20,8 +20,10 @@ from app import create_app
 from pipeline.db import upgrade
 from pipeline.services import build_services
 from pipeline.settings import Settings
+from tests.integration.conftest import write_configs
 from tests.support.servers import (
     Server,
+    app_env,
     create_pg_database,
     start_postgres,
     start_postgres_again,
@@ -78,19 +80,10 @@ def assert_503_problem(reply: Any) -> None:
 def test_api_answers_503_while_postgres_is_down_and_recovers_by_itself(
     pg: Server, redis_server: Server, tmp_path: Path
 ) -> None:
-    configs = tmp_path / "configs"
-    (configs / "fault" / "pg").mkdir(parents=True)
-    (configs / "fault" / "pg" / "one.yml").write_text(ONE_STEP)
+    configs = write_configs(tmp_path, "fault/pg/one", ONE_STEP)
     db_url = create_pg_database(pg, f"fault_{uuid.uuid4().hex[:10]}")
     settings = Settings.from_env(
-        {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "REDIS_URL": redis_server.url,
-            "PIPELINE_OPS_VAR_DIR": str(tmp_path),
-            "PIPELINE_OPS_CONFIGS_DIR": str(configs),
-            "WAREHOUSE_URL": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
-        }
+        {**os.environ, **app_env(tmp_path, db_url, redis_server.url, configs)}
     )
     upgrade(settings.database_url)
     dispatcher = Enqueued()

@@ -6,7 +6,6 @@ over a real redis-server mirror and a SQLite or PostgreSQL ledger.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -17,14 +16,12 @@ import pytest
 
 from errors import QuotaExceededError
 from pipeline import state
-from pipeline.db import upgrade
 from pipeline.runs import RunRequest
-from pipeline.services import Services, build_services
-from pipeline.settings import Settings
+from pipeline.services import Services
 from quota.gate import LedgerGate
+from tests.integration.conftest import ledger_services
 from tests.support.doubles import ManualClock as Clock
-from tests.support.doubles import NullDispatcher as Dispatcher
-from tests.support.servers import Server, create_pg_database, start_redis
+from tests.support.servers import Server
 
 ONE_STEP = """\
 pipeline_id: fault_periods
@@ -60,29 +57,10 @@ class World:
 def world(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: Server
 ) -> Iterator[World]:
-    if request.param == "postgres":
-        db_url = create_pg_database(postgres_server, f"periods_{uuid.uuid4().hex[:12]}")
-    else:
-        db_url = f"sqlite:///{tmp_path / 'meta.db'}"
-    configs = tmp_path / "configs"
-    (configs / "fault" / "periods").mkdir(parents=True)
-    (configs / "fault" / "periods" / "one.yml").write_text(ONE_STEP)
-    server = start_redis()
-    settings = Settings.from_env(
-        {
-            "DATABASE_URL": db_url,
-            "REDIS_URL": server.url,
-            "PIPELINE_OPS_VAR_DIR": str(tmp_path),
-            "PIPELINE_OPS_CONFIGS_DIR": str(configs),
-            "WAREHOUSE_URL": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
-        }
-    )
-    upgrade(settings.database_url)
     clock = Clock(datetime(2026, 1, 31, 23, 59, 0, tzinfo=UTC))
-    services = build_services(settings, Dispatcher(), clock=clock)
-    services.orgs.create("acme")
-    gate = services.gate
-    assert isinstance(gate, LedgerGate) and gate.mirror is not None
+    services, gate, server = ledger_services(
+        request.param, tmp_path, postgres_server, "fault/periods/one", ONE_STEP, clock
+    )
     yield World(services, gate, clock)
     server.stop()
 

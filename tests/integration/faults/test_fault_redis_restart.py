@@ -20,8 +20,8 @@ import requests
 from pipeline.db import upgrade
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
-from pipeline.state import TERMINAL
-from tests.support.servers import Server, start_gunicorn, start_redis, start_worker
+from tests.integration.conftest import settled_usage, wait_for_attempt, wait_run, write_configs
+from tests.support.servers import Server, app_env, start_gunicorn, start_redis, start_worker
 
 SLOW = """\
 pipeline_id: fault_redis_slow
@@ -60,16 +60,10 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    configs = tmp_path / "configs"
-    (configs / "fault" / "redis").mkdir(parents=True)
-    (configs / "fault" / "redis" / "slow.yml").write_text(SLOW)
+    configs = write_configs(tmp_path, "fault/redis/slow", SLOW)
     redis_server = start_redis()
     env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'meta.db'}",
-        "WAREHOUSE_URL": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
-        "REDIS_URL": redis_server.url,
-        "PIPELINE_OPS_VAR_DIR": str(tmp_path),
-        "PIPELINE_OPS_CONFIGS_DIR": str(configs),
+        **app_env(tmp_path, f"sqlite:///{tmp_path / 'meta.db'}", redis_server.url, configs),
         "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
     }
     settings = Settings.from_env({**os.environ, **env})
@@ -87,42 +81,6 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
             server.stop()
 
 
-def wait_running_step(rig: Rig, run_id: str, step_id: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for attempt in rig.services.store.step_attempts(run_id):
-            if attempt["step_id"] == step_id and attempt["status"] == "running":
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{step_id} never started:\n{rig.worker.log()}")
-
-
-def wait_terminal(rig: Rig, run_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = rig.services.store.get_run(run_id)
-        if run and run["status"] in TERMINAL:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(
-        f"run {run_id} did not finish: {rig.services.store.get_run(run_id)}\n{rig.worker.log()}"
-    )
-
-
-def settled_usage(rig: Rig, timeout: float = 10) -> dict:
-    """The org's quota usage once its slots are released (or the last reading after timeout).
-
-    A run is marked ended first and its slot released right after, by the process that
-    ended it, so a reader may see `completed` a moment before the release commits.
-    """
-    deadline = time.monotonic() + timeout
-    usage = rig.services.gate.usage("acme")
-    while usage["usage"]["concurrent_running"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-        usage = rig.services.gate.usage("acme")
-    return usage
-
-
 @pytest.mark.slow
 def test_redis_restarted_empty_mid_step_the_run_ends_and_no_slot_leaks(rig: Rig) -> None:
     headers = {"X-API-Key": rig.key}
@@ -135,20 +93,19 @@ def test_redis_restarted_empty_mid_step_the_run_ends_and_no_slot_leaks(rig: Rig)
     )
     assert reply.status_code == 202, reply.text
     run_id = reply.json()["run_id"]
-    wait_running_step(rig, run_id, "slow")
+    wait_for_attempt(rig, run_id, "slow")
 
-    port = int(rig.redis.url.rsplit(":", 1)[1].split("/")[0])
     rig.redis.stop()
     time.sleep(2)
-    rig.redis = start_redis(port)  # empty: the unacked message and the mirror are gone
+    rig.redis = start_redis(rig.redis.port)  # empty: the unacked message and the mirror are gone
 
-    run = wait_terminal(rig, run_id)
+    run = wait_run(rig, run_id)
     assert run["status"] in ("completed", "failed"), run
     if run["status"] == "completed":
         steps = [(a["step_id"], a["status"]) for a in rig.services.store.step_attempts(run_id)]
         assert ("after", "completed") in steps
 
-    usage = settled_usage(rig)
+    usage = settled_usage(rig.services, "acme")
     assert usage["usage"]["concurrent_running"] == 0, usage
     assert usage["usage"]["daily_runs"] == 1
     # The slot is free: the next run of the org (concurrent=1) is admitted and completes.
@@ -159,5 +116,5 @@ def test_redis_restarted_empty_mid_step_the_run_ends_and_no_slot_leaks(rig: Rig)
         timeout=10,
     )
     assert reply.status_code == 202, reply.text
-    assert wait_terminal(rig, reply.json()["run_id"])["status"] == "completed"
-    assert settled_usage(rig)["usage"]["concurrent_running"] == 0
+    assert wait_run(rig, reply.json()["run_id"])["status"] == "completed"
+    assert settled_usage(rig.services, "acme")["usage"]["concurrent_running"] == 0

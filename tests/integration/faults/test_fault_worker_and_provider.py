@@ -10,27 +10,25 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from datetime import date
 
 from pipeline.runs import RunRequest
-from tests.integration.conftest import ScriptedHTTPServer, Stack, write_pipeline
-from tests.integration.test_resilience import count_rows, start, wait_for_attempt
+from tests.integration.conftest import (
+    ScriptedHTTPServer,
+    Stack,
+    settled_usage,
+    wait_for_attempt,
+    write_pipeline,
+)
+from tests.integration.test_resilience import count_rows, start
 
 
 def concurrent_running(stack: Stack, org: str) -> int:
     return int(stack.services.gate.usage(org)["usage"]["concurrent_running"])
 
 
-def settled_running(stack: Stack, org: str, timeout: float = 10) -> int:
-    """Running count once releases land: a run is marked ended a moment before the
-    process that ended it releases its slot."""
-    deadline = time.monotonic() + timeout
-    running = concurrent_running(stack, org)
-    while running and time.monotonic() < deadline:
-        time.sleep(0.1)
-        running = concurrent_running(stack, org)
-    return running
+def settled_running(stack: Stack, org: str) -> int:
+    return int(settled_usage(stack.services, org)["usage"]["concurrent_running"])
 
 
 def test_sigkill_mid_step_redelivers_completes_and_releases_the_slot(
