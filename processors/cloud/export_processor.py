@@ -18,7 +18,6 @@ from errors import TerminalError
 from processors.base import StepContext, StepResult
 from processors.cloud.export_files import read_export_file
 from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
-from warehouse.schemas_cloud import FOCUS_EXPORT_RAW
 
 
 class ExportSource(Protocol):
@@ -75,7 +74,7 @@ class FocusExportProcessor:
                 f"{part.num_rows} in {ctx.start_date}..{ctx.end_date}"
             )
             parts.append(part)
-        rows = self.post_process(pa.concat_tables(parts), ctx) if parts else _empty()
+        rows = self.post_process(pa.concat_tables(parts), ctx)
         table = str(ctx.config.get("destination_table") or self.default_table)
         result = ctx.write(table, rows, date_column="charge_date")
         billed = pc.sum(rows.column("billed_cost")).as_py() or 0.0
@@ -84,10 +83,6 @@ class FocusExportProcessor:
             tables=[str(ctx.table(table))],
             metrics={"files": len(names), "rows": rows.num_rows, "billed_cost": round(billed, 6)},
         )
-
-
-def _empty() -> pa.Table:
-    return FOCUS_EXPORT_RAW.empty_table()
 
 
 _FOUR_DAYS = timedelta(days=4)

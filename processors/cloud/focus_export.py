@@ -56,7 +56,7 @@ def raw_column_for(name: str, renames: Mapping[str, str]) -> str | None:
 def normalize_focus_export(
     table: pa.Table, *, source_file: str, renames: Mapping[str, str] | None = None
 ) -> pa.Table:
-    renames = {k: v for k, v in (renames or {}).items()}
+    renames = dict(renames or {})
     bad = sorted({v for v in renames.values() if v not in FOCUS_EXPORT_RAW.names})
     if bad:
         raise TerminalError(f"renames target unknown raw columns: {', '.join(bad)}")

@@ -26,6 +26,7 @@ import pytest
 from errors import TerminalError, TransientError
 from tests.support.cloud import (
     assert_focus_rows_valid,
+    assert_run_lineage,
     billed_total,
     count_rows,
     focus_rows,
@@ -35,7 +36,6 @@ from tests.support.cloud import (
 from tests.support.genai import ListLog
 from tests.support.moto_server import MotoAws, moto_aws, s3_statements  # noqa: F401 - fixture
 from tests.support.servers import free_port
-from warehouse.base import LINEAGE_NAMES
 from warehouse.duckdb import DuckDBWarehouse
 from warehouse.schemas_genai import FOCUS_1_3_COLUMNS
 
@@ -303,10 +303,8 @@ def test_the_manifests_files_load_and_match_the_export_total(
     assert billed_total(rows) == total("BilledCost") == Decimal("3.63")
     assert money(sum(Decimal(str(r["EffectiveCost"])) for r in rows)) == total("EffectiveCost")
     assert_focus_rows_valid(rows)
+    assert_run_lineage(rows, "cloud_aws_billing")
     for row in rows:
-        assert all(row[c] is not None for c in LINEAGE_NAMES)
-        assert row["x_pipeline_id"] == "cloud_aws_billing" and row["x_run_id"] == "run-1"
-        assert row["x_pipeline_run_date"] == row["ChargePeriodStart"].date()
         assert (row["x_provider"], row["x_source"]) == ("aws", "aws_focus_1_2_export")
         assert row["HostProviderName"] == row["ServiceProviderName"] == "AWS"
     assert {r["ServiceName"] for r in rows} == {EC2[0], S3[0], RDS[0]}

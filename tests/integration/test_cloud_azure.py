@@ -34,6 +34,7 @@ from errors import TerminalError
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY, azurite_blob, connection_string
 from tests.support.cloud import (
     assert_focus_rows_valid,
+    assert_run_lineage,
     billed_total,
     count_rows,
     focus_rows,
@@ -43,7 +44,6 @@ from tests.support.cloud import (
 from tests.support.focus_validator import FAILED, run_validator
 from tests.support.genai import FOCUS_DATA, ListLog
 from tests.support.servers import Server
-from warehouse.base import LINEAGE_NAMES
 from warehouse.duckdb import DuckDBWarehouse
 
 __all__ = ["azurite_blob"]  # the fixture, imported to be used here
@@ -442,12 +442,9 @@ def test_october_export_totals_match_the_latest_run_to_the_cent(
     assert any("1 older run(s) superseded" in line for _, line in log.lines)
     assert {r["charge_date"] for r in raw} == {date(2026, 10, d) for d in (1, 2, 15, 31)}
 
+    assert_run_lineage(rows, "cloud_azure_billing")
     for row in rows:
         assert row["x_provider"] == "azure" and row["x_source"] == "azure_focus_cost_export"
-        assert all(row[c] is not None for c in LINEAGE_NAMES)
-        assert row["x_org_slug"] == "acme" and row["x_pipeline_id"] == "cloud_azure_billing"
-        assert row["x_run_id"] == "run-1" and row["x_credential_id"] == "default"
-        assert row["x_pipeline_run_date"] == row["ChargePeriodStart"].date()
         assert row["HostProviderName"] == row["ServiceProviderName"] == "Microsoft"
         assert row["InvoiceIssuerName"] == "Microsoft"
 

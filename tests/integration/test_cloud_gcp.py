@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
@@ -32,6 +30,7 @@ from processors.generic.procedure_executor import ProcedureExecutor
 from tests.integration.bigquery_emulator import bigquery_emulator  # noqa: F401
 from tests.support.cloud import (
     assert_focus_rows_valid,
+    assert_run_lineage,
     billed_total,
     count_rows,
     focus_rows,
@@ -39,11 +38,16 @@ from tests.support.cloud import (
     run_pipeline,
 )
 from tests.support.focus_validator import assert_validator_passes
-from tests.support.gcp_catalog_server import CatalogServer, DenyingProxy, TokenServer
+from tests.support.gcp_catalog_server import (
+    CatalogServer,
+    DenyingProxy,
+    TokenServer,
+    pem_lines,
+    service_account_key,
+)
 from tests.support.genai import ListLog, step_context
 from tests.support.servers import Server
 from warehouse import from_url
-from warehouse.base import LINEAGE_NAMES
 from warehouse.duckdb import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,19 +126,13 @@ def catalog(token_server: TokenServer) -> Iterator[CatalogServer]:
 
 @pytest.fixture(scope="module")
 def service_account(token_server: TokenServer) -> dict[str, Any]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": "acme-pipeline-ops",
-        "private_key_id": "0123456789abcdef0123456789abcdef01234567",
-        "private_key": pem,
-        "client_email": "billing-reader@acme-pipeline-ops.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": token_server.token_uri,
-    }
+    return service_account_key(
+        token_server.token_uri,
+        project_id="acme-pipeline-ops",
+        private_key_id="0123456789abcdef0123456789abcdef01234567",
+        client_email="billing-reader@acme-pipeline-ops.iam.gserviceaccount.com",
+        client_id="1",
+    )
 
 
 @pytest.fixture
@@ -220,11 +218,8 @@ def test_the_export_lands_in_focus_with_the_exports_own_total(
     assert len(rows) == len(raw)
     assert_focus_rows_valid(rows)
     assert billed_total(rows) == export_total(D1, D2) == Decimal("4.92")
+    assert_run_lineage(rows, "cloud_gcp_billing")
     for row in rows:
-        assert all(row[c] is not None for c in LINEAGE_NAMES)
-        assert (row["x_org_slug"], row["x_pipeline_id"]) == ("acme", "cloud_gcp_billing")
-        assert (row["x_credential_id"], row["x_run_id"]) == ("default", "run-1")
-        assert row["x_pipeline_run_date"] == row["ChargePeriodStart"].date()
         assert row["BillingAccountId"] == "01A2B3-C4D5E6-F7A8B9"
         assert (row["BillingPeriodStart"], row["BillingPeriodEnd"]) == (
             datetime(2026, 10, 1, tzinfo=UTC),
@@ -454,8 +449,8 @@ def assert_nothing_written(wh: DuckDBWarehouse) -> None:
 
 
 def assert_no_secret(text: str, credential: dict[str, Any]) -> None:
-    pem_lines = [line for line in credential["private_key"].splitlines() if len(line) > 20]
-    assert pem_lines and not any(line in text for line in pem_lines)
+    lines = pem_lines(credential)
+    assert lines and not any(line in text for line in lines)
     assert "PRIVATE KEY" not in text and credential["catalog_api_key"] not in text
 
 

@@ -29,6 +29,7 @@ import pytest
 from errors import PipelineOpsError, TerminalError, TransientError
 from tests.support.cloud import (
     assert_focus_rows_valid,
+    assert_run_lineage,
     billed_total,
     count_rows,
     focus_rows,
@@ -43,7 +44,6 @@ from tests.support.oci_object_storage import (
     report_csv_gz,
 )
 from tests.support.servers import free_port
-from warehouse.base import LINEAGE_NAMES
 from warehouse.duckdb import DuckDBWarehouse
 
 PIPELINE = "configs/cloud/oci/cost/billing.yml"
@@ -326,11 +326,8 @@ def test_october_reports_load_once_with_the_exports_total(
     assert billed_total(rows) == export_total(*OCTOBER) == Decimal("101.17")
     assert count_rows(warehouse, "acme", "oci_focus_report_raw") == 12
     assert_focus_rows_valid(rows)
+    assert_run_lineage(rows, "cloud_oci_billing")
     for r in rows:
-        assert all(r[name] is not None for name in LINEAGE_NAMES)
-        assert r["x_org_slug"] == "acme" and r["x_pipeline_id"] == "cloud_oci_billing"
-        assert r["x_credential_id"] == "default" and r["x_run_id"] == "run-1"
-        assert r["x_pipeline_run_date"] == r["ChargePeriodStart"].date()
         assert r["x_provider"] == "oci" and r["x_source"] == "oci_focus_report"
         assert OCTOBER[0] <= r["x_pipeline_run_date"] <= OCTOBER[1]
 

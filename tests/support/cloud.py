@@ -15,12 +15,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from pipeline.config import load_pipeline
 from pipeline.lineage import make_writer
 from pipeline.runs import build_plan
 from processors.base import StepContext, StepResult
+from processors.cloud.focus_export import normalize_focus_export
 from processors.registry import get_processor
-from tests.support.genai import FOCUS_DATA, ListLog
+from tests.support.genai import FOCUS_DATA, ListLog, step_context
 from warehouse import focus_values as fv
 from warehouse.base import LINEAGE_NAMES, JobContext, LineageKey, Warehouse
 
@@ -144,6 +147,22 @@ def assert_focus_rows_valid(rows: list[dict[str, Any]]) -> None:
         status = row["CommitmentDiscountStatus"]
         assert status is None or status in fv.COMMITMENT_DISCOUNT_STATUS, _label(row)
         assert row["BilledCost"] is not None and row["EffectiveCost"] is not None
+
+
+def assert_run_lineage(
+    rows: list[dict[str, Any]],
+    pipeline_id: str,
+    *,
+    org: str = "acme",
+    credential_id: str = "default",
+    run_id: str = "run-1",
+) -> None:
+    """Every row says which run wrote it, and is filed under its own charge date."""
+    for row in rows:
+        assert all(row[c] is not None for c in LINEAGE_NAMES), _label(row)
+        assert (row["x_org_slug"], row["x_pipeline_id"]) == (org, pipeline_id), _label(row)
+        assert (row["x_credential_id"], row["x_run_id"]) == (credential_id, run_id), _label(row)
+        assert row["x_pipeline_run_date"] == row["ChargePeriodStart"].date(), _label(row)
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -282,6 +301,36 @@ FOCUS_EXPORT_SAMPLE: list[dict[str, Any]] = [
 FOCUS_EXPORT_SAMPLE_BILLED = Decimal("16.50")
 
 
+def text_table(rows: list[Mapping[str, Any]]) -> pa.Table:
+    """The columns the rows name, all text as a CSV export reads; null where a row has none."""
+    names = sorted({k for r in rows for k in r})
+    return pa.table({n: pa.array([r.get(n) for r in rows], pa.string()) for n in names})
+
+
+def call_sp_focus(
+    warehouse: Warehouse,
+    cloud: str,
+    start: date,
+    end: date,
+    *,
+    org: str = "acme",
+    run_id: str = "r1",
+) -> None:
+    """CALL sp_focus_<cloud> directly, with the parameters its pipeline's unify step passes."""
+    warehouse.call_procedure(
+        f"{org}_dev",
+        f"sp_focus_{cloud}",
+        {
+            "p_start_date": start,
+            "p_end_date": end,
+            "p_org_slug": org,
+            "p_pipeline_id": f"cloud_{cloud}_billing",
+            "p_credential_id": "default",
+            "p_run_id": run_id,
+        },
+    )
+
+
 def write_focus_export_sample(
     warehouse: Warehouse,
     raw_table: str,
@@ -291,19 +340,11 @@ def write_focus_export_sample(
     overrides: Mapping[str, Any] | None = None,
 ) -> None:
     """FOCUS_EXPORT_SAMPLE into one cloud's raw table, as its extract step would write it."""
-    import pyarrow as pa
-
-    from processors.cloud.focus_export import normalize_focus_export
-    from tests.support.genai import step_context
-
     rows = [r | dict(overrides or {}) for r in FOCUS_EXPORT_SAMPLE]
-    names = sorted({k for r in rows for k in r})
-    table = pa.table({n: pa.array([r.get(n) for r in rows], pa.string()) for n in names})
     day = date(2026, 10, 5)
     ctx = step_context(warehouse, {}, day, day, org=org, pipeline_id=pipeline_id)
-    ctx.write(
-        raw_table, normalize_focus_export(table, source_file="sample"), date_column="charge_date"
-    )
+    raw = normalize_focus_export(text_table(rows), source_file="sample")
+    ctx.write(raw_table, raw, date_column="charge_date")
 
 
 def convert_cloud(
@@ -311,7 +352,6 @@ def convert_cloud(
 ) -> None:
     """CALL sp_focus_<cloud> for the dates, as the pipeline's unify step does."""
     from processors.generic.procedure_executor import ProcedureExecutor
-    from tests.support.genai import step_context
 
     ctx = step_context(
         warehouse,

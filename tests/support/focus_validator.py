@@ -17,13 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.support.genai import FOCUS_DATA
+from tests.support.tools import CACHE_DIR
 from warehouse.base import Warehouse
 
-VENV = Path(
-    os.environ.get("FOCUS_VALIDATOR_VENV")
-    or Path(os.environ.get("PIPELINE_OPS_CACHE_DIR") or Path.home() / ".cache" / "pipeline-ops")
-    / "focus-validator-venv"
-)
+VENV = Path(os.environ.get("FOCUS_VALIDATOR_VENV") or CACHE_DIR / "focus-validator-venv")
 TOTAL = re.compile(r"Total: (\d+) \| Pass: (\d+) \| Fail: (\d+) \| Skipped: (\d+)")
 FAILED = re.compile(r"^- (CAU-[\w-]+): violations=(\d+)", re.MULTILINE)
 

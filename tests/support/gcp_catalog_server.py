@@ -9,6 +9,8 @@
 - DenyingProxy: forwards BigQuery REST calls to the emulator, except those naming a denied
   project, which get BigQuery's real 403 accessDenied error body. bqemulator has no IAM
   (every call is allowed), so this is how the access-denied path meets a real response.
+
+`service_account_key` makes the JSON key those clients sign with (a fresh RSA key each time).
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import base64
 import http.client
 import json
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.servers import LoopbackHTTPServer
 
 
 class _Quiet(BaseHTTPRequestHandler):
@@ -40,19 +46,6 @@ class _Quiet(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Running:
-    httpd: ThreadingHTTPServer
-
-    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def google_error(code: int, status: str, message: str, reason: str = "") -> dict[str, Any]:
     """The error body Google APIs answer with."""
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
@@ -61,7 +54,7 @@ def google_error(code: int, status: str, message: str, reason: str = "") -> dict
     return {"error": error}
 
 
-class CatalogServer(_Running):
+class CatalogServer(LoopbackHTTPServer):
     """`skus` maps service id -> SKU objects (as the API returns them)."""
 
     def __init__(
@@ -82,7 +75,7 @@ class CatalogServer(_Running):
             def do_GET(self) -> None:
                 outer.handle(self)
 
-        self._serve(Handler)
+        super().__init__(Handler)
 
     def handle(self, req: _Quiet) -> None:
         parts = urlsplit(req.path)
@@ -144,7 +137,7 @@ def _in_currency(sku: dict[str, Any], currency: str) -> dict[str, Any]:
     return out
 
 
-class TokenServer(_Running):
+class TokenServer(LoopbackHTTPServer):
     """Answers every JWT grant with `token`; keeps the assertions it was sent."""
 
     def __init__(self, token: str = "t0k-catalog") -> None:
@@ -158,14 +151,28 @@ class TokenServer(_Running):
                 outer.assertions += parse_qs(body).get("assertion", [])
                 self.reply(200, {"access_token": outer.token, "expires_in": 3600})
 
-        self._serve(Handler)
+        super().__init__(Handler)
         self.token_uri = f"{self.url}/token"
+
+
+def service_account_key(token_uri: str, **fields: str) -> dict[str, Any]:
+    """A service-account JSON key google-auth can sign with; `fields` adds or overrides."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {"type": "service_account", "private_key": pem, "token_uri": token_uri, **fields}
+
+
+def pem_lines(info: Mapping[str, Any]) -> list[str]:
+    """The body lines of the key's PEM: what a message quoting the key would contain."""
+    return [line for line in info["private_key"].splitlines() if len(line) > 20]
 
 
 _HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "host"}
 
 
-class DenyingProxy(_Running):
+class DenyingProxy(LoopbackHTTPServer):
     """BigQuery REST in front of `upstream`; calls naming `denied_project` get a 403."""
 
     def __init__(self, upstream: str, denied_project: str) -> None:
@@ -190,7 +197,7 @@ class DenyingProxy(_Running):
             def do_DELETE(self) -> None:
                 outer.forward(self)
 
-        self._serve(Handler)
+        super().__init__(Handler)
 
     def forward(self, req: _Quiet) -> None:
         length = int(req.headers.get("Content-Length") or 0)
@@ -238,7 +245,7 @@ _TABLE_PATH = re.compile(r"/projects/([^/]+)/datasets/([^/]+)/tables/([^/?]+)")
 
 
 @contextmanager
-def running(server: _Running) -> Iterator[Any]:
+def running(server: LoopbackHTTPServer) -> Iterator[Any]:
     try:
         yield server
     finally:

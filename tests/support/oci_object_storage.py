@@ -32,13 +32,15 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.support.servers import LoopbackHTTPServer
 
 NOT_AUTHENTICATED = (
     "The required information to complete authentication was not provided or was incorrect."
@@ -110,7 +112,7 @@ class RecordedRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class OciObjectStorageServer:
+class OciObjectStorageServer(LoopbackHTTPServer):
     def __init__(self, *, page_limit: int = 2) -> None:
         self.page_limit = page_limit
         self.keys: dict[str, rsa.RSAPublicKey] = {}
@@ -136,11 +138,7 @@ class OciObjectStorageServer:
             def log_message(self, *args: object) -> None:
                 return
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
+        super().__init__(Handler)
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -176,11 +174,6 @@ class OciObjectStorageServer:
         """Answer the next `times` authenticated requests whose decoded path contains `path`."""
         with self.lock:
             self.faults.extend([(status, code, message or f"HTTP {status}", path)] * times)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
 
     # -- queries for assertions ----------------------------------------------------------
 

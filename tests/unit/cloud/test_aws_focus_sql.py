@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from processors.cloud.focus_export import normalize_focus_export
+from tests.support.cloud import call_sp_focus
 from tests.support.genai import step_context
 from warehouse.duckdb import DuckDBWarehouse
 
@@ -63,18 +64,7 @@ def load_raw(wh: DuckDBWarehouse, rows: list[dict[str, Any]], org: str = "acme")
 def convert(
     wh: DuckDBWarehouse, start: date = OCT1, end: date = OCT2, org: str = "acme", run: str = "r1"
 ) -> list[dict[str, Any]]:
-    wh.call_procedure(
-        f"{org}_dev",
-        "sp_focus_aws",
-        {
-            "p_start_date": start,
-            "p_end_date": end,
-            "p_org_slug": org,
-            "p_pipeline_id": "cloud_aws_billing",
-            "p_credential_id": "default",
-            "p_run_id": run,
-        },
-    )
+    call_sp_focus(wh, "aws", start, end, org=org, run_id=run)
     return wh.query(
         f"SELECT * FROM `{org}_dev.cost_data_standard_1_3` ORDER BY ChargePeriodStart, BilledCost"
     ).to_pylist()

@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from processors.cloud.focus_export import normalize_focus_export
@@ -16,8 +15,10 @@ from tests.support.cloud import (
     FOCUS_EXPORT_SAMPLE_BILLED,
     assert_focus_rows_valid,
     billed_total,
+    call_sp_focus,
     convert_cloud,
     focus_rows,
+    text_table,
     write_focus_export_sample,
 )
 from tests.support.genai import step_context
@@ -27,12 +28,6 @@ from warehouse.procedures import SQL_DIR
 
 OCT1, OCT2 = date(2026, 10, 1), date(2026, 10, 2)
 SQL = (SQL_DIR / "sp_focus_azure.sql").read_text()
-
-
-def export(rows: list[dict[str, Any]]) -> pa.Table:
-    """A FocusCost table with the columns the rows name (as text, like the CSV export)."""
-    names = sorted({k for r in rows for k in r})
-    return pa.table({n: pa.array([r.get(n) for r in rows], pa.string()) for n in names})
 
 
 def row(day: date, cost: str, **extra: Any) -> dict[str, Any]:
@@ -71,23 +66,12 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
 
 def load_raw(wh: DuckDBWarehouse, rows: list[dict[str, Any]], org: str = "acme") -> None:
     ctx = step_context(wh, {}, OCT1, OCT2, org=org, pipeline_id="cloud_azure_billing")
-    raw = normalize_focus_export(export(rows), source_file="c/part_0_0001.csv.gz")
+    raw = normalize_focus_export(text_table(rows), source_file="c/part_0_0001.csv.gz")
     ctx.write("azure_focus_export_raw", raw, date_column="charge_date")
 
 
 def convert(wh: DuckDBWarehouse, org: str = "acme", run: str = "r1") -> list[dict[str, Any]]:
-    wh.call_procedure(
-        f"{org}_dev",
-        "sp_focus_azure",
-        {
-            "p_start_date": OCT1,
-            "p_end_date": OCT2,
-            "p_org_slug": org,
-            "p_pipeline_id": "cloud_azure_billing",
-            "p_credential_id": "default",
-            "p_run_id": run,
-        },
-    )
+    call_sp_focus(wh, "azure", OCT1, OCT2, org=org, run_id=run)
     return wh.query(
         f"SELECT * FROM `{org}_dev.cost_data_standard_1_3` ORDER BY ChargePeriodStart, BilledCost"
     ).to_pylist()

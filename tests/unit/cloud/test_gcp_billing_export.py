@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
@@ -25,6 +23,7 @@ from processors.cloud.gcp_billing_export import (
     translate,
 )
 from processors.cloud.gcp_export_rows import parse_table_name
+from tests.support.gcp_catalog_server import pem_lines, service_account_key
 from tests.support.genai import step_context
 from warehouse.duckdb import DuckDBWarehouse
 
@@ -34,22 +33,12 @@ WHO = "reader@acme-reader.iam.gserviceaccount.com"
 
 @pytest.fixture(scope="module")
 def key_info() -> dict[str, Any]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": "acme-reader",
-        "private_key_id": "abcdef0123456789abcdef0123456789abcdef01",
-        "private_key": pem,
-        "client_email": WHO,
-        "token_uri": "http://127.0.0.1:9/token",
-    }
-
-
-def pem_lines(info: dict[str, Any]) -> list[str]:
-    return [line for line in info["private_key"].splitlines() if len(line) > 20]
+    return service_account_key(
+        "http://127.0.0.1:9/token",
+        project_id="acme-reader",
+        private_key_id="abcdef0123456789abcdef0123456789abcdef01",
+        client_email=WHO,
+    )
 
 
 # -- the credential and the client -------------------------------------------------------------

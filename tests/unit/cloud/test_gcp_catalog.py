@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from errors import TerminalError, TransientError
 from processors.cloud.gcp_catalog import GcpApiExtractor, list_skus, price_rows, unit_price
-from tests.support.gcp_catalog_server import CatalogServer, TokenServer, google_error
+from tests.support.gcp_catalog_server import (
+    CatalogServer,
+    TokenServer,
+    google_error,
+    service_account_key,
+)
 from tests.support.genai import ListLog, step_context
 from warehouse.base import TableRef
 from warehouse.duckdb import DuckDBWarehouse
@@ -115,17 +118,11 @@ def test_all_pages_are_read_with_the_key(tmp_path: Path, catalog: CatalogServer)
 def test_a_service_account_gets_a_bearer_token(
     tmp_path: Path, catalog: CatalogServer, tokens: TokenServer
 ) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    credential = {
-        "type": "service_account",
-        "private_key": pem,
-        "client_email": "prices@acme.iam.gserviceaccount.com",
-        "token_uri": tokens.token_uri,
-        "catalog_base_url": catalog.url,
-    }
+    credential = service_account_key(
+        tokens.token_uri,
+        client_email="prices@acme.iam.gserviceaccount.com",
+        catalog_base_url=catalog.url,
+    )
     wh, _, _ = run(tmp_path, credential, {"service_ids": [STORAGE]})
     assert {r["headers"]["authorization"] for r in catalog.requests} == {
         "Bearer catalog-bearer-token"

@@ -6,11 +6,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from processors.cloud.focus_export import normalize_focus_export
-from tests.support.cloud import assert_focus_rows_valid
+from tests.support.cloud import assert_focus_rows_valid, call_sp_focus, text_table
 from tests.support.genai import step_context
 from warehouse.duckdb import DuckDBWarehouse
 
@@ -37,23 +36,10 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
 
 
 def convert(wh: DuckDBWarehouse, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    names = sorted({k for r in lines for k in r})
-    table = pa.table({n: pa.array([r.get(n) for r in lines], pa.string()) for n in names})
     ctx = step_context(wh, {}, OCT1, OCT2, pipeline_id="cloud_oci_billing")
-    raw = normalize_focus_export(table, source_file="FOCUS Reports/2026/10/02/r.csv.gz")
+    raw = normalize_focus_export(text_table(lines), source_file="FOCUS Reports/2026/10/02/r.csv.gz")
     ctx.write("oci_focus_report_raw", raw, date_column="charge_date")
-    wh.call_procedure(
-        "acme_dev",
-        "sp_focus_oci",
-        {
-            "p_start_date": OCT1,
-            "p_end_date": OCT2,
-            "p_org_slug": "acme",
-            "p_pipeline_id": "cloud_oci_billing",
-            "p_credential_id": "default",
-            "p_run_id": "r1",
-        },
-    )
+    call_sp_focus(wh, "oci", OCT1, OCT2)
     rows = wh.query("SELECT * FROM `acme_dev.cost_data_standard_1_3`").to_pylist()
     assert_focus_rows_valid(rows)
     # ChargeDescription falls back to the service name; tests give each line a unique one.
