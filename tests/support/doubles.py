@@ -1,5 +1,6 @@
-"""Small test doubles shared by the suites: a hand-moved clock and a dispatcher that
-enqueues nothing (for tests about admission, quota or scheduling, not execution)."""
+"""Small test doubles shared by the suites: a hand-moved clock, a dispatcher that enqueues
+nothing (for tests about admission, quota or scheduling, not execution) and one that
+records what it was handed."""
 
 from __future__ import annotations
 
@@ -31,3 +32,20 @@ class NullDispatcher:
 
     def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
         return None
+
+
+class RecordingDispatcher:
+    """Records what the run service hands to Celery; `fail_with` makes enqueue raise."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[str, dict[str, Any]]] = []
+        self.revoked: list[tuple[str, dict[str, Any]]] = []
+        self.fail_with: Exception | None = None
+
+    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.enqueued.append((run_id, plan))
+
+    def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
+        self.revoked.append((run_id, plan))

@@ -8,6 +8,7 @@ from typing import Any
 from werkzeug.test import TestResponse
 
 from pipeline.services import Services
+from tests.support.doubles import RecordingDispatcher
 
 ADMIN_KEY = "admin-key-for-the-tests-0123456789"
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
@@ -100,20 +101,6 @@ def write_pipelines(root: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return root
-
-
-class RecordingDispatcher:
-    """Stands in for Celery: remembers what would have been enqueued or revoked."""
-
-    def __init__(self) -> None:
-        self.enqueued: list[tuple[str, dict[str, Any]]] = []
-        self.revoked: list[tuple[str, dict[str, Any]]] = []
-
-    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
-        self.enqueued.append((run_id, plan))
-
-    def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
-        self.revoked.append((run_id, plan))
 
 
 def assert_problem(response: TestResponse, status: int, code: str) -> dict[str, Any]:

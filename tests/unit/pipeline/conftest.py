@@ -24,24 +24,7 @@ from pipeline.services import Services, build_services  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.store import RunStore  # noqa: E402
 from tests.support.doubles import ManualClock as FakeClock  # noqa: E402
-
-
-class RecordingDispatcher:
-    """Records what the run service hands to Celery; `fail_with` makes enqueue raise."""
-
-    def __init__(self) -> None:
-        self.enqueued: list[tuple[str, dict[str, Any]]] = []
-        self.revoked: list[tuple[str, dict[str, Any]]] = []
-        self.fail_with: Exception | None = None
-
-    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.enqueued.append((run_id, plan))
-
-    def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
-        self.revoked.append((run_id, plan))
-
+from tests.support.doubles import RecordingDispatcher  # noqa: E402
 
 # A fan-in pipeline for the run service: a and b in parallel, then c.
 FAN_IN = """\

@@ -16,6 +16,7 @@ from pipeline.runs import RunRequest
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
 from quota.gate import LedgerGate
+from tests.support.doubles import RecordingDispatcher
 
 PIPELINE = """\
 pipeline_id: quota_unit_one
@@ -26,17 +27,6 @@ steps:
   - step_id: only
     ps_type: generic.noop
 """
-
-
-class Dispatcher:
-    def __init__(self) -> None:
-        self.enqueued: list[str] = []
-
-    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
-        self.enqueued.append(run_id)
-
-    def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
-        return None
 
 
 @pytest.fixture
@@ -54,7 +44,7 @@ def services(tmp_path: Path, clock, make_gate: Callable[..., LedgerGate]) -> Ser
         queue_timeout=600,
     )
     upgrade(settings.database_url)
-    svc = build_services(settings, Dispatcher(), gate=make_gate(lease=3600), clock=clock)
+    svc = build_services(settings, RecordingDispatcher(), gate=make_gate(lease=3600), clock=clock)
     svc.orgs.create("acme")
     return svc
 

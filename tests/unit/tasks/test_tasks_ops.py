@@ -19,6 +19,7 @@ from tasks.beat import dispatch_schedules
 from tasks.notifications import send_notification
 from tasks.runtime import use_services
 from tests.support.doubles import ManualClock as Clock
+from tests.support.doubles import RecordingDispatcher
 
 PIPELINE = """\
 pipeline_id: tasks_daily
@@ -30,17 +31,6 @@ steps:
   - step_id: only
     ps_type: generic.noop
 """
-
-
-class Dispatcher:
-    def __init__(self) -> None:
-        self.enqueued: list[str] = []
-
-    def enqueue(self, run_id: str, plan: dict[str, object]) -> None:
-        self.enqueued.append(run_id)
-
-    def revoke(self, run_id: str, plan: dict[str, object]) -> None:
-        return None
 
 
 @pytest.fixture
@@ -60,7 +50,7 @@ def svc(tmp_path: Path, clock: Clock) -> Iterator[Services]:
         configs_dir=tmp_path / "configs",
     )
     upgrade(settings.database_url)
-    built = build_services(settings, Dispatcher(), clock=clock)
+    built = build_services(settings, RecordingDispatcher(), clock=clock)
     built.orgs.create("acme")
     use_services(built)
     yield built
