@@ -49,13 +49,13 @@ from processors.cloud.gcp_export_rows import (
     parse_table_name,
     watermark,
 )
+from processors.generic.http_extract import mask_secrets
 from warehouse.bigquery_client import BigQueryConfig, make_client, service_account_credentials
 from warehouse.bigquery_errors import classify
 from warehouse.bigquery_sql import check_project
 
 RAW_TABLE = "gcp_billing_export_raw"
 SECRET_FIELDS = ("private_key", "private_key_id", "catalog_api_key")
-MASK = "[REDACTED]"
 # The client retries transient errors itself; keep that short so the step's own retry
 # (with backoff and a run-log line) takes over instead of a silent 10-minute wait.
 CLIENT_RETRY_SECONDS = 30.0
@@ -92,13 +92,6 @@ def secrets_of(credential: Mapping[str, Any]) -> list[str]:
                 found.append(value)
                 found += [line for line in value.splitlines() if len(line.strip()) >= 16]
     return sorted(set(found), key=len, reverse=True)
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if len(secret) >= 6:
-            text = text.replace(secret, MASK)
-    return text
 
 
 def http_url(value: object, field: str) -> str:
@@ -146,7 +139,7 @@ def bigquery_client(credential: Mapping[str, Any], table: ExportTable) -> tuple[
 def translate(exc: BaseException, table: str, who: str, secrets: list[str]) -> PipelineOpsError:
     """A client error as TerminalError/TransientError naming the table, secrets masked."""
     transient, reason = classify(exc)
-    detail = scrub(_first_line(exc), secrets)
+    detail = mask_secrets(_first_line(exc), secrets)
     if isinstance(exc, gexc.NotFound) or reason == "notFound":
         return TerminalError(
             f"GCP billing export table {table} not found (or not visible to {who}): {detail}"
@@ -186,8 +179,8 @@ def read_errors(table: str, who: str, secrets: list[str]) -> Iterator[None]:
     try:
         yield
     except PipelineOpsError as exc:
-        if scrub(str(exc), secrets) != str(exc):  # ours never quote a key; make sure of it
-            raise TerminalError(scrub(str(exc), secrets)) from None
+        if mask_secrets(str(exc), secrets) != str(exc):  # ours never quote a key; make sure of it
+            raise TerminalError(mask_secrets(str(exc), secrets)) from None
         raise
     except (*_TRANSLATED, requests.RequestException) as exc:
         raise translate(exc, table, who, secrets) from None

@@ -39,11 +39,10 @@ from processors.base import StepContext, StepResult
 from processors.cloud.gcp_billing_export import (
     RAW_TABLE,
     http_url,
-    scrub,
     secrets_of,
     service_account_info,
 )
-from processors.generic.http_extract import error_excerpt, retry_after_seconds
+from processors.generic.http_extract import error_excerpt, mask_secrets, retry_after_seconds
 from warehouse.schemas_gcp import GCP_SKU_PRICES
 
 PRICES_TABLE = "gcp_sku_prices"
@@ -83,11 +82,11 @@ def _access_token(info: Mapping[str, Any]) -> str:
         creds.refresh(google.auth.transport.requests.Request())
     except auth_exc.TransportError as exc:
         raise TransientError(
-            f"could not reach the token endpoint for {who}: {scrub(str(exc), secrets)[:200]}"
+            f"could not reach the token endpoint for {who}: {mask_secrets(str(exc), secrets)[:200]}"
         ) from None
     except auth_exc.GoogleAuthError as exc:
         raise TerminalError(
-            f"{who} could not get a Catalog API token: {scrub(str(exc), secrets)[:200]}"
+            f"{who} could not get a Catalog API token: {mask_secrets(str(exc), secrets)[:200]}"
         ) from None
     return str(creds.token)
 
@@ -111,7 +110,7 @@ def get_page(
     except httpx.TransportError as exc:
         raise TransientError(f"connection error calling {url}: {type(exc).__name__}") from None
     status = response.status_code
-    excerpt = scrub(error_excerpt(response, headers), secrets)
+    excerpt = mask_secrets(error_excerpt(response, headers), secrets)
     if status == 404:
         return None
     if status == 429 or status >= 500:

@@ -19,6 +19,7 @@ may echo it; the engine's redactor then masks every decrypted credential value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import httpx
@@ -43,18 +44,22 @@ ERROR_EXCERPT_CHARS = 300
 MASK = "[REDACTED]"
 
 
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret of 6 or more characters replaced by MASK, longest first."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 6:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def error_excerpt(response: httpx.Response, sent: dict[str, str] | None = None) -> str:
     """` (response: ...)` with the body's start, or "" for an empty body.
 
     Values of the headers we sent are masked before the cut, so a truncation can
     never leave part of an echoed secret behind.
     """
-    text = response.text
-    for value in (sent or {}).values():
-        for secret in {value, value.split()[-1] if value.split() else value}:
-            if len(secret) >= 6:
-                text = text.replace(secret, MASK)
-    text = " ".join(text.split())[:ERROR_EXCERPT_CHARS]
+    secrets = {part for value in (sent or {}).values() for part in (value, *value.split()[-1:])}
+    text = " ".join(mask_secrets(response.text, secrets).split())[:ERROR_EXCERPT_CHARS]
     return f" (response: {text})" if text else ""
 
 
