@@ -38,7 +38,7 @@ def providers(as_json: bool) -> None:
     if registry is None or problems:
         fail(f"{path}: " + ("; ".join(problems) or "not a provider registry"))
     if as_json:
-        click.echo(json.dumps([vars(p) for p in registry.values()], indent=2, default=list))
+        click.echo(json.dumps([p.as_json() for p in registry.values()], indent=2))
         return
     click.echo(f"{'key':<14}{'name':<26}{'domains':<16}{'credential':<22}api base url")
     for p in registry.values():
@@ -46,6 +46,9 @@ def providers(as_json: bool) -> None:
             f"{p.key:<14}{p.display_name:<26}{','.join(p.domains):<16}"
             f"{p.credential_type:<22}{p.api_base_url or '-'}"
         )
+        if p.credential is not None:
+            need = "required" if p.credential_required else "optional"
+            click.echo(f"{'':<14}credential ({need}): {p.credential.summary()}")
         if p.default_pipelines:
             click.echo(f"{'':<14}default pipelines: {', '.join(p.default_pipelines)}")
 

@@ -18,11 +18,21 @@ import yaml
 
 from errors import TerminalError
 from processors.base import PROJECT_ROOT
+from processors.credential_types import NONE, CredentialType, parse_credential_types
 
 REGISTRY_PATH = PROJECT_ROOT / "configs" / "system" / "providers.yml"
 _KEY = re.compile(r"^[a-z0-9_]+\Z")
 _PIPELINE_PATH = re.compile(r"^[a-z0-9_]+/[a-z0-9_]+/[a-z0-9_]+\Z")
-FIELDS = ("key", "display_name", "domains", "credential_type", "api_base_url", "default_pipelines")
+FIELDS = (
+    "key",
+    "display_name",
+    "domains",
+    "credential_type",
+    "credential_required",
+    "api_base_url",
+    "default_pipelines",
+)
+TOP_LEVEL = ("providers", "credential_types")
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,22 @@ class ProviderInfo:
     credential_type: str
     api_base_url: str | None
     default_pipelines: tuple[str, ...]
+    # Whether a run of this provider's pipelines needs a stored credential.
+    credential_required: bool = False
+    # The declared kind (None for `credential_type: none`).
+    credential: CredentialType | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "display_name": self.display_name,
+            "domains": list(self.domains),
+            "credential_type": self.credential_type,
+            "credential_required": self.credential_required,
+            "credential": self.credential.as_json() if self.credential else None,
+            "api_base_url": self.api_base_url,
+            "default_pipelines": list(self.default_pipelines),
+        }
 
 
 def is_http_url(value: object) -> bool:
@@ -44,7 +70,9 @@ def parse_registry(raw: Any) -> tuple[dict[str, ProviderInfo], list[str]]:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("providers"), list):
         return {}, ["top level must be a mapping with a `providers` list"]
     found: dict[str, ProviderInfo] = {}
-    problems: list[str] = []
+    problems = [f"unknown top-level key {name!r}" for name in raw if name not in TOP_LEVEL]
+    kinds, kind_problems = parse_credential_types(raw.get("credential_types"))
+    problems += kind_problems
     for index, entry in enumerate(raw["providers"]):
         where = f"providers[{index}]"
         if not isinstance(entry, Mapping):
@@ -52,6 +80,14 @@ def parse_registry(raw: Any) -> tuple[dict[str, ProviderInfo], list[str]]:
             continue
         where = f"providers[{index}] ({entry.get('key', '?')})"
         bad = _entry_problems(entry)
+        kind_name = entry.get("credential_type")
+        if isinstance(kind_name, str) and kind_name != NONE and kind_name not in kinds:
+            bad.append(f"credential_type {kind_name!r} is not declared under credential_types")
+        required = entry.get("credential_required", kind_name != NONE)
+        if not isinstance(required, bool):
+            bad.append("credential_required must be true or false")
+        elif required and kind_name == NONE:
+            bad.append("credential_required is true but credential_type is none")
         problems.extend(f"{where}: {p}" for p in bad)
         if bad:
             continue
@@ -65,6 +101,8 @@ def parse_registry(raw: Any) -> tuple[dict[str, ProviderInfo], list[str]]:
             credential_type=entry["credential_type"],
             api_base_url=entry.get("api_base_url"),
             default_pipelines=tuple(entry.get("default_pipelines") or ()),
+            credential_required=required,
+            credential=kinds.get(kind_name),
         )
     return found, problems
 
@@ -111,6 +149,11 @@ def provider_info(key: str, path: Path = REGISTRY_PATH) -> ProviderInfo:
             f"provider {key!r} is not in {path.name} (known: {', '.join(providers)})"
         )
     return providers[key]
+
+
+def credential_kind(key: str, path: Path = REGISTRY_PATH) -> CredentialType | None:
+    """The declared credential kind of provider `key` (None when it takes no secret)."""
+    return provider_info(key, path).credential
 
 
 def api_base_url(key: str, credential: Mapping[str, Any], log: Any) -> str:

@@ -29,7 +29,7 @@ def test_registry_entry_problems() -> None:
             {"key": "ok", "display_name": "OK", "domains": ["payg"], "credential_type": "none"},
             {"key": "Bad Key", "display_name": "", "domains": [], "credential_type": "none",
              "api_base_url": "ftp://x", "default_pipelines": ["not-a-path"], "extra": 1},
-            {"key": "ok", "display_name": "Again", "domains": ["payg"], "credential_type": "x"},
+            {"key": "ok", "display_name": "Again", "domains": ["payg"], "credential_type": "none"},
         ]
     }  # fmt: skip
     providers, problems = parse_registry(raw)
@@ -79,6 +79,9 @@ def test_providers_command(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     as_json = json.loads(CliRunner().invoke(main, ["providers", "--json"]).output)
     assert {p["key"] for p in as_json} >= {"openai", "deepseek"}
-    assert next(p for p in as_json if p["key"] == "openai")["default_pipelines"] == [
-        "genai/payg/openai"
-    ]
+    openai = next(p for p in as_json if p["key"] == "openai")
+    assert openai["default_pipelines"] == ["genai/payg/openai"]
+    assert openai["credential_required"] is True
+    assert openai["credential"]["fields"]["admin_key"]["secret"] is True
+    assert openai["credential"]["fields"]["base_url"]["url"] is True
+    assert "credential (required): admin_key [secret]" in listed.output
