@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
-FIELD_FLAGS = ("required", "secret", "url", "nested", "doc")
+FIELD_FLAGS = ("required", "secret", "url", "hosts", "nested", "doc")
 TYPE_KEYS = ("plain_field", "fields", "any_of")
 NONE = "none"
 
@@ -32,6 +32,9 @@ class CredentialField:
     required: bool = False
     secret: bool = False
     url: bool = False
+    # A URL field's well-known provider hosts (`*.suffix` patterns); any other host needs
+    # the operator's allow-list (egress.py).
+    hosts: tuple[str, ...] = ()
     nested: str | None = None  # the kind of credential this field holds
     doc: str = ""
 
@@ -114,6 +117,16 @@ class CredentialType:
         """Declared URL field (dotted name for nested ones) -> its value, where set."""
         return {name: value for name, value in self._named_urls(secret, "")}
 
+    def url_hosts(self, dotted: str) -> tuple[str, ...]:
+        """The well-known hosts of a URL field, by the dotted name `url_values` gives."""
+        head, _, rest = dotted.partition(".")
+        spec = self.fields.get(head)
+        if spec is None:
+            return ()
+        if rest and spec.nested is not None:
+            return self.kinds[spec.nested].url_hosts(rest)
+        return spec.hosts
+
     def _walk(self, secret: Mapping[str, Any]) -> Iterator[tuple[CredentialField, str]]:
         for name, value in secret.items():
             spec = self.fields.get(name)
@@ -179,6 +192,7 @@ def parse_credential_types(raw: Any) -> tuple[dict[str, CredentialType], list[st
                 required=bool(flags.get("required", False)),
                 secret=bool(flags.get("secret", False)),
                 url=bool(flags.get("url", False)),
+                hosts=tuple(flags.get("hosts") or ()),
                 nested=flags.get("nested"),
                 doc=str(flags.get("doc", "")),
             )
@@ -223,6 +237,13 @@ def _type_problems(key: Any, entry: Any) -> list[str]:
             for f in ("required", "secret", "url")
             if f in flags and not isinstance(flags[f], bool)
         ]
+        hosts = flags.get("hosts")
+        if hosts is not None and not (
+            flags.get("url")
+            and isinstance(hosts, list)
+            and all(isinstance(h, str) and h for h in hosts)
+        ):
+            problems.append(f"fields.{name}.hosts must be a list of host names on a url field")
         if flags.get("secret") and flags.get("url"):
             problems.append(f"fields.{name}: a URL is not a secret; declare one or the other")
     groups = entry.get("any_of") or []

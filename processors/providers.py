@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from egress import EgressClient, EgressRefused
+from egress import policy as egress_policy
 from errors import TerminalError
 from processors.base import PROJECT_ROOT
 from processors.credential_types import NONE, CredentialType, parse_credential_types
@@ -156,22 +158,66 @@ def credential_kind(key: str, path: Path = REGISTRY_PATH) -> CredentialType | No
     return provider_info(key, path).credential
 
 
-def api_base_url(key: str, credential: Mapping[str, Any], log: Any) -> str:
-    """The provider's API root: the credential's own `base_url` if it has one, else the registry's.
+@dataclass(frozen=True)
+class ApiEndpoint:
+    """A provider API root and the client to reach it through the egress policy."""
 
-    An override is only taken as an http(s) URL and is written to the run log, so a run
-    that talked to a proxy or a test server says so.
+    url: str
+    overridden: bool
+    client: EgressClient
+
+
+def api_endpoint(key: str, credential: Mapping[str, Any], log: Any, timeout: float) -> ApiEndpoint:
+    """The provider's API root: the credential's own `base_url` if it has one, else the
+    registry's, with an egress client for it.
+
+    An override must pass the egress policy (https on the provider's own host, or a host the
+    operator allow-listed) and is written to the run log, so a run that talked to a proxy
+    or a test server says so. What an overridden endpoint answers is never quoted back.
     """
+    info = provider_info(key)
+    hosts = info.credential.url_hosts("base_url") if info.credential else ()
     override = credential.get("base_url")
     if override is not None:
-        if not is_http_url(override):
-            raise TerminalError(f"credential base_url for {key} must be an http(s) URL")
-        # Host only: the vault masks the credential's strings in logs, and a proxy URL's
-        # path or query may carry a token.
-        host = urlsplit(str(override)).netloc.rpartition("@")[2]
+        where = "credential base_url"
+        if not isinstance(override, str):
+            raise TerminalError(f"{where} for {key} must be an http(s) URL")
+        host = egress_policy().check_url(override, where, hosts)
         log.info(f"{key}: API base URL overridden by the credential's base_url (host {host})")
-        return str(override).rstrip("/")
-    url = provider_info(key).api_base_url
+        client = EgressClient(where, hosts, timeout=timeout, echo=False)
+        return ApiEndpoint(override.strip().rstrip("/"), True, client)
+    url = info.api_base_url
     if not url:
         raise TerminalError(f"provider {key!r} has no api_base_url in the registry")
-    return url.rstrip("/")
+    registry_host = urlsplit(url).hostname or ""
+    client = EgressClient(f"the {info.display_name} API", (registry_host,), timeout=timeout)
+    return ApiEndpoint(url.rstrip("/"), False, client)
+
+
+def credential_url_problems(key: str, secret: Mapping[str, Any]) -> list[str]:
+    """What the egress policy says about the URLs in a credential about to be stored.
+
+    Checked without resolving names (DNS answers change; the worker checks again at connect
+    time): scheme, host spelling, internal names and addresses, and whether the host is one
+    of the field's well-known provider hosts or is allow-listed. Messages name the field.
+    """
+    providers = load_registry()
+    kind = providers[key].credential if key in providers else None
+    if kind is None:
+        return []
+    policy = egress_policy()
+    problems = []
+    urls = dict(kind.url_values(secret))
+    blob = "account_url"
+    if isinstance(secret.get("connection_string"), str) and blob in kind.fields:
+        # A connection string names its endpoint inside; it is held to account_url's hosts.
+        from processors.cloud.azure_export_manifest import connection_string_endpoint
+
+        urls["connection_string"] = connection_string_endpoint(secret["connection_string"])
+    for name, url in urls.items():
+        hosts = kind.url_hosts(blob if name == "connection_string" else name) or None
+        try:
+            policy.check_url(url, f"field {name}", hosts)
+        except EgressRefused as exc:
+            problems.append(str(exc))
+    return problems

@@ -200,3 +200,21 @@ def export_prefix(root_folder: str, export_name: str) -> str:
     """`<rootFolderPath>/<exportName>/`, without leading slash; empty root allowed."""
     parts = [p.strip("/") for p in (root_folder, export_name) if p and p.strip("/")]
     return "/".join(parts) + "/" if parts else ""
+
+
+def connection_string_endpoint(conn: str) -> str:
+    """The Blob endpoint a storage connection string points the SDK at (never echoed: the
+    string holds the key). An explicit BlobEndpoint wins, as in the SDK; else the account
+    name and endpoint suffix; the development-storage shortcut is Azurite's address."""
+    fields: dict[str, str] = {}
+    for part in conn.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    if fields.get("blobendpoint"):
+        return fields["blobendpoint"]
+    if fields.get("usedevelopmentstorage", "").lower() == "true":
+        return "http://127.0.0.1:10000/devstoreaccount1"
+    protocol = fields.get("defaultendpointsprotocol") or "https"
+    suffix = fields.get("endpointsuffix") or "core.windows.net"
+    return f"{protocol}://{fields.get('accountname', '')}.blob.{suffix}"

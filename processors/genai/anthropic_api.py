@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from egress import EgressClient
 from errors import TerminalError
 from processors.genai.paging import results
 from processors.genai.rows import as_int, cost_row, day_of, usage_row, utc_bounds
@@ -41,12 +42,17 @@ def _window(start: date, end: date) -> list[tuple[str, str]]:
 
 
 def fetch_usage(
-    base_url: str, hdrs: dict[str, str], start: date, end: date, timeout: float
+    base_url: str,
+    hdrs: dict[str, str],
+    start: date,
+    end: date,
+    timeout: float,
+    client: EgressClient | None = None,
 ) -> list[dict[str, Any]]:
     url = f"{base_url}/usage_report/messages"
     params = _window(start, end) + [("group_by[]", g) for g in USAGE_GROUP_BY]
     rows: list[dict[str, Any]] = []
-    for bucket, r in results(url, params, hdrs, timeout, AUTH_HINT):
+    for bucket, r in results(url, params, hdrs, timeout, AUTH_HINT, client):
         day = day_of(bucket.get("starting_at", ""))
         if start <= day <= end:
             rows.append(_usage(day, r))
@@ -82,12 +88,17 @@ def _usage(day: date, r: dict[str, Any]) -> dict[str, Any]:
 
 
 def fetch_costs(
-    base_url: str, hdrs: dict[str, str], start: date, end: date, timeout: float
+    base_url: str,
+    hdrs: dict[str, str],
+    start: date,
+    end: date,
+    timeout: float,
+    client: EgressClient | None = None,
 ) -> list[dict[str, Any]]:
     url = f"{base_url}/cost_report"
     params = [*_window(start, end), ("group_by[]", "workspace_id"), ("group_by[]", "description")]
     rows: list[dict[str, Any]] = []
-    for bucket, r in results(url, params, hdrs, timeout, AUTH_HINT):
+    for bucket, r in results(url, params, hdrs, timeout, AUTH_HINT, client):
         day = day_of(bucket.get("starting_at", ""))
         if not start <= day <= end:
             continue

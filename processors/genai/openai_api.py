@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from egress import EgressClient
 from errors import TerminalError
 from processors.genai.paging import results
 from processors.genai.rows import cost_row, usage_row, utc_bounds, utc_day
@@ -51,6 +52,7 @@ def fetch_usage(
     end: date,
     timeout: float,
     endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS,
+    client: EgressClient | None = None,
 ) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {key}"}
     rows: list[dict[str, Any]] = []
@@ -59,7 +61,7 @@ def fetch_usage(
             raise TerminalError(f"unsupported OpenAI usage endpoint {endpoint!r}")
         url = f"{base_url}/organization/usage/{endpoint}"
         params = _window(start, end) + [("group_by[]", g) for g in USAGE_GROUP_BY[endpoint]]
-        for bucket, result in results(url, params, headers, timeout, AUTH_HINT):
+        for bucket, result in results(url, params, headers, timeout, AUTH_HINT, client):
             day = utc_day(bucket["start_time"])
             if start <= day <= end:
                 rows.append(_usage(endpoint, day, result))
@@ -86,13 +88,18 @@ def _usage(endpoint: str, day: date, r: dict[str, Any]) -> dict[str, Any]:
 
 
 def fetch_costs(
-    base_url: str, key: str, start: date, end: date, timeout: float
+    base_url: str,
+    key: str,
+    start: date,
+    end: date,
+    timeout: float,
+    client: EgressClient | None = None,
 ) -> list[dict[str, Any]]:
     url = f"{base_url}/organization/costs"
     params = [*_window(start, end), ("group_by[]", "project_id"), ("group_by[]", "line_item")]
     rows: list[dict[str, Any]] = []
     headers = {"Authorization": f"Bearer {key}"}
-    for bucket, result in results(url, params, headers, timeout, AUTH_HINT):
+    for bucket, result in results(url, params, headers, timeout, AUTH_HINT, client):
         day = utc_day(bucket["start_time"])
         if not start <= day <= end:
             continue

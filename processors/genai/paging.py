@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from egress import EgressClient, Limits, page_tokens
 from errors import TerminalError
 from processors.generic.http_extract import get_json
-
-MAX_PAGES = 1000  # a runaway cursor must end, not loop for the whole step timeout
 
 
 def pages(
@@ -22,23 +21,27 @@ def pages(
     headers: dict[str, str],
     timeout: float,
     auth_hint: str = "",
+    client: EgressClient | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield every page, following `next_page` until `has_more` is false."""
+    """Yield every page, following `next_page` until `has_more` is false.
+
+    A runaway cursor ends: a repeated token, or more than PIPELINE_OPS_MAX_PAGES pages.
+    """
     token: str | None = None
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
+    limits = client.limits if client is not None else Limits.from_env()
+    next_page = page_tokens(limits, url)
+    while True:
         query = params + ([("page", token)] if token else [])
-        payload = get_json(url, timeout, headers, query, auth_hint)
+        payload = get_json(url, timeout, headers, query, auth_hint, client)
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
             raise TerminalError(f"unexpected response from {url}: no `data` list")
         yield payload
         if not payload.get("has_more"):
             return
         token = payload.get("next_page")
-        if not isinstance(token, str) or not token or token in seen:
-            raise TerminalError(f"{url}: has_more is true but next_page is missing or repeated")
-        seen.add(token)
-    raise TerminalError(f"{url}: more than {MAX_PAGES} pages; narrow the date range")
+        if not isinstance(token, str) or not token:
+            raise TerminalError(f"{url}: has_more is true but next_page is missing")
+        next_page(token)
 
 
 def results(
@@ -47,9 +50,10 @@ def results(
     headers: dict[str, str],
     timeout: float,
     auth_hint: str = "",
+    client: EgressClient | None = None,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(bucket, result) for every result on every page."""
-    for payload in pages(url, params, headers, timeout, auth_hint):
+    for payload in pages(url, params, headers, timeout, auth_hint, client):
         yield from buckets(payload, url)
 
 

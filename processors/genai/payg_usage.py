@@ -32,7 +32,7 @@ from processors.genai.rows import (
     provider_costs_table,
     usage_table,
 )
-from processors.providers import api_base_url, provider_info
+from processors.providers import api_endpoint, provider_info
 
 DEFAULT_SOURCE = {"openai": "api", "anthropic": "api", "gemini": "billing_export"}
 Rows = list[dict[str, Any]]
@@ -75,24 +75,30 @@ class PaygUsageProcessor:
         with_costs = bool(cfg.get("provider_costs", True))
         if source == "api" and provider == "openai":
             credential = ctx.credential()
-            base, key = (
-                api_base_url(provider, credential, ctx.log),
-                openai_api.admin_key(credential),
-            )
+            key = openai_api.admin_key(credential)
             endpoints = tuple(cfg.get("endpoints") or openai_api.DEFAULT_ENDPOINTS)
-            usage = openai_api.fetch_usage(base, key, start, end, timeout, endpoints)
-            costs = openai_api.fetch_costs(base, key, start, end, timeout) if with_costs else []
+            api = api_endpoint(provider, credential, ctx.log, timeout)
+            with api.client:
+                usage = openai_api.fetch_usage(
+                    api.url, key, start, end, timeout, endpoints, api.client
+                )
+                costs = (
+                    openai_api.fetch_costs(api.url, key, start, end, timeout, api.client)
+                    if with_costs
+                    else []
+                )
             return usage, costs
         if source == "api" and provider == "anthropic":
             credential = ctx.credential()
-            base, headers = (
-                api_base_url(provider, credential, ctx.log),
-                anthropic_api.headers(credential),
-            )
-            usage = anthropic_api.fetch_usage(base, headers, start, end, timeout)
-            costs = (
-                anthropic_api.fetch_costs(base, headers, start, end, timeout) if with_costs else []
-            )
+            headers = anthropic_api.headers(credential)
+            api = api_endpoint(provider, credential, ctx.log, timeout)
+            with api.client:
+                usage = anthropic_api.fetch_usage(api.url, headers, start, end, timeout, api.client)
+                costs = (
+                    anthropic_api.fetch_costs(api.url, headers, start, end, timeout, api.client)
+                    if with_costs
+                    else []
+                )
             return usage, costs
         if source == "billing_export":
             # The export table is per billing account, so the credential may name it.

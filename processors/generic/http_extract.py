@@ -6,6 +6,10 @@ For simple internal APIs and exports served over HTTP. Config:
   date_column: optional DATE column (ISO strings) that keys each row's run date
   timeout_seconds: request timeout (default 30)
 
+The url is the operator's (a pipeline file; run params never reach templates), so any
+host may be named, but the answer is read with the egress caps: a total deadline
+(PIPELINE_OPS_HTTP_DEADLINE_SECONDS), a body cap, no redirects, no metadata addresses.
+
 Auth: when the run's credential has an `api_key`, it is sent as
 `Authorization: Bearer <api_key>`; the `default` credential sends nothing.
 
@@ -26,11 +30,12 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from egress import EgressClient, EgressPolicy, Fetched, HostPattern
 from errors import TerminalError, TransientError
 from processors.base import StepContext, StepResult
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response | Fetched) -> float | None:
     raw = response.headers.get("Retry-After")
     if raw is None:
         return None
@@ -52,7 +57,7 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def error_excerpt(response: httpx.Response, sent: dict[str, str] | None = None) -> str:
+def error_excerpt(response: httpx.Response | Fetched, sent: dict[str, str] | None = None) -> str:
     """` (response: ...)` with the body's start, or "" for an empty body.
 
     Values of the headers we sent are masked before the cut, so a truncation can
@@ -63,44 +68,63 @@ def error_excerpt(response: httpx.Response, sent: dict[str, str] | None = None) 
     return f" (response: {text})" if text else ""
 
 
+def operator_client(timeout: float) -> EgressClient:
+    """A client for a URL the operator wrote in a pipeline file (no tenant chose it): any
+    host, any scheme, but the same caps and deadline, and never a metadata address."""
+    return EgressClient(
+        "the step's url",
+        None,
+        egress=EgressPolicy((HostPattern("*", None),)),
+        timeout=timeout,
+    )
+
+
 def get_json(
     url: str,
     timeout: float,
     headers: dict[str, str] | None = None,
     params: list[tuple[str, str]] | None = None,
     auth_hint: str = "",
+    client: EgressClient | None = None,
 ) -> Any:
     """GET `url` and decode JSON, mapping failures onto the two error roots.
 
     `params` are query parameters (a list, so array params like `group_by[]` can repeat);
     `auth_hint` is appended to the 401/403 message to say what credential is expected.
+    `client` goes through the egress policy for the URL's field; without one the URL is
+    the operator's. A client with `echo` off (a tenant-chosen endpoint) never quotes the
+    answer: errors carry the status and a fixed message.
     """
     if not url.startswith(("http://", "https://")):
         raise TerminalError("only http(s) URLs are allowed")
+    owned = client is None
+    client = client or operator_client(timeout)
+    shown = url if client.echo else f"the endpoint in {client.where}"
     try:
-        response = httpx.get(url, timeout=timeout, headers=headers or {}, params=params)
+        response = client.get(url, headers=headers or {}, params=params)
     except httpx.TimeoutException as exc:
-        raise TransientError(f"timeout after {timeout}s calling {url}") from exc
+        raise TransientError(f"timeout after {timeout}s calling {shown}") from exc
     except httpx.TransportError as exc:
-        raise TransientError(f"connection error calling {url}: {type(exc).__name__}") from exc
-    if response.status_code == 429 or response.status_code >= 500:
+        raise TransientError(f"connection error calling {shown}: {type(exc).__name__}") from exc
+    finally:
+        if owned:
+            client.close()
+    excerpt = error_excerpt(response, headers) if client.echo else ""
+    status = response.status_code
+    if status == 429 or status >= 500:
         raise TransientError(
-            f"HTTP {response.status_code} from {url}{error_excerpt(response, headers)}",
-            retry_after=retry_after_seconds(response),
+            f"HTTP {status} from {shown}{excerpt}", retry_after=retry_after_seconds(response)
         )
-    if response.status_code in (401, 403):
-        raise TerminalError(
-            f"HTTP {response.status_code} from {url}: credentials rejected{auth_hint}"
-            f"{error_excerpt(response, headers)}"
-        )
-    if response.status_code >= 400:
-        raise TerminalError(
-            f"HTTP {response.status_code} from {url}{error_excerpt(response, headers)}"
-        )
+    if status in (401, 403):
+        raise TerminalError(f"HTTP {status} from {shown}: credentials rejected{auth_hint}{excerpt}")
+    if 300 <= status < 400:
+        raise TerminalError(f"HTTP {status} from {shown}: redirects are not followed")
+    if status >= 400:
+        raise TerminalError(f"HTTP {status} from {shown}{excerpt}")
     try:
         return response.json()
     except ValueError as exc:
-        raise TerminalError(f"response from {url} is not JSON") from exc
+        raise TerminalError(f"response from {shown} is not JSON") from exc
 
 
 class HttpExtractProcessor:

@@ -25,6 +25,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
+# The operator allow-list the test stand-ins need (egress.py): loopback on any port.
+LOOPBACK_ALLOW = "127.0.0.1:*"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -274,6 +276,7 @@ def app_env(
         "REDIS_URL": redis_url,
         "PIPELINE_OPS_VAR_DIR": str(tmp),
         "PIPELINE_OPS_CONFIGS_DIR": str(configs_dir),
+        "PIPELINE_OPS_EGRESS_ALLOW": os.environ.get("PIPELINE_OPS_EGRESS_ALLOW", LOOPBACK_ALLOW),
     }
 
 
