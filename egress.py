@@ -222,7 +222,7 @@ def address_problem(address: IPAddress) -> str | None:
     """Why a connection to `address` is refused, or None for a public address."""
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    if isinstance(address, ipaddress.IPv6Address):
+    if isinstance(address, ipaddress.IPv6Address) and int(address) > 1:  # not :: or ::1
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             inner = address_problem(embedded)
@@ -240,6 +240,14 @@ def address_problem(address: IPAddress) -> str | None:
         (not address.is_global, "not a public address"),
     )
     return next((reason for bad, reason in checks if bad), None)
+
+
+def is_metadata(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and int(address) > 1:
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return embedded in METADATA_ADDRESSES
+    return address in METADATA_ADDRESSES
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -305,7 +313,7 @@ class EgressPolicy:
         addresses = self._resolve(host, port, where)
         for address in addresses:
             problem = address_problem(address)
-            if problem == "a cloud metadata address" or (problem and not listed):
+            if is_metadata(address) or (problem and not listed):
                 shown = "it" if _is_ip(host) else f"{host} resolves to an address that"
                 raise EgressRefused(
                     f"{where}: refused by the egress policy: {shown} is {problem}; "
@@ -317,7 +325,7 @@ class EgressPolicy:
         self, scheme: str, host: str, port: int, where: str, hosts: Iterable[str] | None
     ) -> bool:
         literal = _literal(host)
-        if literal is not None and literal in METADATA_ADDRESSES:
+        if literal is not None and is_metadata(literal):
             raise EgressRefused(f"{where}: refused by the egress policy: a cloud metadata address")
         if self.allow_listed(host, port):
             return True
