@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from errors import TerminalError
 
@@ -97,18 +96,15 @@ class NotificationSettings:
         return False
 
 
-def check_http_url(value: str | None, what: str) -> None:
-    if value is None:
-        return
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TerminalError(f"{what} must be an http(s) URL")
-
-
 def check_settings(settings: NotificationSettings) -> None:
-    """Refuse settings that could never deliver (bad URLs or addresses)."""
-    check_http_url(settings.webhook_url, "the webhook URL")
-    check_http_url(settings.slack_webhook_url, "the Slack webhook URL")
+    """Refuse settings that could never deliver (bad addresses), and URLs the egress policy
+    refuses (egress.py): the same decision is made again when a notification is sent."""
+    from notify.http import check_url
+
+    if settings.webhook_url is not None:
+        check_url(settings.webhook_url, WEBHOOK)
+    if settings.slack_webhook_url is not None:
+        check_url(settings.slack_webhook_url, SLACK)
     for address in settings.email_to:
         if not _EMAIL_RE.match(address):
             raise TerminalError(f"not an e-mail address: {address!r}")

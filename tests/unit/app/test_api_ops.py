@@ -76,7 +76,7 @@ def test_set_and_get_notification_settings(client: FlaskClient, org_key: str) ->
     }
     body = {
         "webhook_url": "https://hooks.acme.test/pipeline-ops",
-        "slack_webhook_url": "https://hooks.slack.test/services/T1/B2/tokentoken",
+        "slack_webhook_url": "https://hooks.slack.com/services/T1/B2/tokentoken",
         "email_to": ["ops@acme.test"],
         "on_success": True,
     }
@@ -85,7 +85,7 @@ def test_set_and_get_notification_settings(client: FlaskClient, org_key: str) ->
     first = saved.get_json()
     assert first["webhook_secret"].startswith("whsec_")
     assert first["channels"] == ["webhook", "slack", "email"]
-    assert first["slack_webhook_url"] == "https://hooks.slack.test/…"
+    assert first["slack_webhook_url"] == "https://hooks.slack.com/…"
 
     shown = client.get("/admin/orgs/acme/notifications", headers=ADMIN).get_json()
     assert "webhook_secret" not in shown and shown["webhook_secret_set"] is True

@@ -135,7 +135,7 @@ def test_build_notifier_follows_the_settings() -> None:
         "acme",
         webhook_url="http://h/x",
         webhook_secret=SECRET,
-        slack_webhook_url="https://hooks.slack.test/T/B/X",
+        slack_webhook_url="https://hooks.slack.com/T/B/X",
         email_to=("ops@acme.test",),
     )
     assert isinstance(build_notifier(WEBHOOK, settings), WebhookNotifier)

@@ -55,7 +55,7 @@ def start(svc: Services) -> str:
 
 def configure(svc: Services, **changes: Any) -> str | None:
     wanted = NotificationSettings(
-        "acme", webhook_url="http://hooks.test/x", email_to=("ops@acme.test",), **changes
+        "acme", webhook_url="https://hooks.test/x", email_to=("ops@acme.test",), **changes
     )
     return notifications(svc).set_settings(wanted)[1]
 
@@ -126,7 +126,7 @@ def test_the_webhook_secret_is_made_once_kept_and_rotated(svc) -> None:
     assert configure(svc) is None  # kept across updates: receivers keep verifying
     assert notifications(svc).get_settings("acme").webhook_secret == fresh
     rotated = notifications(svc).set_settings(
-        NotificationSettings("acme", webhook_url="http://hooks.test/x"), rotate_secret=True
+        NotificationSettings("acme", webhook_url="https://hooks.test/x"), rotate_secret=True
     )[1]
     assert rotated and rotated != fresh
     cleared, _ = notifications(svc).set_settings(NotificationSettings("acme"))

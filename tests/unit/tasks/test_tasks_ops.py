@@ -85,7 +85,7 @@ def test_a_failing_notifier_is_noted_and_the_task_does_not_raise(
     svc: Services, error: Exception, noted: str
 ) -> None:
     assert svc.notifications is not None
-    svc.notifications.set_settings(NotificationSettings("acme", webhook_url="http://h.test/x"))
+    svc.notifications.set_settings(NotificationSettings("acme", webhook_url="https://h.test/x"))
     svc.notifications.notifier_factory = raising(error)
     run_id = failed_run(svc)
 
