@@ -15,6 +15,7 @@ import click
 
 from app.cli_support import EXIT_PROBLEMS, EXIT_USAGE, fail, migrated_store
 from errors import PipelineOpsError
+from pipeline.providers import check_credential_urls
 from pipeline.settings import Settings
 
 PROGRESS_EVERY = 100
@@ -84,6 +85,10 @@ def add(org_slug: str, provider: str, name: str, credential_id: str | None, path
     if store.get_org(org_slug) is None:
         fail(f"org {org_slug!r} not found")
     secret = _read_input(path, "secret")
+    try:
+        check_credential_urls(provider, secret)
+    except PipelineOpsError as exc:
+        fail(str(exc), EXIT_USAGE)
     try:
         meta = vault.add(org_slug, provider, name, secret, credential_id)
     except PipelineOpsError as exc:

@@ -14,9 +14,12 @@ from typing import Any
 
 import yaml
 
+from credentials.vault import parse_secret
+from egress import EgressRefused
+from errors import TerminalError
 from pipeline.catalog import SYSTEM_DIR, iter_pipeline_files, pipeline_key
 from pipeline.config import PipelineSpec
-from processors.providers import ProviderInfo, parse_registry
+from processors.providers import ProviderInfo, credential_url_problems, parse_registry
 
 REGISTRY_NAME = "providers.yml"
 
@@ -102,3 +105,18 @@ def problems_for_file(
     if registry is not None:
         found.extend((str(pipeline_file), s, m) for s, m in pipeline_problems(spec, registry))
     return found
+
+
+def check_credential_urls(provider: str, secret: Any) -> None:
+    """The save-time egress check of `credentials add` and the admin API: EgressRefused
+    naming every URL field of the secret that the egress policy refuses, and why.
+
+    Only URLs are judged here; the shape of the secret is the vault's to report.
+    """
+    try:
+        value = parse_secret(secret)
+    except TerminalError:
+        return
+    problems = credential_url_problems(provider, value)
+    if problems:
+        raise EgressRefused("; ".join(problems))
