@@ -19,7 +19,9 @@ Config:
 
 Credential: a service-account JSON key (type service_account, ...) at the top level or as
 `service_account`, plus `billing_table`, optional `job_project`, `location` and
-`api_endpoint` (http(s); an emulator, where credentials may be anonymous).
+`api_endpoint` (an emulator, where credentials may be anonymous). The key's token_uri and
+the api_endpoint pass the egress policy (egress.py): Google's hosts, or the operator's
+allow-list; every SDK connection is checked again when it is opened.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar, cast
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
+from egress import host_matches, policy, split_url
 from errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import StepContext, StepResult
 from processors.cloud.gcp_export_rows import (
@@ -50,8 +52,9 @@ from processors.cloud.gcp_export_rows import (
     watermark,
 )
 from processors.generic.http_extract import mask_secrets
+from processors.sdk_egress import guarded
 from warehouse.bigquery_client import BigQueryConfig, make_client, service_account_credentials
-from warehouse.bigquery_errors import classify
+from warehouse.bigquery_errors import TERMINAL_REASONS, TRANSIENT_REASONS, classify
 from warehouse.bigquery_sql import check_project
 
 RAW_TABLE = "gcp_billing_export_raw"
@@ -94,13 +97,38 @@ def secrets_of(credential: Mapping[str, Any]) -> list[str]:
     return sorted(set(found), key=len, reverse=True)
 
 
-def http_url(value: object, field: str) -> str:
-    """An http(s) URL from the credential, or TerminalError naming the field."""
+# Where each Google endpoint may point without the operator's allow-list (egress.py).
+TOKEN_HOSTS = ("oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com")
+GOOGLE_API_HOSTS = ("*.googleapis.com",)
+
+
+def checked_url(value: object, field: str, hosts: tuple[str, ...]) -> str:
+    """A Google endpoint from the credential, passed by the egress policy (https on Google's
+    hosts, or a host the operator allow-listed); else EgressRefused naming the field."""
     text = value.strip() if isinstance(value, str) else ""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise TerminalError(f"credential {field} must be an http(s) URL, got {value!r}")
+    policy().check_url(text, f"credential {field}", hosts)
     return text.rstrip("/")
+
+
+def check_token_uri(info: Mapping[str, Any]) -> None:
+    """A key's token_uri gets the key's signed assertion and answers with a token: it must
+    be Google's unless the operator allow-listed another."""
+    checked_url(info.get("token_uri"), "token_uri", TOKEN_HOSTS)
+
+
+@contextmanager
+def google_egress(credential: Mapping[str, Any]) -> Iterator[bool]:
+    """Every connection the Google SDKs open inside (token refresh, BigQuery) passes the
+    egress policy. Yields whether an endpoint was overridden: what those answer is then
+    never quoted back to the tenant."""
+    info = service_account_info(credential)
+    overridden = bool(credential.get("api_endpoint"))
+    if info is not None:
+        check_token_uri(info)
+        token_host = split_url(str(info["token_uri"]), "credential token_uri")[1]
+        overridden = overridden or not any(host_matches(token_host, h) for h in TOKEN_HOSTS)
+    with guarded("credential api_endpoint or token_uri", (*GOOGLE_API_HOSTS, *TOKEN_HOSTS)):
+        yield overridden
 
 
 def export_table(ctx: StepContext, credential: Mapping[str, Any]) -> ExportTable:
@@ -116,7 +144,7 @@ def bigquery_client(credential: Mapping[str, Any], table: ExportTable) -> tuple[
     """(client, who) acting as the credential's service account; `who` names it in errors."""
     info = service_account_info(credential)
     endpoint = credential.get("api_endpoint")
-    endpoint = http_url(endpoint, "api_endpoint") if endpoint else None
+    endpoint = checked_url(endpoint, "api_endpoint", GOOGLE_API_HOSTS) if endpoint else None
     if info is None and endpoint is None:
         raise TerminalError(
             "GCP credential needs a service-account key (type service_account) "
@@ -136,30 +164,44 @@ def bigquery_client(credential: Mapping[str, Any], table: ExportTable) -> tuple[
 # -- errors ----------------------------------------------------------------------------------
 
 
-def translate(exc: BaseException, table: str, who: str, secrets: list[str]) -> PipelineOpsError:
-    """A client error as TerminalError/TransientError naming the table, secrets masked."""
+def translate(
+    exc: BaseException, table: str, who: str, secrets: list[str], echo: bool = True
+) -> PipelineOpsError:
+    """A client error as TerminalError/TransientError naming the table, secrets masked.
+
+    Google's own answer is quoted (masked, at most 300 characters) only when `echo`: an
+    overridden endpoint's answer is the tenant's view of that host and never comes back.
+    Auth errors are never quoted: google-auth puts the token endpoint's answer in them.
+    "Not found" and "access denied" read alike, so an error can't tell which tables exist.
+    """
     transient, reason = classify(exc)
-    detail = mask_secrets(_first_line(exc), secrets)
-    if isinstance(exc, gexc.NotFound) or reason == "notFound":
-        return TerminalError(
-            f"GCP billing export table {table} not found (or not visible to {who}): {detail}"
+    status = getattr(exc, "code", None)
+    shown = reason if reason in KNOWN_REASONS else (f"HTTP {status}" if status else "error")
+    detail = f": {mask_secrets(_first_line(exc), secrets)[:300]}" if echo else f" ({shown})"
+    if isinstance(exc, auth_exc.GoogleAuthError):
+        transport = isinstance(exc, auth_exc.TransportError)
+        kind = TransientError if transport else TerminalError
+        return kind(
+            f"{who} could not get an access token from the key's token_uri to read GCP billing "
+            "export table "
+            f"{table}: {'the token endpoint did not answer' if transport else 'it was refused'}"
         )
-    if transient:
-        return TransientError(
-            f"BigQuery unavailable reading GCP billing export table {table} ({reason}): {detail}",
-            retry_after=30.0,
-        )
-    if reason == "accessDenied" or isinstance(exc, gexc.Forbidden):
+    if isinstance(exc, gexc.NotFound | gexc.Forbidden) or reason in ("notFound", "accessDenied"):
         return TerminalError(
-            f"access denied reading GCP billing export table {table} as {who}: {detail} "
+            f"GCP billing export table {table} not found or not readable as {who}"
+            f"{detail if echo else ''} "
             "(grant it BigQuery Data Viewer on the export dataset and BigQuery Job User "
             "in the job project)"
         )
-    if isinstance(exc, auth_exc.GoogleAuthError):
-        return TerminalError(
-            f"{who} could not authenticate to read GCP billing export table {table}: {detail}"
+    if transient:
+        return TransientError(
+            f"BigQuery unavailable reading GCP billing export table {table} ({shown}){detail}",
+            retry_after=30.0,
         )
-    return TerminalError(f"reading GCP billing export table {table} failed ({reason}): {detail}")
+    return TerminalError(f"reading GCP billing export table {table} failed ({shown}){detail}")
+
+
+KNOWN_REASONS = TRANSIENT_REASONS | TERMINAL_REASONS
 
 
 def _first_line(exc: BaseException) -> str:
@@ -175,7 +217,7 @@ _TRANSLATED = (gexc.GoogleAPIError, auth_exc.GoogleAuthError, ConnectionError, T
 
 
 @contextmanager
-def read_errors(table: str, who: str, secrets: list[str]) -> Iterator[None]:
+def read_errors(table: str, who: str, secrets: list[str], echo: bool = True) -> Iterator[None]:
     try:
         yield
     except PipelineOpsError as exc:
@@ -183,7 +225,7 @@ def read_errors(table: str, who: str, secrets: list[str]) -> Iterator[None]:
             raise TerminalError(mask_secrets(str(exc), secrets)) from None
         raise
     except (*_TRANSLATED, requests.RequestException) as exc:
-        raise translate(exc, table, who, secrets) from None
+        raise translate(exc, table, who, secrets, echo) from None
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -262,14 +304,14 @@ class ExternalBqExtractor:
         table = export_table(ctx, credential)
         window = Window(ctx.start_date - timedelta(days=lookback), ctx.end_date, margin)
         who = "the service account"
-        with read_errors(table.name, who, secrets):
+        with read_errors(table.name, who, secrets), google_egress(credential) as overridden:
             client, who = bigquery_client(credential, table)
-        ctx.log.info(
-            f"reading {table.name} as {who}: usage {window.start}..{window.end}"
-            + (f" (lookback {lookback} days)" if lookback else "")
-        )
-        with read_errors(table.name, who, secrets):
-            result, mode = read_export(client, table, window, mode, ctx.log)
+            ctx.log.info(
+                f"reading {table.name} as {who}: usage {window.start}..{window.end}"
+                + (f" (lookback {lookback} days)" if lookback else "")
+            )
+            with read_errors(table.name, who, secrets, echo=not overridden):
+                result, mode = read_export(client, table, window, mode, ctx.log)
         rows = flatten(result, table.name)
         newest = watermark(rows)
         credits = rows.num_rows - result.num_rows

@@ -34,22 +34,26 @@ from typing import Any, ClassVar
 import httpx
 import pyarrow as pa
 
+from egress import EgressClient, page_tokens, split_url
 from errors import TerminalError, TransientError
 from processors.base import StepContext, StepResult
 from processors.cloud.gcp_billing_export import (
+    GOOGLE_API_HOSTS,
     RAW_TABLE,
-    http_url,
+    TOKEN_HOSTS,
+    check_token_uri,
+    checked_url,
     secrets_of,
     service_account_info,
 )
 from processors.generic.http_extract import error_excerpt, mask_secrets, retry_after_seconds
+from processors.sdk_egress import guarded
 from warehouse.schemas_gcp import GCP_SKU_PRICES
 
 PRICES_TABLE = "gcp_sku_prices"
 DEFAULT_BASE_URL = "https://cloudbilling.googleapis.com"
 CATALOG_SCOPE = "https://www.googleapis.com/auth/cloud-billing.readonly"
 PAGE_SIZE = 5000
-MAX_PAGES = 1000  # a runaway page token must end, not loop for the whole step timeout
 _SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
 _NANOS = Decimal(10) ** 9
 
@@ -69,24 +73,25 @@ def auth_headers(credential: Mapping[str, Any]) -> tuple[dict[str, str], str] | 
 
 
 def _access_token(info: Mapping[str, Any]) -> str:
-    """An OAuth token for the key, from its token_uri. Errors never quote the key."""
+    """An OAuth token for the key, from its token_uri (egress-checked). Errors never quote
+    the key, nor what the token endpoint answered."""
     import google.auth.transport.requests
     from google.auth import exceptions as auth_exc
 
     from warehouse.bigquery_client import service_account_credentials
 
+    check_token_uri(info)
     creds = service_account_credentials(info).with_scopes([CATALOG_SCOPE])
     who = info.get("client_email")
-    secrets = secrets_of(info)
     try:
-        creds.refresh(google.auth.transport.requests.Request())
-    except auth_exc.TransportError as exc:
-        raise TransientError(
-            f"could not reach the token endpoint for {who}: {mask_secrets(str(exc), secrets)[:200]}"
-        ) from None
-    except auth_exc.GoogleAuthError as exc:
+        with guarded("credential token_uri", TOKEN_HOSTS):
+            creds.refresh(google.auth.transport.requests.Request())
+    except auth_exc.TransportError:
+        raise TransientError(f"could not reach the token endpoint (token_uri) for {who}") from None
+    except auth_exc.GoogleAuthError:
         raise TerminalError(
-            f"{who} could not get a Catalog API token: {mask_secrets(str(exc), secrets)[:200]}"
+            f"{who} could not get a Catalog API token: the token endpoint (token_uri) refused "
+            "the key or answered without a token"
         ) from None
     return str(creds.token)
 
@@ -95,50 +100,51 @@ def _access_token(info: Mapping[str, Any]) -> str:
 
 
 def get_page(
+    client: EgressClient,
     url: str,
     params: list[tuple[str, str]],
     headers: dict[str, str],
-    timeout: float,
     secrets: list[str],
     what: str,
 ) -> dict[str, Any] | None:
     """One page as JSON; None when the service is unknown (404)."""
+    shown = url if client.echo else f"the endpoint in {client.where}"
     try:
-        response = httpx.get(url, params=params, headers=headers, timeout=timeout)
+        response = client.get(url, params=params, headers=headers)
     except httpx.TimeoutException:
-        raise TransientError(f"timeout after {timeout}s calling {url}") from None
+        raise TransientError(f"timeout after {client.timeout}s calling {shown}") from None
     except httpx.TransportError as exc:
-        raise TransientError(f"connection error calling {url}: {type(exc).__name__}") from None
+        raise TransientError(f"connection error calling {shown}: {type(exc).__name__}") from None
     status = response.status_code
-    excerpt = mask_secrets(error_excerpt(response, headers), secrets)
+    excerpt = mask_secrets(error_excerpt(response, headers), secrets) if client.echo else ""
     if status == 404:
         return None
     if status == 429 or status >= 500:
         raise TransientError(
-            f"HTTP {status} from {url}{excerpt}", retry_after=retry_after_seconds(response)
+            f"HTTP {status} from {shown}{excerpt}", retry_after=retry_after_seconds(response)
         )
     if status in (401, 403) or (status == 400 and "API_KEY_INVALID" in response.text):
         raise TerminalError(
-            f"HTTP {status} from {url}: Cloud Billing Catalog API rejected the credential's "
+            f"HTTP {status} from {shown}: Cloud Billing Catalog API rejected the credential's "
             f"{what}{excerpt}"
         )
-    if status >= 400:
-        raise TerminalError(f"HTTP {status} from {url}{excerpt}")
+    if status >= 300:
+        raise TerminalError(f"HTTP {status} from {shown}{excerpt}")
     try:
         payload = response.json()
     except ValueError:
-        raise TerminalError(f"response from {url} is not JSON") from None
+        raise TerminalError(f"response from {shown} is not JSON") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("skus", []), list):
-        raise TerminalError(f"unexpected response from {url}: no `skus` list")
+        raise TerminalError(f"unexpected response from {shown}: no `skus` list")
     return payload
 
 
 def list_skus(
+    client: EgressClient,
     base: str,
     service_id: str,
     currency: str,
     auth: tuple[dict[str, str], str],
-    timeout: float,
     secrets: list[str],
 ) -> Iterator[dict[str, Any]] | None:
     """Every SKU of the service (all pages read first), or None for an unknown service."""
@@ -146,21 +152,17 @@ def list_skus(
     headers, what = auth
     skus: list[dict[str, Any]] = []
     token = ""
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
+    next_page = page_tokens(client.limits, url)
+    while True:
         params = [("currencyCode", currency), ("pageSize", str(PAGE_SIZE))]
         params += [("pageToken", token)] if token else []
-        page = get_page(url, params, headers, timeout, secrets, what)
+        page = get_page(client, url, params, headers, secrets, what)
         if page is None:
             return None
         skus += [s for s in page.get("skus", []) if isinstance(s, dict)]
         token = str(page.get("nextPageToken") or "")
-        if not token:
+        if not next_page(token):
             return iter(skus)
-        if token in seen:
-            raise TerminalError(f"{url}: nextPageToken repeated; the listing would never end")
-        seen.add(token)
-    raise TerminalError(f"{url}: more than {MAX_PAGES} pages")
 
 
 # -- rows --------------------------------------------------------------------------------------
@@ -286,9 +288,12 @@ class GcpApiExtractor:
     def run(self, ctx: StepContext) -> StepResult:
         credential = ctx.credential()
         secrets = secrets_of(credential)
-        base = http_url(credential.get("catalog_base_url") or DEFAULT_BASE_URL, "catalog_base_url")
-        if base != DEFAULT_BASE_URL:
-            ctx.log.info(f"Cloud Billing Catalog API at {base} (credential catalog_base_url)")
+        override = credential.get("catalog_base_url")
+        base = checked_url(override or DEFAULT_BASE_URL, "catalog_base_url", GOOGLE_API_HOSTS)
+        if override:
+            host = split_url(base, "credential catalog_base_url")[1]
+            ctx.log.info(f"Cloud Billing Catalog API at host {host} (credential catalog_base_url)")
+        where = "credential catalog_base_url" if override else "the Cloud Billing Catalog API"
         timeout = float(ctx.config.get("timeout_seconds", 30))
         destination = str(ctx.config.get("destination_table") or PRICES_TABLE)
         services: list[tuple[str, str, set[str] | None]] = configured_services(ctx) or []
@@ -304,20 +309,9 @@ class GcpApiExtractor:
             return StepResult(metrics={"skipped": "no Catalog API credential"})
         rows: list[dict[str, Any]] = []
         skipped: list[str] = []
-        for service_id, currency, only in services:
-            if not _SERVICE_ID.match(service_id):
-                ctx.log.warning(f"service id {service_id!r} is not a catalog id; skipped")
-                skipped.append(service_id)
-                continue
-            assert auth is not None
-            skus = list_skus(base, service_id, currency, auth, timeout, secrets)
-            if skus is None:
-                ctx.log.warning(f"Catalog API does not know service {service_id}; skipped")
-                skipped.append(service_id)
-                continue
-            priced = price_rows(skus, service_id, currency, ctx.start_date, only)
-            ctx.log.info(f"service {service_id} ({currency}): {len(priced)} price tiers")
-            rows += priced
+        client = EgressClient(where, GOOGLE_API_HOSTS, timeout=timeout, echo=not override)
+        with client:
+            rows = self._prices(ctx, client, base, services, auth, secrets, skipped)
         table = pa.Table.from_pylist(rows, schema=GCP_SKU_PRICES)
         written = ctx.write(destination, table, date_column="price_date")
         return StepResult(
@@ -329,3 +323,30 @@ class GcpApiExtractor:
                 "skus": len({r["sku_id"] for r in rows}),
             },
         )
+
+    def _prices(
+        self,
+        ctx: StepContext,
+        client: EgressClient,
+        base: str,
+        services: list[tuple[str, str, set[str] | None]],
+        auth: tuple[dict[str, str], str] | None,
+        secrets: list[str],
+        skipped: list[str],
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for service_id, currency, only in services:
+            if not _SERVICE_ID.match(service_id):
+                ctx.log.warning(f"service id {service_id!r} is not a catalog id; skipped")
+                skipped.append(service_id)
+                continue
+            assert auth is not None
+            skus = list_skus(client, base, service_id, currency, auth, secrets)
+            if skus is None:
+                ctx.log.warning(f"Catalog API does not know service {service_id}; skipped")
+                skipped.append(service_id)
+                continue
+            priced = price_rows(skus, service_id, currency, ctx.start_date, only)
+            ctx.log.info(f"service {service_id} ({currency}): {len(priced)} price tiers")
+            rows += priced
+        return rows
