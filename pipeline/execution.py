@@ -28,6 +28,7 @@ from pipeline.subscriptions import SqlSubscriptionReader
 from processors.base import StepContext
 from processors.registry import get_processor
 from warehouse.base import JobContext, LineageKey, Warehouse
+from warehouse.scoped import OrgScopedWarehouse
 
 logger = logging.getLogger("pipeline_ops.step")
 
@@ -229,7 +230,8 @@ class StepExecutor:
             config=plan["steps"][step_id]["config"],
             dataset=plan["dataset"],
             credential_id=credential_id,
-            warehouse=warehouse,
+            # The platform's identity, limited to this org's dataset (warehouse/scoped.py).
+            warehouse=OrgScopedWarehouse(warehouse, plan["dataset"]),
             log=log,
             _credential_loader=lambda: self.credentials.get(org, credential_id),
             _writer=make_writer(

@@ -53,7 +53,7 @@ from warehouse.bigquery_client import (
 )
 from warehouse.bigquery_errors import BigQueryError, bq_errors
 from warehouse.bigquery_jobs import adhoc_context
-from warehouse.bigquery_sql import call_procedure, create_procedure, param_names
+from warehouse.bigquery_sql import call_procedure, check_project, create_procedure, param_names
 from warehouse.bigquery_types import bq_type_name, infer_param_type
 from warehouse.bigquery_write import StagedWrite, arrow_field, schema_fields
 from warehouse.checks import check_layout, check_write
@@ -98,8 +98,26 @@ class BigQueryWarehouse:
         project the service account can see, e.g. `customer-proj.billing.export`.
         """
         job_project = project or str(info.get("project_id") or self.project)
-        config = BigQueryConfig(job_project, self.location, self.config.endpoint)
-        return BigQueryWarehouse(config, service_account_credentials(info), self.sql_dir)
+        return BigQueryWarehouse.for_service_account(
+            info, job_project, self.location, self.config.endpoint, self.sql_dir
+        )
+
+    @classmethod
+    def for_service_account(
+        cls,
+        info: Mapping[str, Any],
+        project: str,
+        location: str,
+        endpoint: str | None = None,
+        sql_dir: Path = SQL_DIR,
+    ) -> BigQueryWarehouse:
+        """A backend acting as a service account (an org's own key), jobs in `project`.
+
+        For reading an org's data in its own projects (the billing export) with the org's
+        identity rather than the platform's; `endpoint` points at an emulator.
+        """
+        config = BigQueryConfig(check_project(project), location, endpoint)
+        return cls(config, service_account_credentials(info), sql_dir)
 
     def _path(self, table: TableRef) -> str:
         return f"{self.project}.{table.dataset}.{table.table}"

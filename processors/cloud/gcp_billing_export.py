@@ -179,24 +179,26 @@ def translate(
     shown = reason if reason in KNOWN_REASONS else (f"HTTP {status}" if status else "error")
     detail = f": {mask_secrets(_first_line(exc), secrets)[:300]}" if echo else f" ({shown})"
     if isinstance(exc, auth_exc.GoogleAuthError):
-        transport = isinstance(exc, auth_exc.TransportError)
-        kind = TransientError if transport else TerminalError
-        return kind(
-            f"{who} could not get an access token from the key's token_uri to read GCP billing "
-            "export table "
-            f"{table}: {'the token endpoint did not answer' if transport else 'it was refused'}"
-        )
-    if isinstance(exc, gexc.NotFound | gexc.Forbidden) or reason in ("notFound", "accessDenied"):
+        if isinstance(exc, auth_exc.TransportError):
+            return TransientError(
+                f"{who} could not reach the key's token_uri to read GCP billing export table "
+                f"{table}",
+                retry_after=30.0,
+            )
         return TerminalError(
-            f"GCP billing export table {table} not found or not readable as {who}"
-            f"{detail if echo else ''} "
-            "(grant it BigQuery Data Viewer on the export dataset and BigQuery Job User "
-            "in the job project)"
+            f"{who} could not authenticate to read GCP billing export table {table}: the key's "
+            "token_uri refused the key or answered without a token"
         )
     if transient:
         return TransientError(
             f"BigQuery unavailable reading GCP billing export table {table} ({shown}){detail}",
             retry_after=30.0,
+        )
+    if isinstance(exc, gexc.NotFound | gexc.Forbidden) or reason in ("notFound", "accessDenied"):
+        return TerminalError(
+            f"GCP billing export table {table} not found or not readable as {who}"
+            f"{detail if echo else ''} (grant it BigQuery Data Viewer on the export dataset "
+            "and BigQuery Job User in the job project)"
         )
     return TerminalError(f"reading GCP billing export table {table} failed ({shown}){detail}")
 

@@ -1,9 +1,10 @@
 """Gemini spend from the GCP Cloud Billing export (Gemini API and Vertex AI services).
 
 Google has no usage API for Gemini; the billing export is the record of money and of
-token counts (usage.amount, unit "count", per SKU). It is read through the warehouse
-(BigQuery in production) with `billing_table`, or from a flattened export file (`path`,
-CSV/JSONL with the columns the query below returns). SKU descriptions name the model,
+token counts (usage.amount, unit "count", per SKU). It is read from `billing_table`
+(project.dataset.table) with the org's own service account, as cloud.gcp_billing_export
+does, or from a flattened export file (`path`, CSV/JSONL with the columns the query below
+returns). SKU descriptions name the model,
 the direction and the prompt length tier, e.g.
 "Generate content output token count gemini 2.5 flash short input text".
 """
@@ -13,20 +14,19 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from errors import TerminalError
+from egress import EgressRefused
+from errors import PipelineOpsError, TerminalError, TransientError
 from processors.genai.rows import cost_row, usage_row, utc_bounds
-from warehouse.base import Warehouse
 
 PROVIDER = "gemini"
 SOURCE = "gcp_billing_export"
 # Billing service ids (third-party sources, see cloud_billing_sources.md); overridable.
 SERVICE_IDS = {"gemini_api": "AEFD-7695-64FA", "vertex_ai": "C7E2-9256-1C43"}
-_TABLE = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){1,2}\Z")
 _MODEL = re.compile(
     r"gemini[\s\-]+(\d+(?:\.\d+)?)[\s\-]+(flash[\s\-]+lite|flash|pro|ultra|nano)"
     r"(?:[\s\-]+(preview))?",
@@ -70,14 +70,56 @@ def parse_sku(description: str) -> tuple[str | None, str, str | None]:
     return model, kind, window
 
 
-def query_rows(warehouse: Warehouse, table: str, start: date, end: date) -> list[dict[str, Any]]:
-    if not _TABLE.match(table):
+def query_rows(
+    credential: Mapping[str, Any], table: str, start: date, end: date
+) -> list[dict[str, Any]]:
+    """The export's Gemini rows, read as the org's own service account (never the
+    platform's warehouse identity: that could read any org's tables).
+
+    A table that does not exist and one the key may not read give the same message, so
+    the step can't be used to learn which tables exist.
+    """
+    from processors.cloud.gcp_billing_export import (
+        GOOGLE_API_HOSTS,
+        checked_url,
+        google_egress,
+        service_account_info,
+    )
+    from processors.cloud.gcp_export_rows import parse_table_name
+    from warehouse.bigquery import BigQueryWarehouse
+
+    export = parse_table_name(table)
+    table = export.name
+    info = service_account_info(credential)
+    if info is None:
         raise TerminalError(
-            f"billing_table {table!r} must be dataset.table or project.dataset.table"
+            "the Gemini billing export is read with the org's own service account: the "
+            "credential needs a service-account key (type service_account, or service_account)"
         )
+    endpoint = credential.get("api_endpoint")
+    endpoint = checked_url(endpoint, "api_endpoint", GOOGLE_API_HOSTS) if endpoint else None
+    who = str(info.get("client_email"))
+    project = str(credential.get("job_project") or info.get("project_id") or export.project)
     start_ts, end_ts = utc_bounds(start, end)
     params = {"start_ts": start_ts, "end_ts": end_ts, **SERVICE_IDS}
-    return warehouse.query(QUERY.format(table=table), params).to_pylist()
+    try:
+        with google_egress(credential):
+            reader = BigQueryWarehouse.for_service_account(
+                info, project, str(credential.get("location") or "US"), endpoint
+            )
+            return reader.query(QUERY.format(table=table), params).to_pylist()
+    except TransientError:
+        raise TransientError(
+            f"BigQuery unavailable reading billing_table {table}; try again later",
+            retry_after=30.0,
+        ) from None
+    except (PipelineOpsError, OSError) as exc:
+        if isinstance(exc, EgressRefused):
+            raise
+        raise TerminalError(
+            f"billing_table {table} not found or not readable as {who} (grant it BigQuery "
+            "Data Viewer on the export dataset and BigQuery Job User in the job project)"
+        ) from None
 
 
 def file_rows(path: Path) -> list[dict[str, Any]]:

@@ -102,11 +102,14 @@ class PaygUsageProcessor:
             return usage, costs
         if source == "billing_export":
             # The export table is per billing account, so the credential may name it.
+            credential = (
+                {} if cfg.get("path") and not cfg.get("billing_table") else ctx.credential()
+            )
             table = cfg.get("billing_table") or (
-                None if cfg.get("path") else ctx.credential().get("billing_table")
+                None if cfg.get("path") else credential.get("billing_table")
             )
             if table:
-                raw = gemini_billing.query_rows(ctx.warehouse, str(table), start, end)
+                raw = gemini_billing.query_rows(credential, str(table), start, end)
             elif cfg.get("path"):
                 raw = gemini_billing.file_rows(export_file.resolve_path(str(cfg["path"])))
             else:

@@ -567,3 +567,40 @@ def test_gcp_rows_pass_the_official_focus_validator(
     workdir = tmp_path / "validator"
     workdir.mkdir()
     assert_validator_passes(wh, workdir, min_rows=13)
+
+
+# -- Gemini: the same export, read with the org's own service account ---------------------------
+
+
+def test_gemini_reads_the_billing_export_with_the_orgs_own_key(
+    wh: DuckDBWarehouse, credential: dict[str, Any], token_server: TokenServer
+) -> None:
+    from processors.genai.payg_usage import PaygUsageProcessor
+
+    grants = len(token_server.assertions)
+    ctx = step_context(wh, {"provider": "gemini"}, D1, D2, credential=credential)
+    result = PaygUsageProcessor().run(ctx)
+    # The export's one Vertex AI row (Gemini 2.5 Flash, 2026-10-02, 0.42 USD), and only it.
+    # Its SKU is billed per thousand characters, not tokens, so it is money without tokens.
+    assert result.metrics["provider_cost_rows"] == 1 and result.metrics["usage_rows"] == 0
+    cost = wh.query(
+        "SELECT usage_date, model, amount FROM `acme_dev.genai_payg_provider_costs`"
+    ).to_pylist()
+    assert cost == [{"usage_date": D2, "model": "gemini-2.5-flash", "amount": 0.42}]
+    # It authenticated as the org's key (a JWT grant at the key's token_uri).
+    assert len(token_server.assertions) > grants
+
+
+def test_gemini_without_the_orgs_own_key_reads_nothing(
+    wh: DuckDBWarehouse, credential: dict[str, Any]
+) -> None:
+    from processors.genai.payg_usage import PaygUsageProcessor
+
+    keyless = {
+        "billing_table": credential["billing_table"],
+        "api_endpoint": credential["api_endpoint"],
+    }
+    ctx = step_context(wh, {"provider": "gemini"}, D1, D2, credential=keyless)
+    with pytest.raises(TerminalError, match="the org's own service account"):
+        PaygUsageProcessor().run(ctx)
+    assert count_rows(wh, "acme", "genai_payg_usage_raw") == 0

@@ -77,8 +77,8 @@ def test_an_emulator_endpoint_allows_anonymous_reads() -> None:
     ("credential", "message"),
     [
         ({}, "needs a service-account key"),
-        ({"api_endpoint": "file:///etc/passwd"}, "api_endpoint must be an http"),
-        ({"api_endpoint": "127.0.0.1:9050"}, "api_endpoint must be an http"),
+        ({"api_endpoint": "file:///etc/passwd"}, "api_endpoint: must be an http"),
+        ({"api_endpoint": "127.0.0.1:9050"}, "api_endpoint: must be an http"),
         ({"type": "authorized_user"}, "needs a service-account key"),
     ],
 )
@@ -109,9 +109,16 @@ def test_a_missing_table_names_the_table() -> None:
     error = translate(exc, TABLE, WHO, [])
     assert type(error) is TerminalError
     assert str(error) == (
-        f"GCP billing export table {TABLE} not found (or not visible to {WHO}): "
-        f"Not found: Table {TABLE} was not found in US"
+        f"GCP billing export table {TABLE} not found or not readable as {WHO}: "
+        f"Not found: Table {TABLE} was not found in US (grant it BigQuery Data Viewer on the "
+        "export dataset and BigQuery Job User in the job project)"
     )
+    # From an overridden endpoint, the answer is not quoted; missing and denied read alike.
+    denied = bq_error(gexc.Forbidden, "accessDenied", "Access Denied: Table acme-billing:b.t")
+    assert str(translate(exc, TABLE, WHO, [], echo=False)) == str(
+        translate(denied, TABLE, WHO, [], echo=False)
+    )
+    assert "Not found:" not in str(translate(exc, TABLE, WHO, [], echo=False))
 
 
 def test_access_denied_is_terminal_and_says_what_to_grant() -> None:
@@ -119,7 +126,7 @@ def test_access_denied_is_terminal_and_says_what_to_grant() -> None:
     error = translate(exc, TABLE, WHO, [])
     assert type(error) is TerminalError
     assert str(error).startswith(
-        f"access denied reading GCP billing export table {TABLE} as {WHO}: Access Denied:"
+        f"GCP billing export table {TABLE} not found or not readable as {WHO}: Access Denied:"
     )
     assert "BigQuery Data Viewer" in str(error)
 
@@ -138,17 +145,24 @@ def test_access_denied_is_terminal_and_says_what_to_grant() -> None:
 def test_throttling_outages_and_connection_errors_are_transient(exc: Exception) -> None:
     error = translate(exc, TABLE, WHO, [])
     assert isinstance(error, TransientError) and error.retry_after == 30.0
-    assert str(error).startswith(f"BigQuery unavailable reading GCP billing export table {TABLE}")
+    assert str(error).startswith(
+        (
+            f"BigQuery unavailable reading GCP billing export table {TABLE}",
+            f"{WHO} could not reach the key's token_uri",
+        )
+    )
 
 
-def test_a_rejected_key_is_terminal_and_masked(key_info: dict[str, Any]) -> None:
-    # A token endpoint that echoes what it was sent must not leak the key into the message.
+def test_a_rejected_key_is_terminal_and_never_quoted(key_info: dict[str, Any]) -> None:
+    # A token endpoint that echoes what it was sent, or answers 200 with other JSON, must not
+    # reach the message: auth errors are mapped to fixed text.
     leaked = f"invalid_grant: bad key {pem_lines(key_info)[3]} ({key_info['private_key_id']})"
     with pytest.raises(TerminalError) as caught, read_errors(TABLE, WHO, secrets_of(key_info)):
-        raise auth_exc.RefreshError(leaked)
+        raise auth_exc.RefreshError(leaked, {"internal": "redis-config-dump"})
     message = str(caught.value)
     assert message.startswith(f"{WHO} could not authenticate to read GCP billing export table")
-    assert "[REDACTED]" in message and key_info["private_key_id"] not in message
+    assert "invalid_grant" not in message and "redis-config-dump" not in message
+    assert key_info["private_key_id"] not in message
     assert not any(line in message for line in pem_lines(key_info))
 
 

@@ -11,6 +11,7 @@ import pytest
 from errors import TerminalError
 from processors.genai.gemini_billing import parse_sku
 from processors.genai.payg_usage import PaygUsageProcessor
+from warehouse.base import TableRef
 from warehouse.duckdb import DuckDBWarehouse
 
 DEEPSEEK_COLUMNS = {
@@ -76,42 +77,18 @@ def test_sku_descriptions() -> None:
     assert parse_sku("Grounding with Google Search requests")[1] == "other"
 
 
-def test_gemini_from_the_billing_export_in_the_warehouse(
+def test_gemini_never_reads_the_billing_table_through_the_platform_warehouse(
     make_ctx,
     warehouse: DuckDBWarehouse,  # type: ignore[no-untyped-def]
 ) -> None:
-    warehouse.ensure_dataset("billing")
+    """A billing_table in the platform's warehouse (another org's dataset) is not read: the
+    export is read with the org's own key, and a credential without one gets nothing."""
+    warehouse.ensure_dataset("other_dev")
     con = duckdb.connect(str(warehouse.path))
-    con.execute(
-        "CREATE TABLE billing.gcp_export (usage_start_time TIMESTAMPTZ,"
-        " service STRUCT(id VARCHAR, description VARCHAR),"
-        " sku STRUCT(id VARCHAR, description VARCHAR), project STRUCT(id VARCHAR),"
-        " usage STRUCT(amount DOUBLE, unit VARCHAR), cost DOUBLE, currency VARCHAR,"
-        " credits STRUCT(name VARCHAR, amount DOUBLE)[])"
-    )
-    gemini, vertex, other = "AEFD-7695-64FA", "C7E2-9256-1C43", "6F81-5844-456A"
-    out = "Generate content output token count gemini 2.5 flash short input text"
-    inp = "Generate content input token count gemini 2.5 flash short input text"
-    con.executemany(
-        "INSERT INTO billing.gcp_export VALUES (?, {'id': ?, 'description': 'x'},"
-        " {'id': 's', 'description': ?}, {'id': ?}, {'amount': ?, 'unit': 'count'}, ?, 'USD', ?)",
-        [
-            ["2026-01-01 10:00:00+00", gemini, inp, "proj", 1_000_000, 0.30, []],
-            ["2026-01-01 11:00:00+00", gemini, out, "proj", 100_000, 0.25,
-             [{"name": "free tier", "amount": -0.05}]],
-            ["2026-01-01 12:00:00+00", vertex, out, "proj", 100_000, 0.25, []],
-            ["2026-01-01 12:00:00+00", other, out, "proj", 100_000, 99.0, []],  # not Gemini
-            ["2026-01-03 01:00:00+00", gemini, out, "proj", 100_000, 0.25, []],  # another day
-        ],
-    )  # fmt: skip
+    con.execute("CREATE TABLE other_dev.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9 (x INT)")
     con.close()
-    ctx = make_ctx({"provider": "gemini", "billing_table": "billing.gcp_export"}, date(2026, 1, 1))
-    result = PaygUsageProcessor().run(ctx)
-    assert result.metrics["usage_rows"] == 1
-    row = ctx.warehouse.query("SELECT * FROM `acme_dev.genai_payg_usage_raw`").to_pylist()[0]
-    assert (row["model"], row["input_tokens"], row["output_tokens"]) == (
-        "gemini-2.5-flash", 1_000_000, 200_000)  # fmt: skip
-    costs = ctx.warehouse.query(
-        "SELECT SUM(amount) AS total FROM `acme_dev.genai_payg_provider_costs`"
-    )
-    assert costs.to_pylist()[0]["total"] == pytest.approx(0.30 + 0.25 - 0.05 + 0.25)
+    for table in ("local.other_dev.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9", "other_dev.t"):
+        ctx = make_ctx({"provider": "gemini", "billing_table": table}, date(2026, 1, 1))
+        with pytest.raises(TerminalError, match=r"billing_table|own service account"):
+            PaygUsageProcessor().run(ctx)
+    assert warehouse.table_schema(TableRef("acme_dev", "genai_payg_usage_raw")) is None
