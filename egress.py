@@ -683,21 +683,27 @@ def _check_inflated(given: int, taken: int, limits: Limits, what: str) -> None:
 
 
 def spool(
-    chunks: Iterable[bytes], limits: Limits, what: str, *, size: int | None = None
+    chunks: Iterable[bytes],
+    limits: Limits,
+    what: str,
+    *,
+    size: int | None = None,
+    cap: str = "max_object_bytes",
 ) -> BinaryIO:
-    """Copy a stream into a temp file (memory while small) of at most max_object_bytes;
+    """Copy a stream into a temp file (memory while small) of at most the `cap` limit;
     returned rewound. `size`, when the store told it up front, is checked first."""
     import tempfile
 
-    if size is not None and size > limits.max_object_bytes:
-        raise limits.exceeded(f"{what} ({size} bytes)", "max_object_bytes")
+    most = getattr(limits, cap)
+    if size is not None and size > most:
+        raise limits.exceeded(f"{what} ({size} bytes)", cap)
     out = tempfile.SpooledTemporaryFile(max_size=limits.spool_bytes)  # noqa: SIM115
     written = 0
     try:
         for chunk in chunks:
             written += len(chunk)
-            if written > limits.max_object_bytes:
-                raise limits.exceeded(what, "max_object_bytes")
+            if written > most:
+                raise limits.exceeded(what, cap)
             out.write(chunk)
     except BaseException:
         out.close()

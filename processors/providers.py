@@ -158,6 +158,12 @@ def credential_kind(key: str, path: Path = REGISTRY_PATH) -> CredentialType | No
     return provider_info(key, path).credential
 
 
+def endpoint_hosts(key: str, field: str) -> tuple[str, ...]:
+    """The well-known hosts of a provider's URL field (a dotted name for nested ones)."""
+    kind = credential_kind(key)
+    return kind.url_hosts(field) if kind else ()
+
+
 @dataclass(frozen=True)
 class ApiEndpoint:
     """A provider API root and the client to reach it through the egress policy."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import urllib3.util.connection as urllib3_connection
 
-from egress import EgressPolicy, EgressUnresolved, policy
+from egress import EgressPolicy, EgressRefused, EgressUnresolved, policy
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,22 @@ def guarded(
         yield
     finally:
         _ACTIVE.reset(token)
+
+
+def refusal_in(exc: BaseException) -> EgressRefused | None:
+    """The egress refusal an SDK wrapped in its own error (botocore's HTTPClientError
+    keeps it in `kwargs["error"]`), so the step reports the refusal, not "cannot reach"."""
+    stack: list[object] = [exc]
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, EgressRefused):
+            return item
+        kwargs = getattr(item, "kwargs", None)
+        stack += [item.__cause__, item.__context__, *item.args]
+        if isinstance(kwargs, dict):
+            stack.append(kwargs.get("error"))
+    return None

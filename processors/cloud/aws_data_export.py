@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 from urllib.parse import urlparse
 
 import boto3
@@ -37,6 +37,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from egress import Limits, policy, spool
 from errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import RunLog, StepContext
 from processors.cloud.aws_manifest import (
@@ -46,8 +47,11 @@ from processors.cloud.aws_manifest import (
     s3_uri,
 )
 from processors.cloud.export_processor import FocusExportProcessor
+from processors.providers import endpoint_hosts
+from processors.sdk_egress import refusal_in
 
 DEFAULT_REGION = "us-east-1"
+CHUNK_BYTES = 1024 * 1024
 # botocore retries throttling and 5xx itself first; the step's own retry comes after.
 _BOTO_CONFIG = Config(
     retries={"max_attempts": 3, "mode": "standard"},
@@ -76,6 +80,12 @@ _TRANSIENT_CODES = {
     "503",
     "500",
 }
+_KNOWN_CODES = (
+    set(_CREDENTIAL_CODES) | _DENIED_CODES | _TRANSIENT_CODES
+    | {"NoSuchBucket", "NoSuchKey", "NotFound", "InvalidRequest", "InvalidArgument",
+       "InvalidBucketName", "InvalidObjectState", "PermanentRedirect", "MalformedXML",
+       "AuthorizationHeaderMalformed", "InvalidRange", "MethodNotAllowed"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,12 +148,14 @@ def _text(value: Any, name: str) -> str | None:
 
 
 def check_endpoint_url(value: Any) -> str | None:
-    """An http(s) URL or None; anything else (file:, bare hosts) is refused up front."""
+    """An http(s) URL or None; anything else (file:, bare hosts) is refused up front, and
+    the egress policy decides the host (AWS's own, or the operator's allow-list)."""
     if value is None or value == "":
         return None
     parsed = urlparse(value) if isinstance(value, str) else None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise TerminalError("endpoint_url must be an http:// or https:// URL")
+    policy().check_url(value, "credential endpoint_url", endpoint_hosts("aws", "endpoint_url"))
     return str(value).rstrip("/")
 
 
@@ -155,6 +167,9 @@ def aws_error(
     `missing` is the message for a missing object (NoSuchKey), which means different things
     for a manifest and for a data file.
     """
+    refused = refusal_in(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "")
@@ -178,7 +193,10 @@ def aws_error(
             return TransientError(
                 f"AWS is unavailable or throttling reading {target} ({code or status})"
             )
-        return TerminalError(f"AWS error reading {target}: {code or status}")
+        # Only codes of AWS's documented vocabulary are repeated; anything else an endpoint
+        # says stays out of tenant-visible text.
+        shown = code if code in _KNOWN_CODES else f"HTTP {status}"
+        return TerminalError(f"AWS error reading {target}: {shown}")
     if isinstance(exc, (BotoConnectionError, HTTPClientError, IncompleteReadError)):
         return TransientError(f"cannot reach AWS reading {target} ({type(exc).__name__})")
     if isinstance(exc, ParamValidationError):
@@ -198,6 +216,7 @@ class S3ExportSource:
     def __init__(self, settings: AwsExportSettings, log: RunLog, session_name: str) -> None:
         self.settings = settings
         self.log = log
+        self.limits = Limits.from_env()
         self._s3 = self._client(session_name)
 
     def _client(self, session_name: str) -> Any:
@@ -233,10 +252,17 @@ class S3ExportSource:
             region_name=s.region,
         )
 
-    def _get(self, key: str, missing: str) -> bytes:
+    def _get(self, key: str, missing: str) -> BinaryIO:
+        """The object, streamed into a local file of at most max_object_bytes."""
+        uri = s3_uri(self.settings.bucket, key)
         try:
             response = self._s3.get_object(Bucket=self.settings.bucket, Key=key)
-            return bytes(response["Body"].read())
+            body = response["Body"]
+            try:
+                size = response.get("ContentLength")
+                return spool(body.iter_chunks(CHUNK_BYTES), self.limits, uri, size=size)
+            finally:
+                body.close()
         except (ClientError, BotoCoreError) as exc:
             raise aws_error(
                 exc,
@@ -253,19 +279,19 @@ class S3ExportSource:
             key = manifest_key(s.prefix, s.export_name, month)
             uri = s3_uri(s.bucket, key)
             manifests.append(uri)
-            body = self._get(
+            with self._get(
                 key,
                 missing=f"no manifest for billing period {billing_period(month)} at {uri} "
                 "(has the export delivered this period? are bucket, prefix and export_name right?)",
-            )
-            listed = parse_manifest(body, bucket=s.bucket, manifest_uri=uri)
+            ) as handle:
+                listed = parse_manifest(handle.read(), bucket=s.bucket, manifest_uri=uri)
             self.log.info(f"manifest {uri}: {len(listed)} data file(s)")
             keys.extend(k for k in listed if k not in keys)
         if not keys:
             raise TerminalError(f"the manifest(s) list no data files: {', '.join(manifests)}")
         return keys
 
-    def fetch(self, name: str) -> bytes:
+    def fetch(self, name: str) -> BinaryIO:
         uri = s3_uri(self.settings.bucket, name)
         return self._get(
             name, missing=f"data file {uri} is listed in the manifest but does not exist"
@@ -276,6 +302,7 @@ class AwsDataExportProcessor(FocusExportProcessor):
     ps_type: ClassVar[str] = "cloud.aws_data_export"
     provider: ClassVar[str] = "aws"
     default_table: ClassVar[str] = "aws_focus_export_raw"
+    endpoint_field: ClassVar[str] = "endpoint_url"
     # FOCUS 1.2 names already match 1.3; ProviderName fills ServiceProviderName and
     # HostProviderName in normalize_focus_export, and the x_ columns land in x_extensions.
     renames: ClassVar[dict[str, str]] = {}

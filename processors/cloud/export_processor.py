@@ -8,16 +8,20 @@ a restated export never duplicates a row.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import date, timedelta
-from typing import ClassVar, Protocol
+from typing import BinaryIO, ClassVar, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from egress import Limits
 from errors import TerminalError
 from processors.base import StepContext, StepResult
 from processors.cloud.export_files import read_export_file
 from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
+from processors.providers import endpoint_hosts
+from processors.sdk_egress import guarded
 
 
 class ExportSource(Protocol):
@@ -25,7 +29,9 @@ class ExportSource(Protocol):
         """Names of the objects holding these billing periods (first days of months)."""
         ...
 
-    def fetch(self, name: str) -> bytes: ...
+    def fetch(self, name: str) -> BinaryIO:
+        """The object, copied to a local (spooled) file of at most max_object_bytes."""
+        ...
 
 
 def billing_months(start: date, end: date) -> list[date]:
@@ -46,15 +52,29 @@ class FocusExportProcessor:
     # Source column -> FOCUS_EXPORT_RAW column, beyond the built-in FOCUS version renames.
     renames: ClassVar[dict[str, str]] = {}
 
+    # The credential field that may override the cloud's endpoint (egress.py decides it).
+    endpoint_field: ClassVar[str]
+
     def source(self, ctx: StepContext) -> ExportSource:
         raise NotImplementedError
+
+    def egress(self) -> AbstractContextManager[None]:
+        """Every SDK connection of the step passes the egress policy: the cloud's own hosts,
+        or an override the operator allow-listed."""
+        hosts = endpoint_hosts(self.provider, self.endpoint_field)
+        return guarded(f"credential {self.endpoint_field}", hosts)
 
     def post_process(self, rows: pa.Table, ctx: StepContext) -> pa.Table:
         """Hook for source-specific clean-up of all rows before the write (e.g. de-duplication)."""
         return rows
 
     def run(self, ctx: StepContext) -> StepResult:
+        with self.egress():
+            return self._run(ctx)
+
+    def _run(self, ctx: StepContext) -> StepResult:
         months = billing_months(ctx.start_date, ctx.end_date)
+        limits = Limits.from_env()
         source = self.source(ctx)
         names = source.list_files(months)
         periods = ", ".join(m.strftime("%Y-%m") for m in months)
@@ -63,7 +83,8 @@ class FocusExportProcessor:
         ctx.log.info(f"{len(names)} export file(s) for {periods}")
         parts = []
         for number, name in enumerate(names, 1):
-            raw = read_export_file(name, source.fetch(name))
+            with source.fetch(name) as local:
+                raw = read_export_file(name, local, limits)
             part = rows_in_dates(
                 normalize_focus_export(raw, source_file=name, renames=self.renames),
                 ctx.start_date,
