@@ -21,7 +21,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 from urllib.parse import urlparse
 
 from azure.core.exceptions import (
@@ -33,6 +33,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
+from egress import Limits, page_tokens, policy, spool
 from errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import RunLog, StepContext
 from processors.cloud.azure_export_manifest import (
@@ -40,6 +41,7 @@ from processors.cloud.azure_export_manifest import (
     ExportBlob,
     blob_candidates,
     check_manifest,
+    connection_string_endpoint,
     export_prefix,
     folder_for_month,
     latest_run,
@@ -47,6 +49,7 @@ from processors.cloud.azure_export_manifest import (
     parse_manifest,
 )
 from processors.cloud.export_processor import FocusExportProcessor
+from processors.providers import endpoint_hosts
 
 # The SDK retries throttling, 5xx and dropped connections itself first (its default waits
 # 15 s and more between tries); the step's own retry comes after.
@@ -64,6 +67,13 @@ _DENIED_CODES = {
     "AccountIsDisabled",
 }
 _TRANSIENT_CODES = {"ServerBusy", "InternalError", "OperationTimedOut"}
+_KNOWN_CODES = (
+    _REJECTED_CODES | _DENIED_CODES | _TRANSIENT_CODES
+    | {"ContainerNotFound", "BlobNotFound", "ResourceNotFound", "InvalidResourceName",
+       "OutOfRangeInput", "InvalidQueryParameterValue", "InvalidUri", "UnsupportedHeader",
+       "ConditionNotMet", "InvalidRange", "AccountBeingCreated"}
+)  # fmt: skip
+PROVIDER, ACCOUNT_URL = "azure", "account_url"
 
 
 @dataclass(frozen=True)
@@ -140,13 +150,15 @@ def _text(value: Any, name: str) -> str | None:
 
 
 def check_account_url(value: str | None) -> str:
-    """An http(s) blob endpoint without a query string (a SAS belongs in sas_token)."""
+    """An http(s) blob endpoint without a query string (a SAS belongs in sas_token), on
+    Azure's blob hosts or a host the operator allow-listed (egress.py)."""
     parsed = urlparse(value or "")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise TerminalError("account_url must be an http:// or https:// blob endpoint URL")
     if parsed.query or parsed.fragment:
         # Not echoed: a query string here is where a SAS token would be.
         raise TerminalError("account_url must not carry a query string; put a SAS in sas_token")
+    policy().check_url(str(value), "credential account_url", endpoint_hosts(PROVIDER, ACCOUNT_URL))
     return str(value).rstrip("/")
 
 
@@ -164,6 +176,12 @@ def check_connection_string(conn: str) -> None:
         )
     if fields.get("accountkey"):
         check_account_key(fields["accountkey"], "connection_string's AccountKey")
+    # The string names its endpoint; it is held to account_url's hosts.
+    policy().check_url(
+        connection_string_endpoint(conn),
+        "credential connection_string's blob endpoint",
+        endpoint_hosts(PROVIDER, ACCOUNT_URL),
+    )
 
 
 def check_account_key(key: str, field: str = "account_key") -> None:
@@ -188,6 +206,9 @@ def azure_error(
     """
     if isinstance(exc, HttpResponseError):
         code, status = _code(exc), int(exc.status_code or 0)
+        # Only codes of Azure Storage's documented vocabulary are repeated; anything else an
+        # endpoint says stays out of tenant-visible text.
+        code = code if code in _KNOWN_CODES else ""
         if code == "ContainerNotFound":
             return TerminalError(f"container '{container}' does not exist in {account}")
         if code in ("InvalidResourceName", "OutOfRangeInput"):
@@ -244,6 +265,7 @@ class BlobExportSource:
     def __init__(self, settings: AzureExportSettings, log: RunLog) -> None:
         self.settings = settings
         self.log = log
+        self.limits = Limits.from_env()
         service = make_client(settings)
         self.account = f"storage account '{service.account_name or service.primary_hostname}'"
         self._container: ContainerClient = service.get_container_client(settings.container)
@@ -263,18 +285,34 @@ class BlobExportSource:
         )
 
     def _list(self, prefix: str, *, folders: bool) -> dict[str, int]:
-        """Names under `prefix` with their sizes; with `folders`, its sub-folders (size 0)."""
+        """Names under `prefix` with their sizes; with `folders`, its sub-folders (size 0).
+
+        Read page by page: a repeated continuation token or too many pages ends it."""
+        found: dict[str, int] = {}
         try:
             if folders:
-                items = self._container.walk_blobs(name_starts_with=prefix, delimiter="/")
-                return {item.name: 0 for item in items if item.name.endswith("/")}
-            return {b.name: int(b.size or 0) for b in self._container.list_blobs(prefix)}
+                pager = self._container.walk_blobs(name_starts_with=prefix, delimiter="/")
+            else:
+                pager = self._container.list_blobs(prefix)
+            pages = pager.by_page()
+            next_page = page_tokens(self.limits, f"listing '{self._path(prefix)}'")
+            for page in pages:
+                for item in page:
+                    if not folders:
+                        found[item.name] = int(item.size or 0)
+                    elif item.name.endswith("/"):
+                        found[item.name] = 0
+                if not next_page(pages.continuation_token):
+                    break
         except AzureError as exc:
             raise self._error(exc, prefix) from None
+        return found
 
-    def _get(self, name: str, missing: str | None = None) -> bytes:
+    def _get(self, name: str, missing: str | None = None) -> BinaryIO:
+        """The blob, streamed into a local file of at most max_object_bytes."""
         try:
-            return bytes(self._container.download_blob(name).readall())
+            download = self._container.download_blob(name)
+            return spool(download.chunks(), self.limits, self._path(name), size=download.size)
         except AzureError as exc:
             raise self._error(exc, name, missing) from None
 
@@ -307,7 +345,7 @@ class BlobExportSource:
                 f"no manifest.json for {period} under '{self._path(run_prefix)}' in "
                 f"{self.account}: the export has no completed run for this period"
             )
-        runs = [parse_manifest(self._path(n), self._get(n)) for n in manifest_names]
+        runs = [parse_manifest(self._path(n), self._read(n)) for n in manifest_names]
         chosen = latest_run(runs)
         check_manifest(chosen)
         self.log.info(
@@ -324,7 +362,11 @@ class BlobExportSource:
             files.append(self._path(blob))
         return files
 
-    def fetch(self, name: str) -> bytes:
+    def _read(self, name: str) -> bytes:
+        with self._get(name) as handle:
+            return handle.read()
+
+    def fetch(self, name: str) -> BinaryIO:
         if name not in self._expected:
             raise TerminalError(f"'{name}' is not a file of the export's manifests")
         blob, manifest, entry = self._expected[name]
@@ -333,10 +375,13 @@ class BlobExportSource:
             missing=f"data file '{name}' is listed in manifest '{manifest}' but does not "
             f"exist in {self.account}",
         )
-        if entry.byte_count is not None and entry.byte_count != len(data):
+        size = data.seek(0, 2)
+        data.seek(0)
+        if entry.byte_count is not None and entry.byte_count != size:
+            data.close()
             # A run replaced while we read it; the next attempt reads the new manifest.
             raise TransientError(
-                f"data file '{name}' has {len(data)} bytes but manifest '{manifest}' says "
+                f"data file '{name}' has {size} bytes but manifest '{manifest}' says "
                 f"{entry.byte_count}: the export is being rewritten"
             )
         return data
@@ -346,6 +391,7 @@ class AzureCostExportProcessor(FocusExportProcessor):
     ps_type: ClassVar[str] = "cloud.azure_cost_export"
     provider: ClassVar[str] = "azure"
     default_table: ClassVar[str] = "azure_focus_export_raw"
+    endpoint_field: ClassVar[str] = ACCOUNT_URL
     # FocusCost 1.0 names (ProviderName, PublisherName, InvoiceIssuerName, ...) are handled by
     # normalize_focus_export's built-in renames; Microsoft's x_ columns go to x_extensions.
     renames: ClassVar[dict[str, str]] = {}
