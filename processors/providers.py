@@ -219,7 +219,9 @@ def credential_url_problems(key: str, secret: Mapping[str, Any]) -> list[str]:
         # A connection string names its endpoint inside; it is held to account_url's hosts.
         from processors.cloud.azure_export_manifest import connection_string_endpoint
 
-        urls["connection_string"] = connection_string_endpoint(secret["connection_string"])
+        endpoint = connection_string_endpoint(secret["connection_string"])
+        if endpoint is not None:
+            urls["connection_string"] = endpoint
     for name, url in urls.items():
         hosts = kind.url_hosts(blob if name == "connection_string" else name) or None
         try:

@@ -177,11 +177,10 @@ def check_connection_string(conn: str) -> None:
     if fields.get("accountkey"):
         check_account_key(fields["accountkey"], "connection_string's AccountKey")
     # The string names its endpoint; it is held to account_url's hosts.
-    policy().check_url(
-        connection_string_endpoint(conn),
-        "credential connection_string's blob endpoint",
-        endpoint_hosts(PROVIDER, ACCOUNT_URL),
-    )
+    endpoint = connection_string_endpoint(conn)
+    if endpoint is not None:
+        where = "credential connection_string's blob endpoint"
+        policy().check_url(endpoint, where, endpoint_hosts(PROVIDER, ACCOUNT_URL))
 
 
 def check_account_key(key: str, field: str = "account_key") -> None:

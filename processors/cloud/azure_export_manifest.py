@@ -202,10 +202,11 @@ def export_prefix(root_folder: str, export_name: str) -> str:
     return "/".join(parts) + "/" if parts else ""
 
 
-def connection_string_endpoint(conn: str) -> str:
+def connection_string_endpoint(conn: str) -> str | None:
     """The Blob endpoint a storage connection string points the SDK at (never echoed: the
     string holds the key). An explicit BlobEndpoint wins, as in the SDK; else the account
-    name and endpoint suffix; the development-storage shortcut is Azurite's address."""
+    name and endpoint suffix; the development-storage shortcut is Azurite's address. None
+    when it names no endpoint at all (the SDK refuses such a string)."""
     fields: dict[str, str] = {}
     for part in conn.split(";"):
         name, sep, value = part.partition("=")
@@ -215,6 +216,8 @@ def connection_string_endpoint(conn: str) -> str:
         return fields["blobendpoint"]
     if fields.get("usedevelopmentstorage", "").lower() == "true":
         return "http://127.0.0.1:10000/devstoreaccount1"
+    if not fields.get("accountname"):
+        return None
     protocol = fields.get("defaultendpointsprotocol") or "https"
     suffix = fields.get("endpointsuffix") or "core.windows.net"
-    return f"{protocol}://{fields.get('accountname', '')}.blob.{suffix}"
+    return f"{protocol}://{fields['accountname']}.blob.{suffix}"

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import oci
 import pyarrow as pa
 
+from egress import Limits, page_tokens, policy, spool
 from errors import TerminalError
 from processors.base import StepContext
 from processors.cloud.export_processor import FocusExportProcessor
@@ -29,8 +30,11 @@ from processors.cloud.oci_reports import (
     report_location,
     sdk_config,
 )
+from processors.providers import endpoint_hosts
+from processors.sdk_egress import refusal_in
 
 LIST_FIELDS = "name,size,timeCreated"
+CHUNK_BYTES = 1024 * 1024
 # (connect, read) seconds; a report is a few MB at most.
 TIMEOUT = (10.0, 120.0)
 
@@ -51,6 +55,7 @@ class OciReportSource:
         self.folders = folders
         self.endpoint = endpoint
         self.log = log
+        self.limits = Limits.from_env()
 
     def list_files(self, months: list[date]) -> list[str]:
         """The report files of the run's day folders plus the lookahead, oldest first.
@@ -63,6 +68,8 @@ class OciReportSource:
         skipped = 0
         start: str | None = self.folders.list_start
         pages = 0
+        # A listing that repeats its next token, or never ends, stops with an error.
+        next_page = page_tokens(self.limits, f"listing {self.folders.describe()}")
         while start is not None:
             response = self._call(
                 lambda s=start: self.client.list_objects(
@@ -82,6 +89,8 @@ class OciReportSource:
                 else:
                     skipped += 1
             start = response.data.next_start_with
+            if not next_page(start):
+                break
         if not found:
             raise TerminalError(
                 f"no OCI FOCUS report files under prefix {self.folders.describe()} in "
@@ -95,12 +104,26 @@ class OciReportSource:
         )
         return [name for _, name in sorted(found)]
 
-    def fetch(self, name: str) -> bytes:
+    def fetch(self, name: str) -> BinaryIO:
+        """The report, streamed into a local file of at most max_object_bytes."""
         response = self._call(
             lambda: self.client.get_object(self.where.namespace, self.where.bucket, name),
             object_name=name,
         )
-        return bytes(response.data.content)
+        stream = response.data
+        try:
+            size = response.headers.get("content-length")
+            return self._call(
+                lambda: spool(
+                    stream.iter_content(CHUNK_BYTES),
+                    self.limits,
+                    name,
+                    size=int(size) if size and size.isdigit() else None,
+                ),
+                object_name=name,
+            )
+        finally:
+            stream.close()
 
     def _call(self, call: Any, *, object_name: str | None = None) -> Any:
         try:
@@ -108,13 +131,14 @@ class OciReportSource:
         except oci.exceptions.ServiceError as exc:
             raise map_service_error(exc, self.where, object_name=object_name) from None
         except (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout) as exc:
-            raise map_request_error(exc, self.endpoint) from None
+            raise refusal_in(exc) or map_request_error(exc, self.endpoint) from None
 
 
 class OciCostReportProcessor(FocusExportProcessor):
     ps_type: ClassVar[str] = "cloud.oci_cost_report"
     provider: ClassVar[str] = "oci"
     default_table: ClassVar[str] = "oci_focus_report_raw"
+    endpoint_field: ClassVar[str] = "service_endpoint"
     # OCI's 1.0-preview names not covered by the built-in renames: none are needed today
     # (ChargeSubcategory has no 1.3 column; it stays in x_extensions for sp_focus_oci).
     renames: ClassVar[dict[str, str]] = {}
@@ -125,6 +149,9 @@ class OciCostReportProcessor(FocusExportProcessor):
         where = report_location(credential, ctx.config)
         folders = FolderRange.for_run(ctx.start_date, ctx.end_date, lookahead_days(ctx.config))
         endpoint = str(credential.get("service_endpoint") or "")
+        if endpoint:
+            hosts = endpoint_hosts(self.provider, self.endpoint_field)
+            policy().check_url(endpoint, "credential service_endpoint", hosts)
         client = _client(config, endpoint or None)
         shown = endpoint or f"region {config['region']}"
         return OciReportSource(client, where, folders, shown, ctx.log)

@@ -156,9 +156,20 @@ def test_endpoint_url_must_be_http(url: object) -> None:
 
 
 def test_endpoint_url_accepted() -> None:
+    # 127.0.0.1 is on the test session's allow-list; AWS's own hosts need none.
     assert check_endpoint_url("http://127.0.0.1:5000/") == "http://127.0.0.1:5000"
-    assert check_endpoint_url("https://s3.example.internal") == "https://s3.example.internal"
+    assert check_endpoint_url("https://s3.eu-west-1.amazonaws.com") == (
+        "https://s3.eu-west-1.amazonaws.com"
+    )
     assert check_endpoint_url(None) is None and check_endpoint_url("") is None
+
+
+@pytest.mark.parametrize(
+    "url", ["https://s3.example.internal", "https://minio.example.com", "http://10.0.0.5:9000"]
+)
+def test_other_endpoints_need_the_operators_allow_list(url: str) -> None:
+    with pytest.raises(TerminalError, match="credential endpoint_url"):
+        check_endpoint_url(url)
 
 
 def test_role_session_names_keep_to_what_sts_allows() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 import pytest
 
@@ -30,8 +32,8 @@ class FilesInMemory:
         self.asked.append(months)
         return sorted(self.files)
 
-    def fetch(self, name: str) -> bytes:
-        return self.files[name]
+    def fetch(self, name: str) -> BinaryIO:
+        return io.BytesIO(self.files[name])
 
 
 class Example(FocusExportProcessor):
@@ -44,6 +46,9 @@ class Example(FocusExportProcessor):
 
     def source(self, ctx: StepContext) -> FilesInMemory:
         return self.store
+
+    def egress(self) -> AbstractContextManager[None]:
+        return nullcontext()  # the store is in memory: no connection to decide
 
 
 def raw(warehouse: DuckDBWarehouse) -> list[tuple]:
