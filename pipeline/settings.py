@@ -59,6 +59,10 @@ class Settings:
     default_daily_limit: int = 1000
     default_monthly_limit: int = 25000
     default_concurrent_limit: int = 20
+    # A worker process whose resident memory passed this (MiB) after a task is replaced by
+    # a fresh one (Celery's worker_max_memory_per_child), so memory a task left behind
+    # (fragmentation, caches) can't pile up until the OOM killer steps in.
+    worker_max_memory_mb: int = 4096
     eager: bool = False
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
@@ -101,6 +105,7 @@ class Settings:
             default_daily_limit=_int(env, "PIPELINE_OPS_DEFAULT_DAILY_LIMIT", 1000),
             default_monthly_limit=_int(env, "PIPELINE_OPS_DEFAULT_MONTHLY_LIMIT", 25000),
             default_concurrent_limit=_int(env, "PIPELINE_OPS_DEFAULT_CONCURRENT_LIMIT", 20),
+            worker_max_memory_mb=_int(env, "PIPELINE_OPS_WORKER_MAX_MEMORY_MB", 4096),
             eager=env.get("PIPELINE_OPS_EAGER", "").lower() in ("1", "true", "yes"),
             log_level=env.get("PIPELINE_OPS_LOG_LEVEL", "INFO").upper(),
         )

@@ -248,6 +248,9 @@ def main() -> int:
 
     settings = Settings.from_env()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    # The GenAI part serves the sample Admin API answers from a loopback server; as an
+    # operator would for a proxy, the demo allow-lists it for the egress policy.
+    os.environ.setdefault("PIPELINE_OPS_EGRESS_ALLOW", "127.0.0.1:*")
     upgrade(settings.database_url)
     say(f"metadata DB: {settings.database_url}")
     say(f"warehouse:   {settings.warehouse_url}")
