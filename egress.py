@@ -329,6 +329,12 @@ class EgressPolicy:
             raise EgressRefused(f"{where}: refused by the egress policy: a cloud metadata address")
         if self.allow_listed(host, port):
             return True
+        problem = address_problem(literal) if literal is not None else name_problem(host)
+        if problem:
+            raise EgressRefused(
+                f"{where}: refused by the egress policy: the host is {problem}; "
+                f"only hosts the operator lists in {ALLOW_ENV} may be private"
+            )
         if scheme != "https":
             raise EgressRefused(
                 f"{where}: must be an https URL (http only for hosts in {ALLOW_ENV})"
@@ -338,12 +344,6 @@ class EgressPolicy:
             raise EgressRefused(
                 f"{where}: {host} is not a known endpoint for this field "
                 f"(expected {', '.join(known)}); the operator may add it to {ALLOW_ENV}"
-            )
-        problem = address_problem(literal) if literal is not None else name_problem(host)
-        if problem:
-            raise EgressRefused(
-                f"{where}: refused by the egress policy: the host is {problem}; "
-                f"only hosts the operator lists in {ALLOW_ENV} may be private"
             )
         return False
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from app.cli_support import cli_services, fail
+from app.cli_support import EXIT_USAGE, cli_services, fail
+from egress import EgressRefused
 from errors import PipelineOpsError
 from notify.base import NotificationSettings
 from pipeline.notifications import NotificationService
@@ -64,6 +65,8 @@ def set_notifications(
     )
     try:
         saved, fresh = _service().set_settings(wanted, rotate_secret=rotate_secret)
+    except EgressRefused as exc:
+        fail(str(exc), EXIT_USAGE)
     except PipelineOpsError as exc:
         fail(str(exc))
     _show(saved)

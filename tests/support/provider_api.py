@@ -47,9 +47,12 @@ class ProviderAPIServer(LoopbackHTTPServer):
         with self.lock:
             self.routes[path] = [{"object": "page", "data": buckets} for buckets in pages]
 
-    def fail(self, status: int, headers: dict[str, str] | None = None) -> None:
+    def fail(
+        self, status: int, headers: dict[str, str] | None = None, message: str | None = None
+    ) -> None:
+        error = {"error": {"message": message or f"HTTP {status}"}}
         with self.lock:
-            self.faults.append((status, headers or {}, {"error": {"message": f"HTTP {status}"}}))
+            self.faults.append((status, headers or {}, error))
 
     def _answer(self, raw: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         parts = urlsplit(raw)
