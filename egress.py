@@ -421,6 +421,11 @@ class _Clock:
             raise self.limits.exceeded("the HTTP call's total time", "http_deadline_seconds")
         return left if timeout is None else min(timeout, left)
 
+    def timed_out(self) -> None:
+        """After a socket timeout: the deadline's error if that is what ran out."""
+        if self.deadline is not None and self.deadline - time.monotonic() < 0.05:
+            raise self.limits.exceeded("the HTTP call's total time", "http_deadline_seconds")
+
 
 class _DeadlineStream(httpcore.NetworkStream):
     """A connection whose every read and write is bounded by the call's total deadline,
@@ -431,10 +436,18 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._inner, self._clock = inner, clock
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._clock.remaining(timeout))
+        try:
+            return self._inner.read(max_bytes, self._clock.remaining(timeout))
+        except httpcore.TimeoutException:
+            self._clock.timed_out()
+            raise
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._clock.remaining(timeout))
+        try:
+            self._inner.write(buffer, self._clock.remaining(timeout))
+        except httpcore.TimeoutException:
+            self._clock.timed_out()
+            raise
 
     def close(self) -> None:
         self._inner.close()
@@ -445,7 +458,13 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        tls = self._inner.start_tls(ssl_context, server_hostname, self._clock.remaining(timeout))
+        try:
+            tls = self._inner.start_tls(
+                ssl_context, server_hostname, self._clock.remaining(timeout)
+            )
+        except httpcore.TimeoutException:
+            self._clock.timed_out()
+            raise
         return _DeadlineStream(tls, self._clock)
 
     def get_extra_info(self, info: str) -> Any:
@@ -487,6 +506,9 @@ class VettedBackend(httpcore.NetworkBackend):
                 stream = self._inner.connect_tcp(
                     address, port, self.clock.remaining(timeout), local_address, socket_options
                 )
+            except httpcore.ConnectTimeout:
+                self.clock.timed_out()
+                raise
             except httpcore.ConnectError as exc:
                 last = exc
                 continue

@@ -270,3 +270,18 @@ def test_limits_from_env() -> None:
     assert limits.http_deadline_seconds == 5.0 and limits.max_pages == 7
     with pytest.raises(ValueError, match="PIPELINE_OPS_MAX_OBJECT_BYTES"):
         Limits.from_env({"PIPELINE_OPS_MAX_OBJECT_BYTES": "-1"})
+
+
+def test_a_trickling_answer_ends_at_the_total_deadline() -> None:
+    """httpx's timeout is per read: one byte every 0.2 s never trips it. The deadline does."""
+    from tests.support.hostile import TrickleServer
+
+    server = TrickleServer(interval=0.2, seconds=30)
+    try:
+        limits = Limits(http_deadline_seconds=1.0)
+        client = EgressClient("credential base_url", None, limits=limits, timeout=5.0)
+        with client, pytest.raises(LimitExceeded, match="PIPELINE_OPS_HTTP_DEADLINE_SECONDS"):
+            client.get(server.url + "/usage")
+        assert server.started
+    finally:
+        server.close()
