@@ -134,6 +134,7 @@ def test_a_gzip_bomb_and_an_oversized_file_fail_on_a_cap_without_the_memory(rig:
     assert "PIPELINE_OPS_MAX_OBJECT_BYTES" in run["error_message"]
 
     grown = rig.peak_rss_mib() - baseline
+    print(f"worker peak RSS: baseline {baseline:.0f} MiB, grown by {grown:.1f} MiB")
     assert grown < 150, f"the worker's peak RSS grew by {grown:.0f} MiB"
     # Nothing of either month was written: the raw table holds the October run only.
     raw = table_rows(rig.stack, f"{ORG}_dev.aws_focus_export_raw", ORG).to_pylist()
