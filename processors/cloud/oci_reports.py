@@ -156,6 +156,16 @@ def folder_date(name: str) -> date | None:
 
 # -- SDK errors -> our two error roots -------------------------------------------------------
 
+# Object Storage's error codes (docs: API errors), the ones the messages may quote.
+KNOWN_CODES = frozenset(
+    {
+        "BucketNotFound", "NamespaceNotFound", "ObjectNotFound", "NotAuthenticated",
+        "NotAuthorizedOrNotFound", "NotAuthorized", "Forbidden", "TooManyRequests",
+        "InternalServerError", "ServiceUnavailable", "InvalidParameter", "MissingParameter",
+        "RelatedResourceNotAuthorizedOrNotFound", "InsufficientServicePermissions",
+    }
+)  # fmt: skip
+
 
 def map_service_error(
     exc: oci.exceptions.ServiceError, where: ReportLocation, *, object_name: str | None = None
@@ -163,9 +173,11 @@ def map_service_error(
     """Turn an Object Storage error answer into TerminalError / TransientError.
 
     Messages name the namespace, bucket and object and quote OCI's code, never the request's
-    headers (they carry the signature) or the key.
+    headers (they carry the signature) or the key. Only codes of OCI's documented vocabulary
+    are quoted: anything else an endpoint says stays out of tenant-visible text.
     """
     status, code = int(exc.status or 0), str(exc.code or "")
+    code = code if code in KNOWN_CODES else ""
     if status == 401:
         return TerminalError(
             f"OCI Object Storage rejected the API key for {where.describe()} (401 {code}): "

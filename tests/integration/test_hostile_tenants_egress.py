@@ -29,10 +29,10 @@ from notify.store import NotificationSettingsStore
 from pipeline.runs import RunRequest
 from tests.integration.conftest import Stack, make_stack, write_pipeline
 from tests.integration.test_engine_e2e import table_rows
-from tests.support.gcp_catalog_server import service_account_key
+from tests.support.gcp_catalog_server import TokenServer, service_account_key
 from tests.support.hostile import INTERNAL_BODY, InternalHost
 from tests.support.provider_api import ProviderAPIServer, serve_openai
-from tests.support.servers import LoopbackHTTPServer, Server, port_of
+from tests.support.servers import Server, port_of
 
 DAYS = [date(2026, 1, 1), date(2026, 1, 2)]
 BODY = {"start_date": "2026-01-01", "end_date": "2026-01-02"}
@@ -52,38 +52,12 @@ steps:
 """
 
 
-class TokenStandIn(LoopbackHTTPServer):
-    """A token endpoint the operator allow-listed, answering 200 with JSON but no token."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler
-
-        outer = self
-        self.posts = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.posts += 1
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.dumps({"config": TOKEN_LEAK}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        super().__init__(Handler)
-
-
 @dataclass
 class Rig:
     stack: Stack
     client: Any
     api: ProviderAPIServer
-    token: TokenStandIn
+    token: TokenServer
     internal: InternalHost
     redis: Server
     keys: dict[str, str]
@@ -114,7 +88,9 @@ def rig(
 ) -> Iterator[Rig]:
     from app import create_app
 
-    api, token, internal = ProviderAPIServer(), TokenStandIn(), InternalHost()
+    # The token endpoint answers 200 with JSON, but no token.
+    api, internal = ProviderAPIServer(), InternalHost()
+    token = TokenServer(answer={"config": TOKEN_LEAK})
     allow = f"127.0.0.1:{port_of(api.url)} 127.0.0.1:{port_of(token.url)}"
     with pytest.MonkeyPatch.context() as patch:
         # The operator's allow-list: the two legitimate stand-ins, nothing else on loopback.
@@ -344,7 +320,7 @@ def test_a_token_endpoints_json_answer_is_not_copied_into_the_error(rig: Rig) ->
         {"start_date": "2026-01-01", "end_date": "2026-01-01", "credential_id": "gcp_token"},
     )
     assert run["status"] == "failed"
-    assert rig.token.posts >= 1  # the token endpoint was asked, and answered 200 JSON
+    assert rig.token.assertions  # the token endpoint was asked, and answered 200 JSON
     assert "token_uri refused the key or answered without a token" in run["error_message"]
     text = rig.visible_text(ATTACKER, run["run_id"])
     assert TOKEN_LEAK not in text and "PRIVATE KEY" not in text

@@ -138,9 +138,10 @@ def _in_currency(sku: dict[str, Any], currency: str) -> dict[str, Any]:
 
 
 class TokenServer(LoopbackHTTPServer):
-    """Answers every JWT grant with `token`; keeps the assertions it was sent."""
+    """Answers every JWT grant with `token` (or with `answer`, a 200 JSON of the caller's
+    choice); keeps the assertions it was sent."""
 
-    def __init__(self, token: str = "t0k-catalog") -> None:
+    def __init__(self, token: str = "t0k-catalog", answer: dict[str, Any] | None = None) -> None:
         self.token = token
         self.assertions: list[str] = []
         outer = self
@@ -149,7 +150,7 @@ class TokenServer(LoopbackHTTPServer):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 outer.assertions += parse_qs(body).get("assertion", [])
-                self.reply(200, {"access_token": outer.token, "expires_in": 3600})
+                self.reply(200, answer or {"access_token": outer.token, "expires_in": 3600})
 
         super().__init__(Handler)
         self.token_uri = f"{self.url}/token"
