@@ -197,17 +197,23 @@ def test_allow_list_parsing() -> None:
         parse_allow_list("host:http")
 
 
+def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record (and stop) every connect: a test that would send a packet fails instead."""
+    calls: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise AssertionError(f"a connection was attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return calls
+
+
 def test_a_refused_host_opens_no_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     """The client decides before any socket: none is created for refused destinations."""
-    calls: list[object] = []
-    real_connect = socket.socket.connect
-
-    def spy(self: socket.socket, address: object) -> None:
-        calls.append(address)
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", spy)
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: calls.append(a))
+    calls = no_connections(monkeypatch)
     for url, _ in HOSTILE:
         if url.startswith("https://") and "example.com" not in url:
             with (
@@ -285,3 +291,41 @@ def test_a_trickling_answer_ends_at_the_total_deadline() -> None:
         assert server.started
     finally:
         server.close()
+
+
+def test_the_sdks_are_refused_metadata_and_private_hosts_before_any_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """boto3 and google-auth inside the step's guard: the decision comes before a connect."""
+    import boto3
+    import google.auth.transport.requests
+    from botocore.config import Config
+
+    from processors.sdk_egress import guarded, refusal_in
+    from tests.support.gcp_catalog_server import service_account_key
+    from warehouse.bigquery_client import service_account_credentials
+
+    monkeypatch.setenv(ALLOW_ENV, "")
+    calls = no_connections(monkeypatch)
+    s3 = boto3.client(
+        "s3", endpoint_url="http://169.254.169.254", region_name="us-east-1",
+        aws_access_key_id="AKIAX", aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}),
+    )  # fmt: skip
+    with pytest.raises(Exception) as caught, guarded("credential endpoint_url", ("*.aws",)):
+        s3.get_object(Bucket="b", Key="k")
+    assert "metadata" in str(refusal_in(caught.value))
+    key = service_account_key(
+        "http://metadata.google.internal/token", client_email="a@b.iam.gserviceaccount.com"
+    )
+    with pytest.raises(EgressRefused, match="internal host name"), guarded("token_uri", None):
+        service_account_credentials(key).refresh(google.auth.transport.requests.Request())
+    with pytest.raises(Exception) as caught, guarded("credential endpoint_url", None):
+        s3_private = boto3.client(
+            "s3", endpoint_url="https://10.0.0.8", region_name="us-east-1",
+            aws_access_key_id="AKIAX", aws_secret_access_key="x",
+            config=Config(retries={"max_attempts": 1}),
+        )  # fmt: skip
+        s3_private.get_object(Bucket="b", Key="k")
+    assert "private" in str(refusal_in(caught.value))
+    assert calls == []
