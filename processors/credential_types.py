@@ -73,7 +73,7 @@ class CredentialType:
             "plain_field": self.plain_field,
             "fields": {
                 f.name: {"required": f.required, "secret": f.secret, "url": f.url,
-                         "nested": f.nested, "doc": f.doc}
+                         "hosts": list(f.hosts), "nested": f.nested, "doc": f.doc}
                 for f in self.fields.values()
             },
             "any_of": [list(g) for g in self.any_of],

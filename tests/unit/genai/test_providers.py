@@ -84,4 +84,5 @@ def test_providers_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert openai["credential_required"] is True
     assert openai["credential"]["fields"]["admin_key"]["secret"] is True
     assert openai["credential"]["fields"]["base_url"]["url"] is True
+    assert openai["credential"]["fields"]["base_url"]["hosts"] == ["api.openai.com"]
     assert "credential (required): admin_key [secret]" in listed.output
