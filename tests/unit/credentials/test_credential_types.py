@@ -111,6 +111,7 @@ def test_bad_declarations_are_reported() -> None:
             },
             "groups": {"fields": {"a": {}}, "any_of": [["a", "zz"]], "plain_field": "a"},
             "nest": {"fields": {"n": {"nested": "nowhere"}}},
+            "hosts": {"fields": {"h": {"hosts": ["a.example"]}, "u": {"url": True, "hosts": "x"}}},
         }
     )  # fmt: skip
     assert set(kinds) == {"ok", "nest"}
@@ -118,7 +119,9 @@ def test_bad_declarations_are_reported() -> None:
     for part in ("credential_types.none", "credential_types.Bad", "fields must be a non-empty",
                  "unknown flag 'colour'", "a URL is not a secret", "required must be true or false",
                  "any_of must be", "plain_field must name a declared secret field",
-                 "nested kind 'nowhere' is not declared"):  # fmt: skip
+                 "nested kind 'nowhere' is not declared",
+                 "fields.h.hosts must be a list of host names on a url field",
+                 "fields.u.hosts must be a list"):  # fmt: skip
         assert part in text
 
 
