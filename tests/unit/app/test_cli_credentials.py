@@ -76,10 +76,10 @@ def _vault(orgs: OrgService, env: Path):  # type: ignore[no-untyped-def]
     return VaultCredentialProvider(orgs.store.engine, key_provider(None, env))
 
 
-def test_a_plain_key_goes_into_the_field_the_provider_declares(
-    orgs: OrgService, env: Path
-) -> None:
-    result = cli("credentials", "add", "acme", "anthropic", "--name", "A", "--id", "a", input=SECRET)
+def test_a_plain_key_goes_into_the_field_the_provider_declares(orgs: OrgService, env: Path) -> None:
+    result = cli(
+        "credentials", "add", "acme", "anthropic", "--name", "A", "--id", "a", input=SECRET
+    )
 
     assert result.exit_code == 0, result.output
     assert _vault(orgs, env).get("acme", "a") == {"admin_key": SECRET}
