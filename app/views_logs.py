@@ -29,7 +29,7 @@ def run_logs(org: str, run_id: str) -> dict[str, Any]:
         404: Problem
     """
     run = find_run(org, run_id)
-    lines = services().store.lines(run_id)
+    lines = services().store.lines(run["run_id"])
     return RunLogsSchema().dump({"run": run, "lines": lines})
 
 
@@ -48,8 +48,7 @@ def run_steps(org: str, run_id: str) -> dict[str, Any]:
         401: Problem
         404: Problem
     """
-    find_run(org, run_id)
-    attempts = services().store.step_attempts(run_id)
+    attempts = services().store.step_attempts(find_run(org, run_id)["run_id"])
     return StepAttemptsSchema().dump({"steps": attempts})
 
 
@@ -68,8 +67,7 @@ def run_transitions(org: str, run_id: str) -> dict[str, Any]:
         401: Problem
         404: Problem
     """
-    find_run(org, run_id)
-    transitions = services().store.transitions(run_id)
+    transitions = services().store.transitions(find_run(org, run_id)["run_id"])
     return TransitionsSchema().dump({"transitions": transitions})
 
 
@@ -90,6 +88,7 @@ def run_download(org: str, run_id: str) -> Response:
     """
     store = services().store
     run = find_run(org, run_id)
+    run_id = run["run_id"]
     body = "".join(
         ndjson_records(
             run, store.step_attempts(run_id), store.transitions(run_id), store.lines(run_id)

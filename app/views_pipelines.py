@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.body import json_body
 from app.ext import find_run, services
-from app.presenters import links, step_summary
+from app.presenters import links, run_outcome, step_summary
 from app.schemas import (
     HistoryQuerySchema,
     HistorySchema,
@@ -80,7 +80,7 @@ def cancel_run(org: str, run_id: str) -> Response:
         404: Problem
         409: Problem
     """
-    return _accepted(services().runs.cancel(org, run_id))
+    return _accepted(services().runs.cancel(org, find_run(org, run_id)["run_id"]))
 
 
 @bp.get("/status/<org>/<run_id>")
@@ -99,8 +99,9 @@ def run_status(org: str, run_id: str) -> dict[str, Any]:
         404: Problem
     """
     run = find_run(org, run_id)
-    steps = step_summary(run, services().store.step_attempts(run_id))
-    return RunStatusSchema().dump({**run, "steps": steps})
+    attempts = services().store.step_attempts(run["run_id"])
+    steps = step_summary(run, attempts)
+    return RunStatusSchema().dump({**run, **run_outcome(run, attempts), "steps": steps})
 
 
 @bp.get("/history/<org>")

@@ -25,7 +25,7 @@ from pipeline.runs import RunService
 from pipeline.settings import Settings
 from pipeline.store import RunStore
 from pipeline.subscriptions import SqlSubscriptionReader
-from processors.base import StepContext
+from processors.base import SOURCE_READ_METRIC, StepContext
 from processors.registry import get_processor
 from warehouse.base import JobContext, LineageKey, Warehouse
 
@@ -184,6 +184,13 @@ class StepExecutor:
             result = get_processor(spec["ps_type"]).run(self._context(run, step_id, attempt, log))
         finally:
             heartbeat.stop()
+        metrics = dict(result.metrics)
+        if result.read is not None:
+            # Stored with the attempt so the run's status can warn about an empty load.
+            metrics[SOURCE_READ_METRIC] = result.read.as_json()
+            if not result.read.rows_kept:
+                start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
+                log.warning(f"nothing to load: {result.read.describe(start, end)}")
         # Until the next step starts, the run waits in the broker like a queued run.
         self.store.finish_attempt(
             run_id,
@@ -195,7 +202,7 @@ class StepExecutor:
             level="INFO",
             message=f"completed: {result.rows_written} rows written",
             rows_written=result.rows_written,
-            metrics=result.metrics,
+            metrics=metrics,
         )
         if completed | {step_id} >= set(run["plan"]["steps"]):
             # The last step completes the run itself, saving a broker hop; the
