@@ -27,6 +27,7 @@ def run_logs(org: str, run_id: str) -> dict[str, Any]:
           content: {application/json: {schema: RunLogsSchema}}
         401: Problem
         404: Problem
+        422: Problem
     """
     run = find_run(org, run_id)
     lines = services().store.lines(run["run_id"])
@@ -47,6 +48,7 @@ def run_steps(org: str, run_id: str) -> dict[str, Any]:
           content: {application/json: {schema: StepAttemptsSchema}}
         401: Problem
         404: Problem
+        422: Problem
     """
     attempts = services().store.step_attempts(find_run(org, run_id)["run_id"])
     return StepAttemptsSchema().dump({"steps": attempts})
@@ -66,6 +68,7 @@ def run_transitions(org: str, run_id: str) -> dict[str, Any]:
           content: {application/json: {schema: TransitionsSchema}}
         401: Problem
         404: Problem
+        422: Problem
     """
     transitions = services().store.transitions(find_run(org, run_id)["run_id"])
     return TransitionsSchema().dump({"transitions": transitions})
@@ -85,6 +88,7 @@ def run_download(org: str, run_id: str) -> Response:
           content: {application/x-ndjson: {schema: {type: string}}}
         401: Problem
         404: Problem
+        422: Problem
     """
     store = services().store
     run = find_run(org, run_id)

@@ -78,6 +78,7 @@ def cancel_run(org: str, run_id: str) -> Response:
           content: {application/json: {schema: RunAcceptedSchema}}
         401: Problem
         404: Problem
+        422: Problem
         409: Problem
     """
     return _accepted(services().runs.cancel(org, find_run(org, run_id)["run_id"]))
@@ -97,6 +98,7 @@ def run_status(org: str, run_id: str) -> dict[str, Any]:
           content: {application/json: {schema: RunStatusSchema}}
         401: Problem
         404: Problem
+        422: Problem
     """
     run = find_run(org, run_id)
     attempts = services().store.step_attempts(run["run_id"])

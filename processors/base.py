@@ -55,7 +55,7 @@ class SourceRead:
     last_date: date | None = None
 
     def describe(self, start: date, end: date) -> str:
-        """`35 rows in usage.csv, 0 in 2027-06-01..2027-06-07; the file has 2026-01-01..…`"""
+        """`35 rows in usage.csv, 0 in 2027-06-01..2027-06-07; the source has data for …`"""
         text = f"{self.rows_read} rows in {self.source}, {self.rows_kept} in {start}..{end}"
         return f"{text}; the source has {self._span()}"
 
@@ -68,7 +68,9 @@ class SourceRead:
     def _span(self) -> str:
         if self.first_date is not None and self.last_date is not None:
             return f"data for {self.first_date}..{self.last_date}"
-        return "no rows at all" if not self.rows_read else "no dated rows"
+        if not self.rows_read:
+            return "no rows at all"
+        return f"{self.rows_read} rows, none in the run's dates"
 
     def as_json(self) -> dict[str, Any]:
         return {
