@@ -123,3 +123,21 @@ def test_backfill_runs_each_date_once_and_resumes_after_an_interrupt(sqlite_stac
             or day in done_before
             or (f"{day} started" not in second.stdout)
         )
+
+    # --force runs completed dates again: one new run each, nothing else touched.
+    forced_args = [*ARGS[:6], "--to", (FIRST + timedelta(days=1)).isoformat(), *ARGS[8:]]
+    forced = subprocess.run(
+        [PIPELINE_OPS, *forced_args, "--force"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert forced.returncode == 0, (forced.stdout, forced.stderr)
+    assert "already completed" not in forced.stdout
+    assert f"{FIRST} started" in forced.stdout
+    assert "finished: done 2/2  running 0  failed 0  remaining 0" in forced.stdout
+    again = Counter(r["start_date"] for r in runs(stack))
+    assert again == Counter(days) + Counter(days[:2])
