@@ -20,6 +20,7 @@ from credentials.base import CredentialProvider
 from errors import IllegalTransitionError, PipelineOpsError, TerminalError, TransientError
 from pipeline import state
 from pipeline.lineage import make_writer
+from pipeline.lock_waits import lock_wait_reporter
 from pipeline.redact import redact
 from pipeline.runs import RunService
 from pipeline.settings import Settings
@@ -118,7 +119,7 @@ class StepExecutor:
         settings: Settings,
         store: RunStore,
         runs: RunService,
-        warehouse_factory: Callable[[], Warehouse],
+        warehouse_factory: Callable[..., Warehouse],
         credentials: CredentialProvider,
     ) -> None:
         self.settings = settings
@@ -223,7 +224,9 @@ class StepExecutor:
         plan = run["plan"]
         start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
         key = LineageKey(run["org_slug"], run["pipeline_id"], run["credential_id"], start, end)
-        warehouse = self.warehouse_factory()
+        warehouse = self.warehouse_factory(
+            on_lock_wait=lock_wait_reporter(log, self.settings.redis_url)
+        )
         org, credential_id = run["org_slug"], run["credential_id"]
         return StepContext(
             org_slug=org,
