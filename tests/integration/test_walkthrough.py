@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,3 +150,17 @@ def test_the_walkthrough_runs_the_openai_pipeline_over_http_to_completion(
     finally:
         con.close()
     assert billed is not None and billed[0] > 0
+
+
+def test_demo_genai_help_says_what_it_does() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/demo_genai.py", "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "The GenAI part of `make demo`" in text
+    assert "usage for 2026-01-01..2026-01-07" in text
+    assert "`pipeline-ops samples serve`" in text
+    assert "--port PORT" in text

@@ -138,6 +138,26 @@ def test_status_refuses_a_short_prefix_with_exit_2(cli: CliRunner, tmp_path: Pat
     assert f"run id '{run_id[:7]}' is too short" in result.output
 
 
+@pytest.mark.parametrize(
+    ("dates", "message"),
+    [
+        (["--date", "2999-01-01"], "error: end_date 2999-01-01 is after today ("),
+        (["--start-date", "1999-06-01", "--end-date", "2000-01-01"], "is before 2000-01-01"),
+    ],
+)
+def test_run_refuses_dates_outside_the_bounds_and_records_nothing(
+    cli: CliRunner, tmp_path: Path, dates: list[str], message: str
+) -> None:
+    from pipeline.db import make_engine
+    from pipeline.store import RunStore
+
+    result = cli.invoke(main, ["run", "cli/unit/daily", "--org", "acme", *dates])
+
+    assert result.exit_code == 1
+    assert message in result.output
+    assert RunStore(make_engine(f"sqlite:///{tmp_path / 'meta.db'}")).count_runs() == 0
+
+
 def test_ctrl_c_during_a_start_waits_for_the_start_to_finish() -> None:
     finished, before = [], signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt), deferred_interrupt():
