@@ -31,11 +31,12 @@ from tests.support.procfile import (
     FLOWER_USER,
     documented_env,
     left_running,
+    pipeline_ops,
     procfile_lines,
     start_line,
     up,
 )
-from tests.support.servers import ROOT, Server, start_redis, wait_for
+from tests.support.servers import Server, start_redis, wait_for
 
 ORG = "procfile"
 CHECKED = ("web", "worker", "beat", "flower")
@@ -51,10 +52,7 @@ class Deployment:
     store: RunStore
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["pipeline-ops", *args], env=self.env, cwd=ROOT, capture_output=True, text=True,
-            timeout=120, check=False,
-        )  # fmt: skip
+        return pipeline_ops(self.env, *args)
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +62,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     env = documented_env(tmp, redis.url)
     processes: dict[str, Server] = {}
     try:
-        boot = subprocess.run(
-            ["pipeline-ops", "bootstrap"], env=env, cwd=ROOT, capture_output=True, text=True,
-            timeout=120, check=False,
-        )  # fmt: skip
+        boot = pipeline_ops(env, "bootstrap")
         assert boot.returncode == 0, boot.stdout + boot.stderr
         for name, line in procfile_lines().items():
             processes[name] = start_line(name, line, env, tmp)

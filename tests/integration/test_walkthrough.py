@@ -23,7 +23,14 @@ import duckdb
 import httpx
 import pytest
 
-from tests.support.procfile import documented_env, left_running, procfile_lines, start_line, up
+from tests.support.procfile import (
+    documented_env,
+    left_running,
+    pipeline_ops,
+    procfile_lines,
+    start_line,
+    up,
+)
 from tests.support.servers import ROOT, Server, free_port, start_redis
 
 README = ROOT / "README.md"
@@ -71,10 +78,7 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     started: list[Server] = []
     samples: subprocess.Popen[str] | None = None
     try:
-        boot = subprocess.run(
-            ["pipeline-ops", "bootstrap"], env=env, cwd=ROOT, capture_output=True, text=True,
-            timeout=120, check=False,
-        )  # fmt: skip
+        boot = pipeline_ops(env, "bootstrap")
         assert boot.returncode == 0, boot.stderr
         web, worker = (start_line(n, lines[n], env, tmp) for n in ("web", "worker"))
         started += [web, worker]

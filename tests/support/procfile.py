@@ -6,6 +6,7 @@ Used by tests/integration/test_procfile.py (each line, checked) and test_walkthr
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,3 +87,11 @@ def processes_of(var_dir: Path) -> list[str]:
         except OSError:
             continue  # gone meanwhile, or not ours to read
     return found
+
+
+def pipeline_ops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`pipeline-ops ARGS…` as an operator runs it, in the repository, with `env` only."""
+    return subprocess.run(
+        ["pipeline-ops", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip

@@ -19,6 +19,7 @@ from app import create_app
 from errors import QuotaExceededError, SubscriptionInactiveError, TemplateError
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
+from tests.support.registry import install_provider_registry
 
 
 def test_run_is_accepted_recorded_and_enqueued(
@@ -465,11 +466,7 @@ def test_a_provider_that_needs_a_credential_is_422_without_one(
     services: Services,
     dispatcher: RecordingDispatcher,
 ) -> None:
-    from processors.providers import REGISTRY_PATH
-
-    system = settings.configs_dir / "system"
-    system.mkdir()
-    (system / "providers.yml").write_bytes(REGISTRY_PATH.read_bytes())
+    install_provider_registry(settings.configs_dir)
     pipeline = settings.configs_dir / "cloud" / "aws" / "cost" / "noop.yml"
     pipeline.parent.mkdir(parents=True)
     pipeline.write_text(

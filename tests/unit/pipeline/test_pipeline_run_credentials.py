@@ -14,7 +14,7 @@ from credentials.errors import CredentialError
 from pipeline import state
 from pipeline.runs import RunRequest
 from pipeline.services import Services
-from processors.providers import REGISTRY_PATH
+from tests.support.registry import install_provider_registry
 
 SECRET = {"api_key": "sk-run-cred-000000000"}
 
@@ -98,8 +98,7 @@ AWS_SECRET = {"access_key_id": "AKIAUNITTEST", "secret_access_key": "unit-secret
 @pytest.fixture
 def registry(configs_dir, write_pipeline) -> None:  # type: ignore[no-untyped-def]
     """The shipped provider registry over the test configs, with an aws and a demo pipeline."""
-    (configs_dir / "system").mkdir()
-    (configs_dir / "system" / "providers.yml").write_bytes(REGISTRY_PATH.read_bytes())
+    install_provider_registry(configs_dir)
     write_pipeline("aws/cost/noop", AWS_NOOP)
     write_pipeline("demo/sample/noop", DEMO_NOOP)
 

@@ -12,6 +12,7 @@ from pipeline.db import upgrade
 from pipeline.schedule_dispatch import ScheduleDispatcher, due_ticks
 from pipeline.schedules import ScheduleService
 from pipeline.services import Services, build_services
+from tests.support.registry import install_provider_registry
 
 DAILY = """\
 pipeline_id: sched_daily
@@ -178,10 +179,7 @@ def test_a_quota_refusal_is_recorded_as_a_skipped_tick(
 def test_a_tick_of_a_provider_that_needs_a_credential_without_one_is_skipped(
     services, clock, dispatcher, configs_dir, write_pipeline
 ) -> None:
-    from processors.providers import REGISTRY_PATH
-
-    (configs_dir / "system").mkdir()
-    (configs_dir / "system" / "providers.yml").write_bytes(REGISTRY_PATH.read_bytes())
+    install_provider_registry(configs_dir)
     write_pipeline("oci/cost/daily", DAILY.replace("sched_daily", "oci_daily").replace(
         "provider: sched\ndomain: unit", "provider: oci\ndomain: cost"))  # fmt: skip
     clock.now = at("2026-01-05 02:00:00")
