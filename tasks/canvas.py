@@ -61,14 +61,20 @@ class CeleryDispatcher:
     # request is refused at once rather than after Celery's reconnect retries.
     CHECK_TIMEOUT = 2.0
 
-    def __init__(self) -> None:
+    def __init__(self, eager: bool = False) -> None:
+        # Eager (--local, PIPELINE_OPS_EAGER): tasks run in this process, no broker involved.
+        self.eager = eager
         self._client: redis.Redis | None = None
 
     def check(self) -> None:
         """Raise ServiceUnavailableError, naming the broker, if it can't take a run now."""
         url = str(app.conf.broker_url or "")
-        if app.conf.task_always_eager or not url.startswith(("redis://", "rediss://")):
-            return  # in-process (--local): there is no broker to reach
+        if (
+            self.eager
+            or app.conf.task_always_eager
+            or not url.startswith(("redis://", "rediss://"))
+        ):
+            return  # in-process: there is no broker to reach
         if self._client is None:
             self._client = redis.Redis.from_url(
                 url, socket_connect_timeout=self.CHECK_TIMEOUT, socket_timeout=self.CHECK_TIMEOUT
