@@ -19,7 +19,7 @@ import pytest
 from errors import InvalidIdentifierError, TerminalError, TransientError, WarehouseLockTimeout
 from warehouse import from_url
 from warehouse.base import LINEAGE_FIELDS, LineageKey, LockWait, TableRef
-from warehouse.duckdb import DuckDBWarehouse
+from warehouse.duckdb import DuckDBWarehouse, lock_holder
 from warehouse.procedures import (
     coerce_args,
     list_procedures,
@@ -677,6 +677,26 @@ def test_write_times_out_while_another_process_holds_the_lock(
         assert isinstance(info.value, TransientError)
     assert impatient.write_partition(usage, rows, key()).rows_written == 1
     assert len(all_rows(db_path, usage)) == 1
+
+
+READ_ONLY_HOLDER = (
+    "import duckdb, sys\n"
+    "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "print('held', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_the_lock_holder_is_found_in_proc_locks_when_the_error_does_not_name_it(
+    wh: DuckDBWarehouse, usage, db_path
+) -> None:
+    wh.ping()  # the file exists, so a read-only connection can open it
+    with holding(READ_ONLY_HOLDER, db_path) as holder:
+        assert lock_holder("IO Error: Could not set lock on file", db_path) == (
+            holder.pid,
+            Path(sys.executable).resolve().name,
+        )
+    assert lock_holder("IO Error: Could not set lock on file", db_path) == (None, None)
 
 
 def test_duckdb_own_lock_conflict_is_a_lock_timeout(wh: DuckDBWarehouse, usage, db_path) -> None:
