@@ -273,11 +273,13 @@ def lock_holder(message: str, path: Path) -> tuple[int | None, str | None]:
     if found:
         return int(found.group(2)), Path(found.group(1)).name
     with suppress(OSError, ValueError):
-        inode = path.stat().st_ino
+        st = path.stat()
+        # /proc/locks: "1: POSIX  ADVISORY  READ  12826 08:01:1234 0 EOF", the pid, then
+        # the file as major:minor (hex) of its device and its inode.
+        file_id = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
         for line in Path("/proc/locks").read_text().splitlines():
-            # "1: POSIX  ADVISORY  READ  12826 08:01:1234 0 EOF": pid, then dev:inode
             fields = line.split()
-            if len(fields) > 5 and fields[5].rsplit(":", 1)[-1] == str(inode):
+            if len(fields) > 5 and fields[5] == file_id:
                 pid = int(fields[4])
                 with suppress(OSError):
                     return pid, Path(os.readlink(f"/proc/{pid}/exe")).name
