@@ -5,7 +5,8 @@ curl, following it, `status` by prefix, the logs), then the FOCUS query on DuckD
 The commands are read from the README and run with bash; the only changes are the ports
 and paths of this test (8001 -> the web port, 8765 -> a free port, var/ -> a temp dir).
 Step 1 (redis-server and `make up`) is stood in for by a redis-server of this test and the
-Procfile's web and worker lines, started as written (test_procfile.py runs `make up`).
+Procfile's web and worker lines, started as written with step 1's exports
+(test_procfile.py runs `make up` itself).
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class Machine:
 def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     tmp = tmp_path_factory.mktemp("walkthrough")
     redis = start_redis()
-    env = documented_env(tmp, redis.url)
+    port = free_port()
+    # As step 1 exports it for `make up`: the worker may connect to the samples server.
+    env = {**documented_env(tmp, redis.url), "PIPELINE_OPS_EGRESS_ALLOW": f"127.0.0.1:{port}"}
     lines = procfile_lines()
     started: list[Server] = []
     samples: subprocess.Popen[str] | None = None
@@ -85,7 +88,6 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
         web_url = f"http://127.0.0.1:{env['PORT']}"
         up(web, lambda: httpx.get(f"{web_url}/health", timeout=2).status_code == 200)
         up(worker, lambda: "ready." in worker.log())
-        port = free_port()
         step2 = walkthrough_blocks()[1]
         here = Machine(env, web_url, port, [], tmp)
         samples = subprocess.Popen(
