@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit integration lint bench load clean focus-validator bqemulator azurite
+.PHONY: venv demo up test unit integration lint bench load clean focus-validator bqemulator azurite
 
 venv: $(STAMP)
 
@@ -17,6 +17,14 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# The Procfile's four processes (web, worker, beat, flower) in one terminal, with honcho:
+# the metadata DB is migrated first (the web process doesn't), and `web` gets PORT (8001).
+# Needs a running redis-server (REDIS_URL) and FLOWER_BASIC_AUTH=user:password, from the
+# environment or a `.env` file, which honcho reads. Ctrl-C stops all four.
+up: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho run pipeline-ops bootstrap
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port "$${PORT:-8001}"
 
 test: $(STAMP) focus-validator bqemulator azurite
 	$(BIN)/pipeline-ops validate configs

@@ -156,25 +156,39 @@ def _follow(store: Any, run_id: str, poll: float, timeout: float = 24 * 3600) ->
 
 @main.command()
 @click.argument("run_id")
+@click.option("--org", "org_slug", help="Only this org's runs (a prefix is looked up there).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
-def status(run_id: str, as_json: bool) -> None:
-    """Show a run and its steps."""
+def status(run_id: str, org_slug: str | None, as_json: bool) -> None:
+    """Show a run and its steps. RUN_ID may be the first 8 or more characters of the id."""
+    from app.presenters import run_outcome
+    from pipeline.store import RunIdError
+
     store = migrated_store(_settings())
-    run = store.get_run(run_id)
+    try:
+        run_id = store.resolve_run_id(run_id, org_slug)
+    except RunIdError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except PipelineOpsError as exc:
+        fail(str(exc))
+    run = store.get_run(run_id, org_slug=org_slug)
     if run is None:
         fail(f"run {run_id} not found")
     attempts = store.step_attempts(run_id)
+    outcome = run_outcome(run, attempts)
     if as_json:
         run.pop("plan", None)
-        click.echo(json.dumps({"run": run, "steps": attempts}, default=str, indent=2))
+        click.echo(json.dumps({"run": run, **outcome, "steps": attempts}, default=str, indent=2))
         return
     click.echo(f"run_id:    {run['run_id']}")
     click.echo(f"org:       {run['org_slug']}")
     click.echo(f"pipeline:  {run['pipeline_id']} ({run['pipeline_path']})")
     click.echo(f"dates:     {run['start_date']} .. {run['end_date']}")
     click.echo(f"status:    {run['status']}")
+    click.echo(f"rows:      {outcome['rows_written']}")
     if run["error_message"]:
         click.echo(f"error:     {run['error_message']}")
+    for warning in outcome["warnings"]:
+        click.echo(f"warning:   {warning}")
     for a in attempts:
         click.echo(
             f"  {a['step_id']:<24} attempt {a['attempt']}  {a['status']:<10} "

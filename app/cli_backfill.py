@@ -45,6 +45,7 @@ def deferred_interrupt() -> Iterator[None]:
 @click.option("--concurrency", default=1, show_default=True, help="Runs in flight at once.")
 @click.option("--credential", "credential_id", help="Credential id (default: default).")
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between status checks.")
+@click.option("--force", is_flag=True, help="Run dates that already completed again too.")
 def backfill(
     pipeline_path: str,
     org_slug: str,
@@ -53,8 +54,10 @@ def backfill(
     concurrency: int,
     credential_id: str | None,
     poll: float,
+    force: bool,
 ) -> None:
-    """Run a pipeline once per date. Re-running resumes: completed dates are skipped."""
+    """Run a pipeline once per date. Re-running resumes: completed dates are skipped
+    (with --force they run again; dates still running are joined, never started twice)."""
     from pipeline.backfill import Backfill, Progress, date_range
     from pipeline.runs import RunRequest
     from pipeline.schedules import split_path
@@ -68,6 +71,7 @@ def backfill(
             template,
             dates,
             concurrency,
+            force=force,
             poll_seconds=poll,
             start_guard=deferred_interrupt,
         )

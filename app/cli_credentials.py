@@ -79,13 +79,18 @@ def credentials() -> None:
 def add(org_slug: str, provider: str, name: str, credential_id: str | None, path: str) -> None:
     """Store a credential. The secret comes from stdin or --file, never the command line.
 
-    A JSON object is stored as is; any other text as {"api_key": "<text>"}.
+    A JSON object is checked against the provider's declared fields (`pipeline-ops
+    providers`); plain text is stored in the field the provider declares for it (OpenAI,
+    Anthropic: admin_key). Missing or unknown fields are refused (exit 2), nothing stored.
     """
+    from pipeline.credential_check import checked_secret
+
     store, vault = _open()
     if store.get_org(org_slug) is None:
         fail(f"org {org_slug!r} not found")
-    secret = _read_input(path, "secret")
+    raw = _read_input(path, "secret")
     try:
+        secret = checked_secret(provider, raw)
         check_credential_urls(provider, secret)
     except PipelineOpsError as exc:
         fail(str(exc), EXIT_USAGE)

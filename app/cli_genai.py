@@ -1,4 +1,4 @@
-"""`pipeline-ops providers` and `pipeline-ops subscriptions add|list|remove`.
+"""`pipeline-ops providers`, `subscriptions add|list|remove` and `samples serve`.
 
 Registered on the main group by `register()` at the end of app/cli.py. Operator-level like
 the rest of the CLI: it reads the same environment and talks to the metadata DB directly.
@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from app.cli_support import EXIT_PROBLEMS, fail, migrated_store, parse_day
+from app.samples import DEFAULT_PORT, PROVIDERS, SAMPLE_END, SAMPLE_START, SampleAPIServer
 from errors import PipelineOpsError
 
 
@@ -134,6 +135,63 @@ def subscriptions_remove(org_slug: str, subscription_id: str) -> None:
     click.echo(f"removed {subscription_id}")
 
 
+@click.group("samples")
+def samples() -> None:
+    """The shipped provider samples (sample_data/genai/), for trying the GenAI pipelines."""
+
+
+@samples.command("serve")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+    help="Loopback port to serve on (0: any free port).",
+)  # fmt: skip
+@click.option("--org", "org_slug", default="acme", show_default=True, help="Org of the commands.")
+def samples_serve(port: int, org_slug: str) -> None:
+    """Serve the OpenAI and Anthropic Admin API samples on 127.0.0.1 until Ctrl-C, and print
+    the commands that point an org's credentials and runs at them."""
+    serve_samples(port, org_slug)
+
+
+def serve_samples(port: int, org_slug: str) -> None:
+    """`samples serve` (and `scripts/demo_genai.py` run on its own)."""
+    import shlex
+    import threading
+
+    try:
+        server = SampleAPIServer(port)
+    except OSError as exc:
+        fail(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}; pick another --port")
+    host = server.url.removeprefix("http://")
+    say = click.echo
+    say(f"serving the OpenAI and Anthropic Admin API samples (sample_data/genai/) on {server.url}")
+    say(f"they hold usage for {SAMPLE_START}..{SAMPLE_END} (UTC); Ctrl-C stops the server")
+    say("")
+    say("1. let the worker and `credentials add` reach this loopback server (set it for both):")
+    say(f"   export PIPELINE_OPS_EGRESS_ALLOW={host}")
+    say("2. store one credential per provider (any key works here; a real one goes in the")
+    say("   same field, admin_key, and base_url is left out):")
+    for provider in PROVIDERS:
+        secret = shlex.quote(json.dumps(server.credential(provider)))
+        say(
+            f"   echo {secret} | pipeline-ops credentials add {org_slug} {provider} "
+            f"--name {provider}_samples --id {provider}_sample --file -"
+        )
+    say("3. run a pipeline over those dates with its credential, e.g. OpenAI's:")
+    say(
+        f"   pipeline-ops run genai/payg/openai --org {org_slug} --start-date {SAMPLE_START} "
+        f"--end-date {SAMPLE_END} --credential openai_sample --wait"
+    )
+    say('   (or over HTTP: see "Run it for real" in the README)')
+    stop = threading.Event()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        say("stopped")
+    finally:
+        server.close()
+
+
 def register(group: click.Group) -> None:
     group.add_command(providers)
     group.add_command(subscriptions)
+    group.add_command(samples)

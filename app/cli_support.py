@@ -50,7 +50,9 @@ def cli_services() -> Services:
 
     settings = Settings.from_env()
     upgrade(settings.database_url)
-    svc = build_services(settings, CeleryDispatcher(), notifications=CeleryNotificationQueue())
+    svc = build_services(
+        settings, CeleryDispatcher(eager=settings.eager), notifications=CeleryNotificationQueue()
+    )
     use_services(svc)
     return svc
 

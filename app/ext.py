@@ -17,8 +17,10 @@ def services() -> Services:
 
 
 def find_run(org_slug: str, run_id: str) -> dict[str, Any]:
-    """The org's run, or NotFoundError: another org's run looks exactly like a missing one."""
-    run = services().store.get_run(run_id, org_slug=org_slug)
+    """The org's run by its id or a unique prefix of it, or NotFoundError: another org's
+    run looks exactly like a missing one."""
+    store = services().store
+    run = store.get_run(store.resolve_run_id(run_id, org_slug), org_slug=org_slug)
     if run is None:
         raise NotFoundError(f"run {run_id} not found")
     return run

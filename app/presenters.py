@@ -12,6 +12,7 @@ from app.schemas import (
     StepAttemptSchema,
     TransitionSchema,
 )
+from processors.base import SOURCE_READ_METRIC, SourceRead
 
 
 def links(base_url: str, org_slug: str, run_id: str) -> dict[str, str]:
@@ -47,6 +48,23 @@ def step_summary(run: dict[str, Any], attempts: list[dict[str, Any]]) -> list[di
             }
         )
     return summary
+
+
+def run_outcome(run: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    """`rows_written` (the completed attempts' rows, all steps) and `warnings`: what a
+    person should know about a run that looks fine, above all a load that found nothing."""
+    completed = [a for a in attempts if a["status"] == "completed"]
+    start, end = run["start_date"], run["end_date"]
+    warnings = []
+    for attempt in completed:
+        read = SourceRead.from_json((attempt.get("metrics") or {}).get(SOURCE_READ_METRIC))
+        warning = read.warning(start, end) if read is not None else None
+        if warning:
+            warnings.append(f"{warning}, step {attempt['step_id']}")
+    total = sum(int(a["rows_written"] or 0) for a in completed)
+    if run["status"] == "completed" and not total and not warnings:
+        warnings.append(f"the run completed but wrote no rows for {start}..{end}")
+    return {"rows_written": total, "warnings": warnings}
 
 
 def ndjson_records(

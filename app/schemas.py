@@ -195,6 +195,13 @@ class StepSummarySchema(Schema):
 
 class RunStatusSchema(RunSchema):
     steps = fields.List(fields.Nested(StepSummarySchema))
+    rows_written = fields.Integer(
+        metadata={"description": "Rows the completed step attempts wrote, all steps together."}
+    )
+    warnings = fields.List(
+        fields.String(),
+        metadata={"description": "E.g. a load that found no rows in the run's dates."},
+    )
 
 
 class HistorySchema(Schema):

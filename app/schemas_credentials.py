@@ -38,8 +38,10 @@ class CredentialCreateSchema(Schema):
         required=True,
         load_only=True,
         metadata={
-            "description": "A JSON object, or a string stored as {api_key: <string>}. "
-            "Never returned."
+            "description": "A JSON object with the fields the provider declares "
+            "(listed by `pipeline-ops providers`), or a string stored in the field "
+            "the provider declares for plain keys (OpenAI, Anthropic: admin_key). Missing "
+            "or unknown fields are refused with 422. Never returned."
         },
     )
 

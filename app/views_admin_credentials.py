@@ -27,6 +27,7 @@ from app.schemas_credentials import (
 from credentials.base import CREDENTIAL_ID_RE
 from credentials.vault import VaultCredentialProvider
 from pipeline.providers import check_credential_urls
+from pipeline.credential_check import checked_secret
 from pipeline.redact import register_secrets
 
 bp = Blueprint("admin_credentials", __name__, url_prefix="/admin/orgs/<org>")
@@ -74,8 +75,9 @@ def add_credential(org: str) -> tuple[dict[str, Any], int]:
     body = json_body(CredentialCreateSchema())
     # This process saw the plaintext: mask it in anything it logs from now on.
     register_secrets(body["secret"])
-    check_credential_urls(body["provider"], body["secret"])
-    meta = _vault().add(org, body["provider"], body["name"], body["secret"], body["credential_id"])
+    secret = checked_secret(body["provider"], body["secret"])
+    check_credential_urls(body["provider"], secret)
+    meta = _vault().add(org, body["provider"], body["name"], secret, body["credential_id"])
     return CredentialSchema().dump(meta), 201
 
 

@@ -27,9 +27,10 @@ def run_logs(org: str, run_id: str) -> dict[str, Any]:
           content: {application/json: {schema: RunLogsSchema}}
         401: Problem
         404: Problem
+        422: Problem
     """
     run = find_run(org, run_id)
-    lines = services().store.lines(run_id)
+    lines = services().store.lines(run["run_id"])
     return RunLogsSchema().dump({"run": run, "lines": lines})
 
 
@@ -47,9 +48,9 @@ def run_steps(org: str, run_id: str) -> dict[str, Any]:
           content: {application/json: {schema: StepAttemptsSchema}}
         401: Problem
         404: Problem
+        422: Problem
     """
-    find_run(org, run_id)
-    attempts = services().store.step_attempts(run_id)
+    attempts = services().store.step_attempts(find_run(org, run_id)["run_id"])
     return StepAttemptsSchema().dump({"steps": attempts})
 
 
@@ -67,9 +68,9 @@ def run_transitions(org: str, run_id: str) -> dict[str, Any]:
           content: {application/json: {schema: TransitionsSchema}}
         401: Problem
         404: Problem
+        422: Problem
     """
-    find_run(org, run_id)
-    transitions = services().store.transitions(run_id)
+    transitions = services().store.transitions(find_run(org, run_id)["run_id"])
     return TransitionsSchema().dump({"transitions": transitions})
 
 
@@ -87,9 +88,11 @@ def run_download(org: str, run_id: str) -> Response:
           content: {application/x-ndjson: {schema: {type: string}}}
         401: Problem
         404: Problem
+        422: Problem
     """
     store = services().store
     run = find_run(org, run_id)
+    run_id = run["run_id"]
     body = "".join(
         ndjson_records(
             run, store.step_attempts(run_id), store.transitions(run_id), store.lines(run_id)

@@ -31,6 +31,7 @@ from prometheus_client.core import (
 from app.errors import PROBLEM_MIMETYPE
 from app.ext import services
 from pipeline import store_queries
+from pipeline.lock_waits import lock_wait_histogram
 from pipeline.redact import redact
 from pipeline.services import Services
 
@@ -123,10 +124,17 @@ class PipelineOpsCollector:
             counts = {k.decode(): int(v) for k, v in client.hgetall(QUOTA_REJECTIONS_KEY).items()}
             for limit in sorted(set(QUOTA_LIMITS) | set(counts)):
                 rejected.add_metric([limit], counts.get(limit, 0))
+            waits = HistogramMetricFamily(
+                "pipeline_ops_warehouse_lock_wait_seconds",
+                "Waits for a DuckDB lock another program held on the warehouse file",
+            )
+            buckets, count, total = lock_wait_histogram(client)
+            waits.add_metric([], [*((_le(b), c) for b, c in buckets), ("+Inf", count)], total)
         finally:
             client.close()
         yield depth
         yield rejected
+        yield waits
 
 
 def _le(bound: float) -> str:

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.body import json_body
 from app.ext import find_run, services
-from app.presenters import links, step_summary
+from app.presenters import links, run_outcome, step_summary
 from app.schemas import (
     HistoryQuerySchema,
     HistorySchema,
@@ -78,9 +78,10 @@ def cancel_run(org: str, run_id: str) -> Response:
           content: {application/json: {schema: RunAcceptedSchema}}
         401: Problem
         404: Problem
+        422: Problem
         409: Problem
     """
-    return _accepted(services().runs.cancel(org, run_id))
+    return _accepted(services().runs.cancel(org, find_run(org, run_id)["run_id"]))
 
 
 @bp.get("/status/<org>/<run_id>")
@@ -97,10 +98,12 @@ def run_status(org: str, run_id: str) -> dict[str, Any]:
           content: {application/json: {schema: RunStatusSchema}}
         401: Problem
         404: Problem
+        422: Problem
     """
     run = find_run(org, run_id)
-    steps = step_summary(run, services().store.step_attempts(run_id))
-    return RunStatusSchema().dump({**run, "steps": steps})
+    attempts = services().store.step_attempts(run["run_id"])
+    steps = step_summary(run, attempts)
+    return RunStatusSchema().dump({**run, **run_outcome(run, attempts), "steps": steps})
 
 
 @bp.get("/history/<org>")

@@ -62,8 +62,11 @@ def _meta(row: Any) -> dict[str, Any]:
     return out
 
 
-def parse_secret(raw: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
-    """A secret as given: a JSON object, or any other text, stored as {"api_key": text}.
+def parse_secret(
+    raw: str | bytes | Mapping[str, Any], plain_field: str | None = "api_key"
+) -> dict[str, Any]:
+    """A secret as given: a JSON object, or any other text, stored as {plain_field: text}
+    (refused when `plain_field` is None: that kind of credential has several fields).
 
     Errors describe the shape, never the value.
     """
@@ -79,7 +82,9 @@ def parse_secret(raw: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
         except ValueError:
             value = text
         if not isinstance(value, dict):  # a JSON string, or any raw text (even "12345")
-            value = {"api_key": value if isinstance(value, str) else text}
+            if plain_field is None:
+                raise TerminalError("the secret must be a JSON object, not plain text")
+            value = {plain_field: value if isinstance(value, str) else text}
     if not isinstance(value, dict) or not value:
         raise TerminalError("the secret must be a non-empty JSON object or a plain string")
     if len(json.dumps(value)) > MAX_SECRET_BYTES:

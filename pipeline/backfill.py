@@ -64,6 +64,7 @@ class Backfill:
         dates: list[date],
         concurrency: int = 1,
         *,
+        force: bool = False,
         poll_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -73,6 +74,8 @@ class Backfill:
             raise TerminalError("--concurrency must be at least 1")
         self.runs, self.template, self.dates = runs, template, dates
         self.concurrency = concurrency
+        # Re-run dates that already completed (corrected source data, a fixed procedure).
+        self.force = force
         self.poll_seconds, self.sleep, self.monotonic = poll_seconds, sleep, monotonic
         # Held around each start: the CLI defers Ctrl-C there, since a run interrupted
         # between its row and its enqueue would sit `queued` until the reaper fails it.
@@ -82,14 +85,23 @@ class Backfill:
     def execute(self, report: Callable[[Progress], None]) -> Progress:
         t = self.template
         spec = self.runs.catalog.load(t.provider, t.domain, t.pipeline)  # NotFoundError early
+        # The whole range, before the first start: a date the run service would refuse
+        # must not leave the range half started.
+        self.runs.check_dates(spec, min(self.dates), max(self.dates))
         credential = t.credential_id or "default"
         engine = self.runs.store.engine
-        skip = completed_dates(engine, t.org_slug, spec.pipeline_id, credential, self.dates)
+        skip = (
+            set()
+            if self.force
+            else completed_dates(engine, t.org_slug, spec.pipeline_id, credential, self.dates)
+        )
         pending = [d for d in self.dates if d not in skip]
         active: dict[date, str] = {}
         progress = Progress(total=len(self.dates), done=len(skip), already_done=len(skip))
         if skip:
-            progress.events.append(f"{len(skip)} date(s) already completed: skipped")
+            progress.events.append(
+                f"{len(skip)} date(s) already completed: skipped (--force runs them again)"
+            )
         waited_since: float | None = None
         while pending or active:
             self._collect(active, progress)

@@ -53,6 +53,9 @@ class PipelineSpec:
     schedule: str | None
     steps: tuple[StepSpec, ...]
     source: str
+    # Runs may cover tomorrow (forecasts, amortized commitments); otherwise dates after
+    # today are refused at admission, since no source has cost data for them yet.
+    accepts_future_dates: bool = False
 
     def step(self, step_id: str) -> StepSpec:
         for spec in self.steps:
@@ -156,6 +159,15 @@ class _StrictNumber(fields.Float):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class _StrictBool(fields.Boolean):
+    """true or false as written: no "yes", 1 or "true" strings."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def _ident(**kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Regexp(IDENT, error="must match ^[a-z0-9_]+$"), **kwargs)
 
@@ -205,6 +217,7 @@ class PipelineSchema(Schema):
     domain = _ident(required=True)
     version = fields.String(load_default=None, allow_none=True)
     schedule = fields.String(load_default=None, allow_none=True, validate=_check_cron)
+    accepts_future_dates = _StrictBool(load_default=False)
     steps = fields.List(
         fields.Nested(StepSchema),
         required=True,
@@ -334,6 +347,7 @@ def _to_spec(data: dict[str, Any], source: str) -> PipelineSpec:
         schedule=data["schedule"],
         steps=steps,
         source=source,
+        accepts_future_dates=data["accepts_future_dates"],
     )
 
 

@@ -20,12 +20,13 @@ from credentials.base import CredentialProvider
 from errors import IllegalTransitionError, PipelineOpsError, TerminalError, TransientError
 from pipeline import state
 from pipeline.lineage import make_writer
+from pipeline.lock_waits import lock_wait_reporter
 from pipeline.redact import redact
 from pipeline.runs import RunService
 from pipeline.settings import Settings
 from pipeline.store import RunStore
 from pipeline.subscriptions import SqlSubscriptionReader
-from processors.base import StepContext
+from processors.base import SOURCE_READ_METRIC, StepContext
 from processors.registry import get_processor
 from warehouse.base import JobContext, LineageKey, Warehouse
 from warehouse.scoped import OrgScopedWarehouse
@@ -119,7 +120,7 @@ class StepExecutor:
         settings: Settings,
         store: RunStore,
         runs: RunService,
-        warehouse_factory: Callable[[], Warehouse],
+        warehouse_factory: Callable[..., Warehouse],
         credentials: CredentialProvider,
     ) -> None:
         self.settings = settings
@@ -185,6 +186,13 @@ class StepExecutor:
             result = get_processor(spec["ps_type"]).run(self._context(run, step_id, attempt, log))
         finally:
             heartbeat.stop()
+        metrics = dict(result.metrics)
+        if result.read is not None:
+            # Stored with the attempt so the run's status can warn about an empty load.
+            metrics[SOURCE_READ_METRIC] = result.read.as_json()
+            if not result.read.rows_kept:
+                start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
+                log.warning(f"nothing to load: {result.read.describe(start, end)}")
         # Until the next step starts, the run waits in the broker like a queued run.
         self.store.finish_attempt(
             run_id,
@@ -196,7 +204,7 @@ class StepExecutor:
             level="INFO",
             message=f"completed: {result.rows_written} rows written",
             rows_written=result.rows_written,
-            metrics=result.metrics,
+            metrics=metrics,
         )
         if completed | {step_id} >= set(run["plan"]["steps"]):
             # The last step completes the run itself, saving a broker hop; the
@@ -217,7 +225,9 @@ class StepExecutor:
         plan = run["plan"]
         start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
         key = LineageKey(run["org_slug"], run["pipeline_id"], run["credential_id"], start, end)
-        warehouse = self.warehouse_factory()
+        warehouse = self.warehouse_factory(
+            on_lock_wait=lock_wait_reporter(log, self.settings.redis_url)
+        )
         org, credential_id = run["org_slug"], run["credential_id"]
         return StepContext(
             org_slug=org,

@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 MASK = "[REDACTED]"
 
@@ -53,6 +54,16 @@ def register_secrets(value: Any) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             register_secrets(item)
+
+
+def display_url(url: str) -> str:
+    """A server URL to show people: its password masked, and no mask where none was set."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
 
 
 def redact(text: str | None) -> str | None:

@@ -10,10 +10,11 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from credentials.base import CREDENTIAL_ID_RE, CredentialProvider, NoCredentials, check_usable
+from credentials.errors import CredentialError
 from errors import (
     ConflictError,
     NotFoundError,
@@ -28,14 +29,24 @@ from pipeline import state, templates
 from pipeline.catalog import PipelineCatalog
 from pipeline.config import PipelineSpec
 from pipeline.dag import plan_levels
+from pipeline.providers import read_registry, registry_path_for
 from pipeline.redact import redact
 from pipeline.settings import Settings
 from pipeline.store import RunStore
 from quota.base import QuotaGate
 
 MAX_RANGE_DAYS = 366
+# No cost source this engine reads goes back further; an earlier date is a typo.
+EARLIEST_DATE = date(2000, 1, 1)
 
 logger = logging.getLogger("pipeline_ops.runs")
+
+
+class DateRangeError(TerminalError):
+    """The run's dates are outside what any source can have data for."""
+
+    code = "invalid_dates"
+
 
 # Called once per run that ends completed or failed: (run_id, org_slug, status).
 RunEndHook = Callable[[str, str, str], None]
@@ -45,6 +56,9 @@ class Dispatcher(Protocol):
     def enqueue(self, run_id: str, plan: dict[str, Any]) -> None: ...
 
     def revoke(self, run_id: str, plan: dict[str, Any]) -> None: ...
+
+    # Optional: `check() -> None` raises ServiceUnavailableError when the broker can't be
+    # reached, so a run that could never be enqueued is refused before it is recorded.
 
 
 @dataclass
@@ -116,14 +130,20 @@ class RunService:
             raise NotFoundError(f"org {req.org_slug!r} not found")
         spec = self.catalog.load(req.provider, req.domain, req.pipeline)
         start, end = self._dates(req)
+        self.check_dates(spec, start, end)
         credential_id = req.credential_id or "default"
         if not CREDENTIAL_ID_RE.fullmatch(credential_id):
             raise TerminalError(
                 f"invalid credential_id {credential_id!r}: use 1-128 of a-z, 0-9, _ and -"
             )
         # Exists, enabled, same provider as the pipeline (metadata only; the API never
-        # decrypts). Refused here, before the run is recorded: 422 and no run row.
-        check_usable(self.credentials, req.org_slug, credential_id, spec.provider, spec.pipeline_id)
+        # decrypts), and a stored one where the provider needs a secret. Refused here,
+        # before the run is recorded: 422 and no run row.
+        info = check_usable(
+            self.credentials, req.org_slug, credential_id, spec.provider, spec.pipeline_id
+        )
+        if not info.stored:
+            self._check_needs_no_credential(req, spec)
         key = idempotency_key(req.org_slug, spec.pipeline_id, credential_id, start, end)
         existing = self.store.find_active_run(key)
         if existing:
@@ -131,6 +151,10 @@ class RunService:
                 "a run for the same org, pipeline, credential and dates is already active",
                 existing_run_id=existing,
             )
+        # A run the broker can't take would only be recorded to fail: refuse it first.
+        check_broker = getattr(self.dispatcher, "check", None)
+        if check_broker is not None:
+            check_broker()
         run_id = str(uuid.uuid4())
         self._reserve(req.org_slug, run_id)
         deadline = self.clock() + timedelta(seconds=self.settings.queue_timeout)
@@ -167,10 +191,12 @@ class RunService:
         self.store.admit(run_id, validating_at, plan, deadline)
         try:
             self.dispatcher.enqueue(run_id, plan)
-        except Exception as exc:  # the broker is down: nothing will ever run this
-            message = f"could not enqueue the run: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # the broker went down after check(): nothing will run this
+            unavailable = isinstance(exc, ServiceUnavailableError)
+            detail = str(exc) if unavailable else f"{type(exc).__name__}: {exc}"
+            message = redact(f"could not enqueue the run: {detail}") or detail
             self.fail(run_id, message)
-            raise ServiceUnavailableError(redact(message) or message) from exc
+            raise ServiceUnavailableError(message) from exc
         run = self.store.get_run(run_id)
         assert run is not None
         return run
@@ -195,6 +221,44 @@ class RunService:
         if (end - start).days + 1 > MAX_RANGE_DAYS:
             raise TerminalError(f"date range longer than {MAX_RANGE_DAYS} days; split it")
         return start, end
+
+    def check_dates(self, spec: PipelineSpec, start: date, end: date) -> None:
+        """Refuse dates no source has data for: before EARLIEST_DATE, or after today (UTC;
+        tomorrow for a pipeline that declares `accepts_future_dates: true`)."""
+        if start < EARLIEST_DATE:
+            raise DateRangeError(
+                f"start_date {start} is before {EARLIEST_DATE}, the earliest date a run may cover"
+            )
+        today = self.clock().astimezone(UTC).date()
+        if spec.accepts_future_dates:
+            latest = today + timedelta(days=1)
+            if end > latest:
+                raise DateRangeError(
+                    f"end_date {end} is after tomorrow ({latest}, UTC), the latest date "
+                    f"pipeline {spec.pipeline_id} accepts"
+                )
+        elif end > today:
+            raise DateRangeError(
+                f"end_date {end} is after today ({today}, UTC): no source has cost data for "
+                f"days that have not happened yet (a pipeline that may run ahead declares "
+                f"`accepts_future_dates: true`)"
+            )
+
+    def _check_needs_no_credential(self, req: RunRequest, spec: PipelineSpec) -> None:
+        """Refuse a run of a provider that needs a credential when none is stored for it:
+        it would be admitted, use quota, and fail in the worker."""
+        path = self.catalog.path_for(req.provider, req.domain, req.pipeline)
+        registry_file = registry_path_for(path)
+        registry, _ = read_registry(registry_file) if registry_file else (None, [])
+        info = (registry or {}).get(spec.provider)
+        if info is None or not info.credential_required:
+            return
+        shown = path.relative_to(self.catalog.configs_dir).with_suffix("").as_posix()
+        raise CredentialError(
+            f"pipeline {shown} needs a credential of provider {spec.provider}; add one with "
+            f"`pipeline-ops credentials add {req.org_slug} {spec.provider} --name NAME "
+            f"--file key.json` and give its id as credential_id (or store it with --id default)"
+        )
 
     def _plan(
         self,

@@ -6,17 +6,35 @@ processes racing to move the same run can't both win, and an illegal move raises
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from errors import ConflictError
+from errors import ConflictError, NotFoundError, TerminalError
 from pipeline import state
 from pipeline.models import log_lines, organizations, pipeline_runs, state_transitions
 from pipeline.store_attempts import StepAttemptsMixin
 from pipeline.store_ops import Clock, add_line, move, row_dict, touch, utcnow
+
+# Run ids are UUIDs; a prefix this long is unique among millions of runs in practice.
+FULL_RUN_ID_LENGTH = 36
+MIN_RUN_ID_PREFIX = 8
+MAX_PREFIX_MATCHES = 10
+_RUN_ID_PREFIX = re.compile(r"[0-9a-f\-]+")
+
+
+class RunIdError(TerminalError):
+    """A run id prefix that is too short, or that more than one run shares."""
+
+    code = "invalid_run_id"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class RunStore(StepAttemptsMixin):
@@ -113,6 +131,38 @@ class RunStore(StepAttemptsMixin):
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return row_dict(row) if row else None
+
+    def resolve_run_id(self, ref: str, org_slug: str | None = None) -> str:
+        """The full id of the run `ref` names: a full id, or a unique prefix of at least
+        MIN_RUN_ID_PREFIX characters (as the demo and `run` print them), within the org.
+
+        NotFoundError if nothing matches (another org's run included), RunIdError if the
+        prefix is too short or matches more than one run.
+        """
+        if len(ref) >= FULL_RUN_ID_LENGTH:
+            return ref
+        if len(ref) < MIN_RUN_ID_PREFIX:
+            raise RunIdError(
+                f"run id {ref!r} is too short: give the full id or its first "
+                f"{MIN_RUN_ID_PREFIX} characters or more"
+            )
+        if _RUN_ID_PREFIX.fullmatch(ref) is None:
+            raise NotFoundError(f"run {ref} not found")
+        # The prefix is hex digits and dashes only, so it has no LIKE wildcard in it.
+        query = select(pipeline_runs.c.run_id).where(pipeline_runs.c.run_id.like(f"{ref}%"))
+        if org_slug is not None:
+            query = query.where(pipeline_runs.c.org_slug == org_slug)
+        with self.engine.connect() as conn:
+            found = list(conn.execute(query.limit(MAX_PREFIX_MATCHES + 1)).scalars())
+        if not found:
+            raise NotFoundError(f"run {ref} not found")
+        if len(found) > 1:
+            count = f"{len(found)}" if len(found) <= MAX_PREFIX_MATCHES else "many"
+            raise RunIdError(
+                f"run id prefix {ref!r} matches {count} runs; give more characters of the id",
+                code="ambiguous_run_id",
+            )
+        return str(found[0])
 
     def transition(
         self, run_id: str, to_status: str, reason: str | None = None, **fields: Any

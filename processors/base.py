@@ -36,11 +36,76 @@ def project_path(raw: str) -> Path:
 Writer = Callable[..., WriteResult]
 
 
+# The key under which a step attempt's metrics keep its SourceRead.
+SOURCE_READ_METRIC = "source_read"
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """What a step read before its date filter kept the run's dates.
+
+    A load of 0 rows looks like success unless someone can see that the source had rows,
+    just not for these dates; the executor logs this and the run status warns with it.
+    """
+
+    source: str  # what was read, for people: "usage.csv", "the OpenAI usage API"
+    rows_read: int  # rows in the source, before the date filter
+    rows_kept: int  # rows dated in the run's range
+    first_date: date | None = None  # the dates the source has rows for, if it says
+    last_date: date | None = None
+
+    def describe(self, start: date, end: date) -> str:
+        """`35 rows in usage.csv, 0 in 2027-06-01..2027-06-07; the source has data for …`"""
+        text = f"{self.rows_read} rows in {self.source}, {self.rows_kept} in {start}..{end}"
+        return f"{text}; the source has {self._span()}"
+
+    def warning(self, start: date, end: date) -> str | None:
+        """The run-status warning when nothing in the run's dates was found, else None."""
+        if self.rows_kept:
+            return None
+        return f"no rows in {start}..{end}: the source has {self._span()} ({self.source})"
+
+    def _span(self) -> str:
+        if self.first_date is not None and self.last_date is not None:
+            return f"data for {self.first_date}..{self.last_date}"
+        if not self.rows_read:
+            return "no rows at all"
+        return f"{self.rows_read} rows, none in the run's dates"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "first_date": self.first_date.isoformat() if self.first_date else None,
+            "last_date": self.last_date.isoformat() if self.last_date else None,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any) -> SourceRead | None:
+        """The record as stored in a step's metrics; None for anything else."""
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            first, last = raw.get("first_date"), raw.get("last_date")
+            return cls(
+                source=str(raw["source"]),
+                rows_read=int(raw["rows_read"]),
+                rows_kept=int(raw["rows_kept"]),
+                first_date=date.fromisoformat(first) if first else None,
+                last_date=date.fromisoformat(last) if last else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
 @dataclass
 class StepResult:
     rows_written: int = 0
     tables: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # What the step read before filtering on the run's dates (sources that filter by date).
+    read: SourceRead | None = None
 
 
 @dataclass

@@ -122,7 +122,7 @@ def run_genai(settings, run: Callable[[], bool]) -> bool:  # type: ignore[no-unt
     server = demo_genai.SampleAPIServer()
     try:
         say(f"sample OpenAI and Anthropic admin APIs on {server.url} (sample_data/genai/)")
-        demo_genai.store_credentials(settings, ORG, server.url)
+        demo_genai.store_credentials(settings, ORG, server)
         ok = run()
     finally:
         server.close()

@@ -9,81 +9,37 @@ pipeline run, and spend by provider and model is read back from cost_data_standa
 
 from __future__ import annotations
 
-import json
-import threading
+import sys
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_data" / "genai"
-# Prefix on the sample server -> (sample file, auth header the provider documents).
-PROVIDERS = {
-    "openai": ("openai_admin_api.json", "Authorization"),
-    "anthropic": ("anthropic_admin_api.json", "x-api-key"),
-}
+sys.path.insert(0, str(ROOT))
+
+from app.samples import (  # noqa: E402  (the server `pipeline-ops samples serve` runs)
+    DEFAULT_PORT,
+    PROVIDERS,
+    SAMPLE_END,
+    SAMPLE_START,
+    SampleAPIServer,
+)
+
 PIPELINES = ["genai/payg/openai", "genai/payg/anthropic", "genai/unified/consolidate"]
 CREDENTIAL = {"genai/payg/openai": "openai_sample", "genai/payg/anthropic": "anthropic_sample"}
 
 Say = Callable[[str], None]
 
 
-class SampleAPIServer:
-    """Serves /<provider>/<api path>?page=<token> from the sample pages."""
-
-    def __init__(self) -> None:
-        self.pages = {
-            key: json.loads((SAMPLES / name).read_text()) for key, (name, _) in PROVIDERS.items()
-        }
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = outer.answer(self.path, self.headers)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def answer(self, raw: str, headers: Any) -> tuple[int, Any]:
-        parts = urlsplit(raw)
-        provider, _, path = parts.path.lstrip("/").partition("/")
-        if provider not in PROVIDERS:
-            return 404, {"error": {"message": "unknown provider"}}
-        if not headers.get(PROVIDERS[provider][1]):
-            return 401, {"error": {"message": "missing admin key"}}
-        pages = self.pages[provider].get("/" + path)
-        if pages is None:
-            return 404, {"error": {"message": f"no sample for /{path}"}}
-        token = parse_qs(parts.query).get("page", [None])[0]
-        if token is None:
-            return 200, pages[0]
-        follows = [i + 1 for i, page in enumerate(pages[:-1]) if page.get("next_page") == token]
-        return (200, pages[follows[0]]) if follows else (400, {"error": {"message": "bad page"}})
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def store_credentials(settings: Any, org: str, server_url: str) -> None:
-    """(Re)store the demo org's sample credentials; the server's port changes every run."""
+def store_credentials(settings: Any, org: str, server: SampleAPIServer) -> None:
+    """(Re)store the demo org's sample credentials, checked as `credentials add` checks
+    them; the server's port changes every run."""
     from credentials.keys import key_provider
     from credentials.vault import VaultCredentialProvider
     from errors import NotFoundError
+    from pipeline.credential_check import checked_secret
     from pipeline.db import make_engine
 
     vault = VaultCredentialProvider(
@@ -93,7 +49,7 @@ def store_credentials(settings: Any, org: str, server_url: str) -> None:
         credential_id = f"{provider}_sample"
         with suppress(NotFoundError):
             vault.delete(org, credential_id)
-        secret = {"admin_key": f"sk-demo-{provider}-sample", "base_url": f"{server_url}/{provider}"}
+        secret = checked_secret(provider, server.credential(provider))
         vault.add(org, provider, f"{provider} sample data", secret, credential_id=credential_id)
 
 
@@ -179,3 +135,25 @@ def print_spend(settings: Any, org: str, start: str, end: str, say: Say) -> None
     say(line.format("total USD", "", "", *(f"{v:.2f}" for v in totals)))
     say("  (contracted: the org's negotiated rates, configs/pricing/demo_org.csv;")
     say("   billed: what the providers' cost endpoints reported)")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="scripts/demo_genai.py",
+        description=(
+            "The GenAI part of `make demo`: serves the shipped OpenAI and Anthropic Admin API "
+            f"samples (sample_data/genai/, usage for {SAMPLE_START}..{SAMPLE_END}) on loopback, "
+            "stores one credential per provider whose base_url points there, runs the OpenAI, "
+            "Anthropic and consolidate pipelines and prints spend by provider and model. "
+            "`make demo` imports it; run on its own it does what `pipeline-ops samples serve` "
+            "does: serve the samples and print the commands that use them, until Ctrl-C."
+        ),
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="loopback port to serve")
+    parser.add_argument("--org", default="acme", help="org the printed commands are for")
+    args = parser.parse_args()
+    from app.cli_genai import serve_samples
+
+    serve_samples(args.port, args.org)

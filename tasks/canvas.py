@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from celery import chain, group
 from celery.canvas import Signature
 
+from errors import ServiceUnavailableError
+from pipeline.redact import display_url
 from tasks.celery_app import app
+
+
+def broker_unreachable(url: str) -> str:
+    return (
+        f"cannot reach Redis at {display_url(url)} (is redis-server running? "
+        "for a one-off run use --local)"
+    )
 
 
 def step_task_id(run_id: str, step_id: str) -> str:
@@ -47,8 +57,41 @@ def build_canvas(run_id: str, plan: dict[str, Any]) -> Signature:
 
 
 class CeleryDispatcher:
+    # A broker that does not answer this fast is down for the caller's purposes: the
+    # request is refused at once rather than after Celery's reconnect retries.
+    CHECK_TIMEOUT = 2.0
+
+    def __init__(self, eager: bool = False) -> None:
+        # Eager (--local, PIPELINE_OPS_EAGER): tasks run in this process, no broker involved.
+        self.eager = eager
+        self._client: redis.Redis | None = None
+
+    def check(self) -> None:
+        """Raise ServiceUnavailableError, naming the broker, if it can't take a run now."""
+        url = str(app.conf.broker_url or "")
+        if (
+            self.eager
+            or app.conf.task_always_eager
+            or not url.startswith(("redis://", "rediss://"))
+        ):
+            return  # in-process: there is no broker to reach
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                url, socket_connect_timeout=self.CHECK_TIMEOUT, socket_timeout=self.CHECK_TIMEOUT
+            )
+        try:
+            self._client.ping()
+        except redis.RedisError:
+            raise ServiceUnavailableError(broker_unreachable(url)) from None
+
     def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
-        build_canvas(run_id, plan).apply_async()
+        try:
+            build_canvas(run_id, plan).apply_async()
+        except Exception:
+            # Celery's own error for a lost broker ("Retry limit exceeded … must be
+            # restarted") names neither the broker nor the fix; say both when that is it.
+            self.check()
+            raise
         _forget_pending(run_id)
 
     def revoke(self, run_id: str, plan: dict[str, Any]) -> None:

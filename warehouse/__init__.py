@@ -5,16 +5,17 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from errors import TerminalError
-from warehouse.base import Warehouse
+from warehouse.base import LockWaitObserver, Warehouse
 
 
-def from_url(url: str) -> Warehouse:
+def from_url(url: str, on_lock_wait: LockWaitObserver | None = None) -> Warehouse:
     """Build the backend a WAREHOUSE_URL names.
 
     `duckdb:///abs/path.duckdb[?lock_timeout=SECONDS]` is a DuckDB file at an absolute
     path (the SQLAlchemy-style `duckdb:////abs/path.duckdb` means the same file);
     `bigquery://PROJECT?location=US[&endpoint=http://127.0.0.1:PORT]` is BigQuery (the
     endpoint option points at an emulator and uses anonymous credentials).
+    `on_lock_wait` hears about waits for a lock another program holds (DuckDB only).
     """
     parts = urlsplit(url)
     if parts.scheme == "duckdb":
@@ -36,7 +37,7 @@ def from_url(url: str) -> Warehouse:
         from warehouse.duckdb import DuckDBWarehouse  # only the chosen backend is imported
 
         # Settings build the URL as f"duckdb:///{absolute_path}", which gives four slashes.
-        return DuckDBWarehouse("/" + parts.path.lstrip("/"), **kwargs)
+        return DuckDBWarehouse("/" + parts.path.lstrip("/"), on_lock_wait=on_lock_wait, **kwargs)
     if parts.scheme == "bigquery":
         try:
             from warehouse.bigquery import BigQueryWarehouse

@@ -7,8 +7,9 @@ transpile it. Every identifier that reaches SQL passes `check_identifier`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Literal, Protocol
 
 import pyarrow as pa
@@ -89,6 +90,29 @@ class WriteResult:
     table: str
     rows_written: int
     rows_deleted: int
+
+
+@dataclass(frozen=True)
+class LockWait:
+    """An operation waiting for a lock another program holds on the warehouse (DuckDB's
+    file lock). Reported when the wait starts (`waited_seconds` None) and when it ends."""
+
+    what: str  # the operation, e.g. "write to acme_dev.usage_raw"
+    since: datetime
+    holder_pid: int | None = None
+    holder_program: str | None = None
+    waited_seconds: float | None = None
+    acquired: bool = False
+
+    @property
+    def holder(self) -> str:
+        if self.holder_pid is None:
+            return "another process"
+        program = f" ({self.holder_program})" if self.holder_program else ""
+        return f"pid {self.holder_pid}{program}"
+
+
+LockWaitObserver = Callable[[LockWait], None]
 
 
 @dataclass(frozen=True)

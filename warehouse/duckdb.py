@@ -9,11 +9,14 @@ closes it before returning; nothing holds the file between calls.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -29,6 +32,8 @@ from warehouse.base import (
     Capabilities,
     JobContext,
     LineageKey,
+    LockWait,
+    LockWaitObserver,
     TableRef,
     WriteMode,
     WriteResult,
@@ -41,6 +46,8 @@ from warehouse.procedures import SQL_DIR, coerce_args, list_procedures, load_pro
 _INCOMING = "_pipeline_ops_incoming"
 _LOCK_CONFLICT = "Could not set lock"
 
+logger = logging.getLogger("pipeline_ops.warehouse")
+
 
 @dataclass(frozen=True)
 class _Statement:
@@ -51,11 +58,20 @@ class _Statement:
 class DuckDBWarehouse:
     capabilities = Capabilities()
 
-    def __init__(self, path: str | Path, lock_timeout: float = 30.0, sql_dir: Path = SQL_DIR):
+    def __init__(
+        self,
+        path: str | Path,
+        lock_timeout: float = 30.0,
+        sql_dir: Path = SQL_DIR,
+        on_lock_wait: LockWaitObserver | None = None,
+    ):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = lock_timeout
         self.sql_dir = sql_dir
+        # Told when an operation waits for a lock another program holds on the file
+        # (a user's read-only duckdb shell), so the wait is visible in the run log.
+        self.on_lock_wait = on_lock_wait
 
     def ensure_dataset(self, dataset: str) -> None:
         ds = _q(check_identifier(dataset, "dataset name"))
@@ -183,7 +199,7 @@ class DuckDBWarehouse:
         deadline = time.monotonic() + self.lock_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _errors(what), _flock(self.lock_path, deadline, what):
-            con = _connect(self.path, deadline, what)
+            con = _connect(self.path, deadline, what, self.on_lock_wait)
             try:
                 # UTC so TIMESTAMPTZ reads back as tz=UTC and CURRENT_DATE matches BigQuery.
                 _run(con, "SET TimeZone = 'UTC'")
@@ -216,20 +232,68 @@ def _flock(path: Path, deadline: float, what: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _connect(path: Path, deadline: float, what: str) -> duckdb.DuckDBPyConnection:
+def _connect(
+    path: Path, deadline: float, what: str, observer: LockWaitObserver | None = None
+) -> duckdb.DuckDBPyConnection:
     # Our flock excludes our own processes; DuckDB's own lock conflict means some other
     # program (a user's duckdb shell) has the file, which may also pass, so retry it too.
+    wait: LockWait | None = None
+    started = 0.0
     while True:
         try:
-            return duckdb.connect(str(path))
+            con = duckdb.connect(str(path))
         except duckdb.IOException as exc:
             if _LOCK_CONFLICT not in str(exc):
                 raise
+            if wait is None:
+                started = time.monotonic()
+                pid, program = lock_holder(str(exc), path)
+                wait = LockWait(what, datetime.now(UTC), pid, program)
+                _tell(observer, wait)
             if time.monotonic() >= deadline:
+                _tell(observer, replace(wait, waited_seconds=time.monotonic() - started))
                 raise WarehouseLockTimeout(
-                    f"{what}: database {path} is held by another program", retry_after=1.0
+                    f"{what}: database {path} is held by {wait.holder}", retry_after=1.0
                 ) from None
             time.sleep(0.05)
+            continue
+        if wait is not None:
+            waited = time.monotonic() - started
+            _tell(observer, replace(wait, waited_seconds=waited, acquired=True))
+        return con
+
+
+_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+def lock_holder(message: str, path: Path) -> tuple[int | None, str | None]:
+    """(pid, program) of the process holding DuckDB's lock on `path`: from DuckDB's own
+    error text, else from /proc/locks (Linux), else (None, None)."""
+    found = _HOLDER.search(message)
+    if found:
+        return int(found.group(2)), Path(found.group(1)).name
+    with suppress(OSError, ValueError):
+        st = path.stat()
+        # /proc/locks: "1: POSIX  ADVISORY  READ  12826 08:01:1234 0 EOF", the pid, then
+        # the file as major:minor (hex) of its device and its inode.
+        file_id = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 5 and fields[5] == file_id:
+                pid = int(fields[4])
+                with suppress(OSError):
+                    return pid, Path(os.readlink(f"/proc/{pid}/exe")).name
+                return pid, None
+    return None, None
+
+
+def _tell(observer: LockWaitObserver | None, wait: LockWait) -> None:
+    if observer is None:
+        return
+    try:
+        observer(wait)
+    except Exception:  # reporting a wait must never turn it into a failure
+        logger.warning("lock wait observer failed", exc_info=True)
 
 
 @contextmanager

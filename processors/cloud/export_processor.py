@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from egress import Limits
 from errors import TerminalError
-from processors.base import StepContext, StepResult
+from processors.base import SourceRead, StepContext, StepResult
 from processors.cloud.export_files import read_export_file
 from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
 from processors.providers import endpoint_hosts
@@ -81,21 +81,28 @@ class FocusExportProcessor:
         if not names:
             raise TerminalError(f"no {self.provider} export files found for {periods}")
         ctx.log.info(f"{len(names)} export file(s) for {periods}")
-        parts = []
+        parts, read_rows, spans = [], 0, []
         for number, name in enumerate(names, 1):
             with source.fetch(name) as local:
                 raw = read_export_file(name, local, limits)
-            part = rows_in_dates(
-                normalize_focus_export(raw, source_file=name, renames=self.renames),
-                ctx.start_date,
-                ctx.end_date,
-            )
+            normalized = normalize_focus_export(raw, source_file=name, renames=self.renames)
+            part = rows_in_dates(normalized, ctx.start_date, ctx.end_date)
             ctx.log.info(
                 f"file {number}/{len(names)} {name}: {raw.num_rows} rows, "
                 f"{part.num_rows} in {ctx.start_date}..{ctx.end_date}"
             )
             parts.append(part)
+            read_rows += raw.num_rows
+            if normalized.num_rows:
+                spans.append(pc.min_max(normalized.column("charge_date")).as_py())
         rows = self.post_process(pa.concat_tables(parts), ctx)
+        read = SourceRead(
+            f"{len(names)} {self.provider} export file(s) for {periods}",
+            rows_read=read_rows,
+            rows_kept=rows.num_rows,
+            first_date=min((s["min"] for s in spans), default=None),
+            last_date=max((s["max"] for s in spans), default=None),
+        )
         table = str(ctx.config.get("destination_table") or self.default_table)
         result = ctx.write(table, rows, date_column="charge_date")
         billed = pc.sum(rows.column("billed_cost")).as_py() or 0.0
@@ -103,6 +110,7 @@ class FocusExportProcessor:
             rows_written=result.rows_written,
             tables=[str(ctx.table(table))],
             metrics={"files": len(names), "rows": rows.num_rows, "billed_cost": round(billed, 6)},
+            read=read,
         )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from errors import TerminalError
-from processors.base import StepContext, StepResult
+from processors.base import SourceRead, StepContext, StepResult
 from processors.genai import anthropic_api, export_file, gemini_billing, openai_api
 from processors.genai.rows import (
     PROVIDER_COSTS_TABLE,
@@ -46,7 +46,7 @@ class PaygUsageProcessor:
         provider = str(cfg.get("provider") or "")
         provider_info(provider)  # an unregistered provider is a config error
         source = str(cfg.get("source") or DEFAULT_SOURCE.get(provider, "export"))
-        usage, costs = self._extract(ctx, provider, source)
+        usage, costs, read = self._extract(ctx, provider, source)
         ctx.log.info(
             f"{provider}: extracted {len(usage)} usage rows and {len(costs)} provider cost rows "
             f"for {ctx.start_date}..{ctx.end_date} (source {source})"
@@ -66,9 +66,29 @@ class PaygUsageProcessor:
                 "provider_cost_rows": cost_written.rows_written,
                 "source": source,
             },
+            read=read,
         )
 
-    def _extract(self, ctx: StepContext, provider: str, source: str) -> tuple[Rows, Rows]:
+    def _extract(
+        self, ctx: StepContext, provider: str, source: str
+    ) -> tuple[Rows, Rows, SourceRead]:
+        """(usage rows, provider cost rows, what was read) for the run's dates."""
+        usage, costs, label, total = self._fetch(ctx, provider, source)
+        days = [row["usage_date"] for row in usage]
+        read = SourceRead(
+            label,
+            rows_read=len(usage) if total is None else total,
+            rows_kept=len(usage),
+            first_date=min(days, default=None) if total is None else None,
+            last_date=max(days, default=None) if total is None else None,
+        )
+        return usage, costs, read
+
+    def _fetch(
+        self, ctx: StepContext, provider: str, source: str
+    ) -> tuple[Rows, Rows, str, int | None]:
+        """(usage, costs, what was read, rows in it before the date filter when that was
+        a file read whole; None when the source was asked for the run's dates only)."""
         cfg = ctx.config
         start, end = ctx.start_date, ctx.end_date
         timeout = float(cfg.get("request_timeout_seconds", 60))
@@ -87,7 +107,7 @@ class PaygUsageProcessor:
                     if with_costs
                     else []
                 )
-            return usage, costs
+            return usage, costs, "the OpenAI usage API", None
         if source == "api" and provider == "anthropic":
             credential = ctx.credential()
             headers = anthropic_api.headers(credential)
@@ -99,7 +119,7 @@ class PaygUsageProcessor:
                     if with_costs
                     else []
                 )
-            return usage, costs
+            return usage, costs, "the Anthropic usage API", None
         if source == "billing_export":
             # The export table is per billing account, so the credential may name it.
             credential = (
@@ -110,11 +130,14 @@ class PaygUsageProcessor:
             )
             if table:
                 raw = gemini_billing.query_rows(credential, str(table), start, end)
+                label, total = f"the billing export {table}", None
             elif cfg.get("path"):
-                raw = gemini_billing.file_rows(export_file.resolve_path(str(cfg["path"])))
+                path = export_file.resolve_path(str(cfg["path"]))
+                raw = gemini_billing.file_rows(path)
+                label, total = path.name, len(raw)
             else:
                 raise TerminalError("source billing_export needs billing_table or path")
-            return gemini_billing.normalize(raw, start, end)
+            return (*gemini_billing.normalize(raw, start, end), label, total)
         if source == "export":
             if not cfg.get("path"):
                 raise TerminalError("source export needs path (a CSV or JSONL usage file)")
@@ -123,7 +146,8 @@ class PaygUsageProcessor:
             mapping = cfg.get("columns") or {}
             if not isinstance(mapping, dict):
                 raise TerminalError("columns must map raw-table columns to file columns")
-            return export_file.normalize(
+            usage, costs = export_file.normalize(
                 records, provider, mapping, start, end, f"export:{path.name}"
             )
+            return usage, costs, path.name, len(records)
         raise TerminalError(f"source {source!r} is not available for provider {provider!r}")

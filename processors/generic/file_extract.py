@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from errors import TerminalError
-from processors.base import StepContext, StepResult, project_path
+from processors.base import SourceRead, StepContext, StepResult, project_path
 
 _TYPES = {
     "string": pa.string(),
@@ -62,6 +62,7 @@ class FileExtractProcessor:
             idx = rows.column_names.index(name)
             rows = rows.set_column(idx, name, pc.cast(rows.column(name), _TYPES[type_name]))
         date_column = cfg.get("date_column")
+        read = None
         if date_column:
             if date_column not in rows.column_names:
                 raise TerminalError(f"date_column {date_column!r} not in {path.name}")
@@ -71,7 +72,12 @@ class FileExtractProcessor:
                 pc.greater_equal(dates, pa.scalar(ctx.start_date, pa.date32())),
                 pc.less_equal(dates, pa.scalar(ctx.end_date, pa.date32())),
             )
+            span = pc.min_max(dates).as_py()
+            total = rows.num_rows
             rows = rows.filter(in_range)
-        ctx.log.info(f"read {rows.num_rows} rows from {path.name}")
+            read = SourceRead(path.name, total, rows.num_rows, span["min"], span["max"])
+            ctx.log.info(read.describe(ctx.start_date, ctx.end_date))
+        else:
+            ctx.log.info(f"read {rows.num_rows} rows from {path.name}")
         result = ctx.write(table, rows, date_column=date_column)
-        return StepResult(rows_written=result.rows_written, tables=[result.table])
+        return StepResult(rows_written=result.rows_written, tables=[result.table], read=read)

@@ -45,6 +45,13 @@ ARGS = [
 ]
 
 
+def backfill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PIPELINE_OPS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
 def runs(stack: Stack) -> list[dict[str, object]]:
     return stack.services.store.list_runs(ORG, limit=100)
 
@@ -91,15 +98,7 @@ def test_backfill_runs_each_date_once_and_resumes_after_an_interrupt(sqlite_stac
     assert 2 <= len(done_before) < 6
     started_before = {r["run_id"] for r in runs(stack)}
 
-    second = subprocess.run(
-        [PIPELINE_OPS, *ARGS],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    second = backfill(env, *ARGS)
 
     assert second.returncode == 0, (second.stdout, second.stderr)
     # The dates done before the interrupt (and any in flight that finished since) are skipped.
@@ -123,3 +122,13 @@ def test_backfill_runs_each_date_once_and_resumes_after_an_interrupt(sqlite_stac
             or day in done_before
             or (f"{day} started" not in second.stdout)
         )
+
+    # --force runs completed dates again: one new run each, nothing else touched.
+    forced_args = [*ARGS[:6], "--to", (FIRST + timedelta(days=1)).isoformat(), *ARGS[8:]]
+    forced = backfill(env, *forced_args, "--force")
+    assert forced.returncode == 0, (forced.stdout, forced.stderr)
+    assert "already completed" not in forced.stdout
+    assert f"{FIRST} started" in forced.stdout
+    assert "finished: done 2/2  running 0  failed 0  remaining 0" in forced.stdout
+    again = Counter(r["start_date"] for r in runs(stack))
+    assert again == Counter(days) + Counter(days[:2])

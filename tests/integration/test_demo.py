@@ -4,6 +4,7 @@ demo pipeline over HTTP, prints the report and stops what it started."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,14 @@ def focus_spend(var_dir: Path) -> list[tuple]:
     )
 
 
+def readme_duckdb_query() -> str:
+    """The README's FOCUS spend query for DuckDB ("Cloud billing"), as written."""
+    text = (ROOT / "README.md").read_text().split("The same on DuckDB", 1)[1]
+    found = re.search(r"```sql\n(.*?)```", text, re.DOTALL)
+    assert found, "the README lost its DuckDB query"
+    return found.group(1)
+
+
 GENAI_LINES = (
     "POST /pipelines/run/demo_org/genai/payg/openai -> 202: completed",
     "POST /pipelines/run/demo_org/genai/payg/anthropic -> 202: completed",
@@ -76,6 +85,9 @@ def test_demo_runs_end_to_end_and_twice_without_duplicates(tmp_path: Path) -> No
     spend = focus_spend(tmp_path)
     assert {row[0] for row in spend} == {"openai", "anthropic"}
     assert "gpt-4o-mini-2024-07-18" in out and "claude-sonnet-4-5-20250929" in out
+    readme = query(tmp_path, readme_duckdb_query())
+    assert {row[0] for row in readme} == {"OpenAI", "Anthropic"}, readme
+    assert all(row[2] > 0 for row in readme)
     second = run_demo(tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     assert demo_rows(tmp_path) == 35

@@ -77,8 +77,8 @@ steps:
 CANARY = """\
 pipeline_id: sec_canary_echo
 name: fails against a server that echoes the Authorization header
-provider: sec
-domain: canary
+provider: openai
+domain: payg
 steps:
   - step_id: fetch
     ps_type: generic.http_extract
@@ -130,14 +130,12 @@ def sec(sqlite_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Sec:
     keys["revoked"] = services.orgs.create("sec_rev")
     services.orgs.revoke_key("sec_rev")
 
-    secret = {"provider": "demo", "name": "x", "secret": "s3cr3t-value-for-setup-only"}
+    # Real credentials of a provider that takes one (the demo provider takes none): a plain
+    # key is stored as an OpenAI admin_key.
+    secret = {"provider": "openai", "name": "x", "secret": "s3cr3t-value-for-setup-only"}
     admin_post(client, f"/admin/orgs/{A}/credentials", {**secret, "credential_id": "demo_off"})
     admin_post(client, f"/admin/orgs/{A}/credentials/demo_off/disable", {})
-    admin_post(
-        client,
-        f"/admin/orgs/{A}/credentials",
-        {**secret, "provider": "openai", "credential_id": "oai"},
-    )
+    admin_post(client, f"/admin/orgs/{A}/credentials", {**secret, "credential_id": "oai"})
     admin_post(client, f"/admin/orgs/{B}/credentials", {**secret, "credential_id": "b_key"})
 
     # A real completed run of org A, so cross-org reads have something to find.
@@ -167,7 +165,12 @@ RUN = f"/pipelines/run/{A}"
 SQLI = "x'%20OR%20'1'='1"
 DROP = "x';DROP%20TABLE%20organizations;--"
 ADMIN_CRED = f"/admin/orgs/{A}/credentials"
-CRED_BODY = {"provider": "demo", "name": "n", "credential_id": "fresh", "secret": "fresh-secret-1"}
+CRED_BODY = {
+    "provider": "openai",
+    "name": "n",
+    "credential_id": "fresh",
+    "secret": "fresh-secret-1",
+}
 
 
 @dataclass(frozen=True)
@@ -569,14 +572,16 @@ def test_a_planted_secret_appears_nowhere(sec: Sec, caplog: pytest.LogCaptureFix
     canary = f"cnry{uuid.uuid4().hex}"
     echo = EchoServer()
     try:
-        write_pipeline(sec.stack, "sec/canary/echo", CANARY.format(url=f"{echo.url}/v1/usage"))
+        write_pipeline(
+            sec.stack, "openai/payg/sec_canary_echo", CANARY.format(url=f"{echo.url}/v1/usage")
+        )
         # This app has its own catalog, which rescans at most every 2 s: refresh it now.
         sec.services.catalog.refresh()
         admin_post(
             sec.client,
             f"/admin/orgs/{A}/credentials",
             {
-                "provider": "sec",
+                "provider": "openai",
                 "name": "Canary",
                 "credential_id": "canary",
                 "secret": {"api_key": canary},
@@ -584,7 +589,7 @@ def test_a_planted_secret_appears_nowhere(sec: Sec, caplog: pytest.LogCaptureFix
         )
         key = {"X-API-Key": sec.keys["a"]}
         response = sec.client.post(
-            f"{RUN}/sec/canary/echo", json={"credential_id": "canary"}, headers=key
+            f"{RUN}/openai/payg/sec_canary_echo", json={"credential_id": "canary"}, headers=key
         )
         assert response.status_code == 202, response.get_json()
         run_id = response.get_json()["run_id"]

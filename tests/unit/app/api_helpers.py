@@ -45,6 +45,17 @@ steps:
     ps_type: generic.noop
 """
 
+# A pipeline of a registered provider, for runs that use a vault credential of it.
+OPENAI_NOOP = """\
+pipeline_id: openai_demo_noop
+name: One noop step of provider openai
+provider: openai
+domain: demo
+steps:
+  - step_id: only
+    ps_type: generic.noop
+"""
+
 MALFORMED = "pipeline_id: broken\nsteps: [unclosed\n"
 
 UNKNOWN_TYPE = """\
@@ -85,6 +96,7 @@ steps:
 PIPELINES = {
     "test/demo/basic.yml": BASIC,
     "cloud/generic/demo/single.yml": SINGLE,
+    "openai/demo/noop.yml": OPENAI_NOOP,
     "test/bad/malformed.yml": MALFORMED,
     "test/bad/unknown_type.yml": UNKNOWN_TYPE,
     "test/bad/cycle.yml": CYCLE,
@@ -93,6 +105,7 @@ PIPELINES = {
 
 RUN_URL = "/pipelines/run/acme/test/demo/basic"
 SINGLE_URL = "/pipelines/run/acme/generic/demo/single"
+OPENAI_URL = "/pipelines/run/acme/openai/demo/noop"
 
 
 def write_pipelines(root: Path) -> Path:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import ADMIN, RUN_URL, RecordingDispatcher, assert_problem
+from api_helpers import ADMIN, OPENAI_URL, RUN_URL, RecordingDispatcher, assert_problem
 from flask.testing import FlaskClient
 
 from pipeline.services import Services
 
 BASE = "/admin/orgs/acme"
 SECRET = "sk-admin-api-secret-0123456789"
-BODY = {"provider": "test", "name": "Main key", "credential_id": "main", "secret": SECRET}
+BODY = {"provider": "openai", "name": "Main key", "credential_id": "main", "secret": SECRET}
 
 
 @pytest.fixture
@@ -36,21 +36,58 @@ def test_store_returns_metadata_and_never_the_secret(
     }
     assert (stored["credential_id"], stored["provider"], stored["enabled"]) == (
         "main",
-        "test",
+        "openai",
         True,
     )
     listed = client.get(f"{BASE}/credentials", headers=ADMIN)
     assert listed.status_code == 200
     assert listed.get_json()["credentials"] == [stored]
     assert SECRET not in listed.get_data(as_text=True)
-    # Stored encrypted, and the worker side gets it back as {"api_key": ...}.
-    assert services.credentials.get("acme", "main") == {"api_key": SECRET}
+    # Stored encrypted, and the worker side gets the plain key back in the field the
+    # provider declares for it (providers.yml: openai_admin_key.plain_field).
+    assert services.credentials.get("acme", "main") == {"admin_key": SECRET}
 
 
 def test_a_json_object_secret_is_stored_as_is(client: FlaskClient, org_key: str, services) -> None:
-    body = {**BODY, "secret": {"api_key": "k-0123456789", "base_url": "http://127.0.0.1:9"}}
+    body = {**BODY, "secret": {"admin_key": "k-0123456789", "base_url": "http://127.0.0.1:9"}}
     assert client.post(f"{BASE}/credentials", json=body, headers=ADMIN).status_code == 201
     assert services.credentials.get("acme", "main") == body["secret"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "secret", "named"),
+    [
+        ("openai", {"admin_kye": "sk-admin-typo-0123456789"}, "unknown field(s) admin_kye"),
+        ("openai", {"base_url": "http://127.0.0.1:9"}, "needs admin_key or api_key"),
+        ("aws", {"access_key_id": "AKIAEXAMPLE"}, "missing field(s) secret_access_key"),
+        (
+            "aws",
+            {"access_key_id": "AKIA", "secret_access_key": SECRET, "bucket_name": "b"},
+            "unknown field(s) bucket_name",
+        ),
+        ("aws", SECRET, "must be a JSON object, not plain text"),
+        ("oci", {"user": "ocid1.user", "key_content": SECRET}, "missing field(s) fingerprint"),
+        ("demo", SECRET, "provider demo takes no credential"),
+        ("nosuchprovider", SECRET, "provider 'nosuchprovider' is not in providers.yml"),
+    ],
+)
+def test_secrets_are_checked_against_the_providers_fields_and_nothing_is_stored(
+    client: FlaskClient,
+    org_key: str,
+    services: Services,
+    provider: str,
+    secret: object,
+    named: str,
+) -> None:
+    body = {**BODY, "provider": provider, "secret": secret}
+
+    response = client.post(f"{BASE}/credentials", json=body, headers=ADMIN)
+
+    problem = assert_problem(response, 422, response.get_json()["code"])
+    assert problem["code"] in ("invalid_credential", "terminal")
+    assert named in problem["detail"]
+    assert SECRET not in response.get_data(as_text=True)
+    assert services.credentials.list() == []  # type: ignore[attr-defined]
 
 
 def test_a_run_can_use_the_credential_until_it_is_disabled(
@@ -60,13 +97,13 @@ def test_a_run_can_use_the_credential_until_it_is_disabled(
     services: Services,
     dispatcher: RecordingDispatcher,
 ) -> None:
-    ok = client.post(RUN_URL, json={"credential_id": "main"}, headers=auth)
+    ok = client.post(OPENAI_URL, json={"credential_id": "main"}, headers=auth)
     assert ok.status_code == 202
 
     disabled = client.post(f"{BASE}/credentials/main/disable", headers=ADMIN)
     assert disabled.status_code == 200 and disabled.get_json()["enabled"] is False
     refused = client.post(
-        RUN_URL, json={"credential_id": "main", "start_date": "2024-01-01"}, headers=auth
+        OPENAI_URL, json={"credential_id": "main", "start_date": "2024-01-01"}, headers=auth
     )
     body = assert_problem(refused, 422, "invalid_credential")
     assert "disabled" in body["detail"]

@@ -19,6 +19,7 @@ from app import create_app
 from errors import QuotaExceededError, SubscriptionInactiveError, TemplateError
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
+from tests.support.registry import install_provider_registry
 
 
 def test_run_is_accepted_recorded_and_enqueued(
@@ -431,3 +432,57 @@ def test_broker_down_is_503(settings: Settings, services: Services, org_key: str
 
     assert_problem(response, 503, "service_unavailable")
     assert "hunter2secret" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"start_date": "1999-12-31", "end_date": "2000-01-02"},
+            "start_date 1999-12-31 is before 2000-01-01, the earliest date a run may cover",
+        ),
+        ({"start_date": "2999-01-01"}, "end_date 2999-01-01 is after today ("),
+    ],
+)
+def test_dates_outside_the_bounds_are_422_and_record_nothing(
+    client: FlaskClient,
+    auth: dict[str, str],
+    services: Services,
+    dispatcher: RecordingDispatcher,
+    body: dict[str, str],
+    detail: str,
+) -> None:
+    problem = assert_problem(client.post(RUN_URL, json=body, headers=auth), 422, "invalid_dates")
+
+    assert problem["detail"].startswith(detail)
+    assert_nothing_recorded(services, dispatcher)
+    assert dispatcher.enqueued == []
+
+
+def test_a_provider_that_needs_a_credential_is_422_without_one(
+    client: FlaskClient,
+    auth: dict[str, str],
+    settings: Settings,
+    services: Services,
+    dispatcher: RecordingDispatcher,
+) -> None:
+    install_provider_registry(settings.configs_dir)
+    pipeline = settings.configs_dir / "cloud" / "aws" / "cost" / "noop.yml"
+    pipeline.parent.mkdir(parents=True)
+    pipeline.write_text(
+        "pipeline_id: aws_noop\nname: n\nprovider: aws\ndomain: cost\n"
+        "steps:\n  - step_id: only\n    ps_type: generic.noop\n"
+    )
+
+    response = client.post(
+        "/pipelines/run/acme/aws/cost/noop", json={"start_date": "2026-01-01"}, headers=auth
+    )
+
+    problem = assert_problem(response, 422, "invalid_credential")
+    assert problem["detail"].startswith(
+        "pipeline cloud/aws/cost/noop needs a credential of provider aws; add one with "
+        "`pipeline-ops credentials add acme aws --name NAME --file key.json`"
+    )
+    assert_nothing_recorded(services, dispatcher)
+    usage = services.gate.usage("acme")["usage"]
+    assert (usage["daily_runs"], usage["concurrent_running"]) == (0, 0)

@@ -132,6 +132,21 @@ def test_status_summarises_attempts(
         {"step_id": "noop_b", "status": "pending", "attempts": 0, "rows_written": None},
         {"step_id": "unify", "status": "pending", "attempts": 0, "rows_written": None},
     ]
+    assert (data["rows_written"], data["warnings"]) == (42, [])
+
+
+def test_status_warns_when_a_completed_run_loaded_nothing(
+    client: FlaskClient, auth: dict[str, str], services: Services
+) -> None:
+    run_id = _start(client, auth, url=SINGLE_URL, start_date="2024-03-01")
+    services.store.transition(run_id, state.RUNNING, "started")
+    services.runs.complete(run_id)
+
+    data = client.get(f"/pipelines/status/acme/{run_id}", headers=auth).get_json()
+
+    assert data["status"] == "completed"
+    assert data["rows_written"] == 0
+    assert data["warnings"] == ["the run completed but wrote no rows for 2024-03-01..2024-03-01"]
 
 
 def test_status_of_a_finished_run_has_a_duration(
@@ -431,3 +446,79 @@ def test_runs_created_by_a_ticking_clock_are_ordered(
     pages = _pages(client, auth, "limit=1")
 
     assert [run["run_id"] for page in pages for run in page] == list(reversed(started))
+
+
+# --- run id prefixes ----------------------------------------------------------------------
+
+
+def _run_with_id(services: Services, run_id: str, org: str = "acme") -> None:
+    services.store.create_run(
+        {
+            "run_id": run_id,
+            "org_slug": org,
+            "pipeline_id": "generic_demo_single",
+            "pipeline_path": "generic/demo/single",
+            "idempotency_key": f"{org}|{run_id}",
+            "trigger": "api",
+            "credential_id": "default",
+            "start_date": date(2024, 3, 1),
+            "end_date": date(2024, 3, 1),
+            "params": {},
+        }
+    )
+
+
+@pytest.mark.parametrize(("method", "template"), RUN_ENDPOINTS)
+def test_a_unique_prefix_of_8_or_more_characters_names_the_run(
+    client: FlaskClient, auth: dict[str, str], method: str, template: str
+) -> None:
+    for day, length in (("2024-03-01", 8), ("2024-03-02", 13)):
+        run_id = _start(client, auth, start_date=day)
+        url = template.format(org="acme", run_id=run_id[:length])
+
+        response = getattr(client, method)(url, headers=auth)
+
+        assert response.status_code in (200, 202), response.get_data(as_text=True)
+        if "/status/" in template or "cancel" in template:
+            assert response.get_json()["run_id"] == run_id
+
+
+@pytest.mark.parametrize(("method", "template"), RUN_ENDPOINTS)
+def test_short_ambiguous_and_foreign_prefixes_are_refused(
+    client: FlaskClient,
+    auth: dict[str, str],
+    other_auth: dict[str, str],
+    services: Services,
+    method: str,
+    template: str,
+) -> None:
+    _run_with_id(services, "abcdef12-0000-4000-8000-000000000001")
+    _run_with_id(services, "abcdef12-0000-4000-8000-000000000002")
+    _run_with_id(services, "abcdef12-9999-4000-8000-000000000003")
+    _run_with_id(services, "fedcba98-0000-4000-8000-000000000004", org="globex")
+    call = getattr(client, method)
+
+    short = call(template.format(org="acme", run_id="abcdef1"), headers=auth)
+    body = assert_problem(short, 422, "invalid_run_id")
+    assert body["detail"] == (
+        "run id 'abcdef1' is too short: give the full id or its first 8 characters or more"
+    )
+    ambiguous = call(template.format(org="acme", run_id="abcdef12-0000"), headers=auth)
+    body = assert_problem(ambiguous, 422, "ambiguous_run_id")
+    assert body["detail"] == (
+        "run id prefix 'abcdef12-0000' matches 2 runs; give more characters of the id"
+    )
+    assert (
+        "3 runs"
+        in call(template.format(org="acme", run_id="abcdef12"), headers=auth).get_json()["detail"]
+    )
+    # Another org's run is not found by its prefix either, and looks like any unknown run.
+    assert_problem(
+        call(template.format(org="acme", run_id="fedcba98"), headers=auth), 404, "not_found"
+    )
+    unique = call(template.format(org="acme", run_id="abcdef12-9"), headers=auth)
+    assert unique.status_code in (200, 202), unique.get_data(as_text=True)
+    statuses = {r["run_id"]: r["status"] for r in services.store.list_runs("acme")}
+    expected_cancelled = "cancel" in template
+    assert statuses["abcdef12-0000-4000-8000-000000000001"] == "pending"
+    assert (statuses["abcdef12-9999-4000-8000-000000000003"] == "cancelled") == expected_cancelled

@@ -160,6 +160,15 @@ def test_step_id_must_be_lowercase_snake(yml) -> None:
     assert problem == ("Extract", "step_id: must match ^[a-z0-9_]+$")
 
 
+def test_accepts_future_dates_must_be_true_or_false(yml) -> None:
+    assert parse_pipeline(yml.pipeline(yml.step()), "p.yml").accepts_future_dates is False
+    yes = parse_pipeline(yml.pipeline(yml.step(), accepts_future_dates="true"), "p.yml")
+    assert yes.accepts_future_dates is True
+    for written in ('"true"', "1", "sometimes"):
+        problem = only_problem(yml.pipeline(yml.step(), accepts_future_dates=written))
+        assert problem == ("-", "accepts_future_dates: Not a valid boolean."), written
+
+
 def test_version_must_be_a_string(yml) -> None:
     problem = only_problem(yml.pipeline(yml.step(), version="1.2"))
     assert problem == ("-", "version: Not a valid string.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ from errors import QuotaExceededError
 from pipeline import state
 from pipeline.backfill import Backfill, Progress, date_range
 from pipeline.db import upgrade
-from pipeline.runs import RunRequest
+from pipeline.runs import DateRangeError, RunRequest
 from pipeline.services import Services, build_services
 
 TEMPLATE = RunRequest("acme", "test", "unit", "fan_in")
@@ -77,11 +77,36 @@ def test_a_rerun_skips_completed_dates_and_retries_failed_ones(services: Service
     again = Backfill(services.runs, TEMPLATE, DATES, sleep=Worker(services)).execute(collect)
 
     assert (again.done, again.already_done, again.failed) == (5, 4, 0)
-    assert "4 date(s) already completed: skipped" in events
+    assert "4 date(s) already completed: skipped (--force runs them again)" in events
     runs = one_day_runs(services)
     assert len(runs) == 6  # the four completed dates were not run again
     assert runs.count((date(2026, 1, 3), state.COMPLETED)) == 1
     assert runs.count((date(2026, 1, 3), state.FAILED)) == 1
+
+
+def test_force_runs_completed_dates_again(services: Services) -> None:
+    Backfill(services.runs, TEMPLATE, DATES, sleep=Worker(services)).execute(lambda p: None)
+    events: list[str] = []
+
+    again = Backfill(services.runs, TEMPLATE, DATES, force=True, sleep=Worker(services))
+    final = again.execute(lambda p: events.extend(p.events))
+
+    assert (final.done, final.already_done, final.failed) == (5, 0, 0)
+    assert not any("already completed" in e for e in events)
+    assert one_day_runs(services) == sorted([(d, state.COMPLETED) for d in DATES] * 2)
+
+
+def test_a_range_reaching_past_today_is_refused_before_any_date_starts(
+    services: Services, clock
+) -> None:
+    today = clock.now.date()
+    dates = date_range(date(2026, 1, 1), today + timedelta(days=1))
+    job = Backfill(services.runs, TEMPLATE, dates, sleep=Worker(services))
+
+    with pytest.raises(DateRangeError, match=f"after today \\({today}, UTC\\)"):
+        job.execute(lambda p: None)
+
+    assert services.store.count_runs() == 0
 
 
 def test_an_interrupted_backfill_reattaches_to_runs_still_active(services: Services) -> None:

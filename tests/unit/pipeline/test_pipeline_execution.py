@@ -58,7 +58,8 @@ def exec_pipeline(write_pipeline, csv_path: Path) -> None:
 
 
 def start(services: Services, pipeline: str = "exec", **kw: Any) -> dict[str, Any]:
-    req = RunRequest("acme", "test", "unit", pipeline, start_date=D1, end_date=D2, **kw)
+    kw = {"start_date": D1, "end_date": D2, **kw}
+    req = RunRequest("acme", "test", "unit", pipeline, **kw)
     return services.runs.start(req)
 
 
@@ -147,9 +148,47 @@ def test_the_attempt_and_the_run_are_recorded(
     assert attempt["claimed_until"] is None
     assert run["deadline_at"] == clock.now + timedelta(seconds=services.settings.queue_timeout)
     messages = [line["message"] for line in services.store.lines(run_id)]
-    assert any("read 4 rows from usage.csv" in m for m in messages)
+    assert (
+        "5 rows in usage.csv, 4 in 2026-01-01..2026-01-02; the source has data for "
+        "2026-01-01..2026-01-03" in messages
+    )
     assert any(m.startswith("wrote 4 rows to acme_dev.usage_raw (replace") for m in messages)
     assert messages[-1] == "completed: 4 rows written"
+
+
+def test_a_load_that_finds_nothing_in_the_dates_says_what_the_source_has(
+    services: Services, exec_pipeline: None
+) -> None:
+    from app.presenters import run_outcome
+
+    run_id = start(services, start_date=date(2025, 12, 1), end_date=date(2025, 12, 7))["run_id"]
+    run_step(services, run_id, "extract")
+    run_step(services, run_id, "done")
+
+    lines = services.store.lines(run_id)
+    said = (
+        "5 rows in usage.csv, 0 in 2025-12-01..2025-12-07; the source has data for "
+        "2026-01-01..2026-01-03"
+    )
+    warned = [line for line in lines if line["message"] == f"nothing to load: {said}"]
+    assert [(w["level"], w["step_id"]) for w in warned] == [("WARNING", "extract")]
+    (extract, _done) = services.store.step_attempts(run_id)
+    assert extract["metrics"]["source_read"] == {
+        "source": "usage.csv",
+        "rows_read": 5,
+        "rows_kept": 0,
+        "first_date": "2026-01-01",
+        "last_date": "2026-01-03",
+    }
+    run = services.store.get_run(run_id)
+    assert run["status"] == state.COMPLETED
+    assert run_outcome(run, services.store.step_attempts(run_id)) == {
+        "rows_written": 0,
+        "warnings": [
+            "no rows in 2025-12-01..2025-12-07: the source has data for 2026-01-01..2026-01-03 "
+            "(usage.csv), step extract"
+        ],
+    }
 
 
 def test_the_last_step_completes_the_run(services: Services, exec_pipeline: None) -> None:

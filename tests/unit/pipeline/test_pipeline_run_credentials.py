@@ -14,6 +14,7 @@ from credentials.errors import CredentialError
 from pipeline import state
 from pipeline.runs import RunRequest
 from pipeline.services import Services
+from tests.support.registry import install_provider_registry
 
 SECRET = {"api_key": "sk-run-cred-000000000"}
 
@@ -75,3 +76,69 @@ def test_an_unusable_credential_is_refused_before_recording(
     assert message in str(info.value)
     assert services.store.count_runs() == 0
     assert dispatcher.enqueued == []
+
+
+# -- providers that need a credential (configs/system/providers.yml: credential_required) ----
+
+AWS_NOOP = """\
+pipeline_id: aws_unit_noop
+name: A pipeline of a provider that needs a credential
+provider: aws
+domain: cost
+steps:
+  - step_id: only
+    ps_type: generic.noop
+"""
+DEMO_NOOP = AWS_NOOP.replace("aws_unit_noop", "demo_unit_noop").replace(
+    "provider: aws\ndomain: cost", "provider: demo\ndomain: sample"
+)
+AWS_SECRET = {"access_key_id": "AKIAUNITTEST", "secret_access_key": "unit-secret-0000000000"}
+
+
+@pytest.fixture
+def registry(configs_dir, write_pipeline) -> None:  # type: ignore[no-untyped-def]
+    """The shipped provider registry over the test configs, with an aws and a demo pipeline."""
+    install_provider_registry(configs_dir)
+    write_pipeline("aws/cost/noop", AWS_NOOP)
+    write_pipeline("demo/sample/noop", DEMO_NOOP)
+
+
+def aws_request(**overrides: object) -> RunRequest:
+    return request(provider="aws", domain="cost", pipeline="noop", **overrides)
+
+
+def test_a_provider_that_needs_a_credential_is_refused_without_one(
+    services: Services, dispatcher, registry: None
+) -> None:
+    with pytest.raises(CredentialError) as info:
+        services.runs.start(aws_request())
+
+    assert str(info.value) == (
+        "pipeline aws/cost/noop needs a credential of provider aws; add one with "
+        "`pipeline-ops credentials add acme aws --name NAME --file key.json` and give its id "
+        "as credential_id (or store it with --id default)"
+    )
+    assert services.store.count_runs() == 0
+    assert dispatcher.enqueued == []
+    ledger = services.gate.ledger.snapshot("acme", services.store.clock())  # type: ignore[attr-defined]
+    assert (ledger.daily_runs, ledger.concurrent_running) == (0, 0)
+
+
+def test_a_stored_credential_of_that_provider_is_usable_by_id_or_as_default(
+    services: Services, registry: None
+) -> None:
+    vault = services.credentials
+    vault.add("acme", "aws", "Payer", AWS_SECRET, "payer")  # type: ignore[attr-defined]
+    assert services.runs.start(aws_request(credential_id="payer"))["status"] == state.QUEUED
+
+    vault.add("acme", "aws", "Default", AWS_SECRET, "default")  # type: ignore[attr-defined]
+    assert services.runs.start(aws_request(start_date=date(2026, 1, 2)))["credential_id"] == (
+        "default"
+    )
+
+
+def test_a_provider_without_credentials_still_runs_on_the_implicit_default(
+    services: Services, registry: None
+) -> None:
+    run = services.runs.start(request(provider="demo", domain="sample", pipeline="noop"))
+    assert (run["status"], run["credential_id"]) == (state.QUEUED, "default")

@@ -15,7 +15,7 @@ from errors import (
     TerminalError,
 )
 from pipeline import state
-from pipeline.runs import RunRequest, idempotency_key
+from pipeline.runs import DateRangeError, RunRequest, idempotency_key
 from pipeline.services import Services
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
@@ -90,8 +90,87 @@ def test_start_defaults_to_yesterday_and_one_date_means_one_day(services: Servic
 
 
 def test_the_longest_allowed_range_is_366_days(services: Services) -> None:
-    run = services.runs.start(request(start_date=D1, end_date=D1 + timedelta(days=365)))
+    run = services.runs.start(request(start_date=D1 - timedelta(days=365), end_date=D1))
     assert run["status"] == state.QUEUED
+
+
+FUTURE_OK = """\
+pipeline_id: test_ahead
+name: May cover tomorrow
+provider: test
+domain: unit
+accepts_future_dates: true
+steps:
+  - step_id: only
+    ps_type: generic.noop
+"""
+
+
+def nothing_recorded(services: Services, dispatcher, clock) -> None:
+    assert services.store.count_runs() == 0
+    assert dispatcher.enqueued == []
+    ledger = services.gate.ledger.snapshot("acme", clock.now)  # type: ignore[attr-defined]
+    assert (ledger.daily_runs, ledger.monthly_runs, ledger.concurrent_running) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "days_ahead", "message"),
+    [
+        (
+            "fan_in",
+            1,
+            "end_date 2026-01-06 is after today (2026-01-05, UTC): no source has cost data for "
+            "days that have not happened yet",
+        ),
+        ("fan_in", 300, "end_date 2026-11-01 is after today (2026-01-05, UTC)"),
+        (
+            "ahead",
+            2,
+            "end_date 2026-01-07 is after tomorrow (2026-01-06, UTC), the latest date "
+            "pipeline test_ahead accepts",
+        ),
+    ],
+)
+def test_dates_after_today_are_refused_unless_the_pipeline_accepts_tomorrow(
+    services: Services,
+    dispatcher,
+    clock,
+    write_pipeline,
+    pipeline: str,
+    days_ahead: int,
+    message: str,
+) -> None:
+    write_pipeline("test/unit/ahead", FUTURE_OK)
+    end = clock.now.date() + timedelta(days=days_ahead)
+
+    with pytest.raises(DateRangeError) as info:
+        services.runs.start(request(pipeline=pipeline, start_date=clock.now.date(), end_date=end))
+
+    assert message in str(info.value)
+    nothing_recorded(services, dispatcher, clock)
+
+
+def test_a_pipeline_that_accepts_future_dates_may_cover_tomorrow(
+    services: Services, clock, write_pipeline
+) -> None:
+    write_pipeline("test/unit/ahead", FUTURE_OK)
+    tomorrow = clock.now.date() + timedelta(days=1)
+
+    run = services.runs.start(request(pipeline="ahead", start_date=tomorrow, end_date=tomorrow))
+    today = services.runs.start(request(start_date=clock.now.date(), end_date=clock.now.date()))
+
+    assert run["status"] == today["status"] == state.QUEUED
+
+
+def test_dates_before_2000_are_refused(services: Services, dispatcher, clock) -> None:
+    with pytest.raises(DateRangeError) as info:
+        services.runs.start(request(start_date=date(1999, 12, 31), end_date=date(2000, 1, 1)))
+
+    assert str(info.value) == (
+        "start_date 1999-12-31 is before 2000-01-01, the earliest date a run may cover"
+    )
+    nothing_recorded(services, dispatcher, clock)
+    assert services.runs.start(request(start_date=date(2000, 1, 1), end_date=date(2000, 1, 1)))
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from pipeline.db import upgrade
 from pipeline.schedule_dispatch import ScheduleDispatcher, due_ticks
 from pipeline.schedules import ScheduleService
 from pipeline.services import Services, build_services
+from tests.support.registry import install_provider_registry
 
 DAILY = """\
 pipeline_id: sched_daily
@@ -173,6 +174,27 @@ def test_a_quota_refusal_is_recorded_as_a_skipped_tick(
     # A refused tick is not retried every minute after.
     clock.now = at("2026-01-05 03:01:10")
     assert beat.tick().skipped == 0
+
+
+def test_a_tick_of_a_provider_that_needs_a_credential_without_one_is_skipped(
+    services, clock, dispatcher, configs_dir, write_pipeline
+) -> None:
+    install_provider_registry(configs_dir)
+    write_pipeline("oci/cost/daily", DAILY.replace("sched_daily", "oci_daily").replace(
+        "provider: sched\ndomain: unit", "provider: oci\ndomain: cost"))  # fmt: skip
+    clock.now = at("2026-01-05 02:00:00")
+    ScheduleService(services.store, services.catalog).enable("acme", "oci/cost/daily")
+
+    clock.now = at("2026-01-05 03:00:10")
+    report = dispatcher_for(services, clock).tick()
+
+    assert report.skipped == 1 and report.started == 0
+    assert dispatcher.enqueued == [] and services.store.count_runs("acme") == 0
+    record = ScheduleService(services.store, services.catalog).dispatches("acme")[0]
+    assert record["status"] == "skipped" and record["run_id"] is None
+    assert record["reason"].startswith(
+        "invalid_credential: pipeline oci/cost/daily needs a credential of provider oci"
+    )
 
 
 def test_missed_ticks_run_only_the_latest_by_default(services, schedules, clock) -> None:

@@ -110,16 +110,21 @@ def test_bad_input_exits_non_zero_with_a_message(
     assert message in result.output
 
 
-def test_a_run_over_quota_exits_1_and_records_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_over_quota_exits_1_and_records_nothing(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In-process runs (--local): no broker is running here, and an unreachable broker is
+    # refused before the quota is asked (tests/integration/test_broker_down.py).
+    monkeypatch.setenv("PIPELINE_OPS_EAGER", "1")
     cli("orgs", "set-limits", "acme", "--concurrent", "0")
-    result = cli("run", "quota/cli/one", "--org", "acme", "--date", "2026-01-01")
+    result = cli("run", "quota/cli/one", "--org", "acme", "--date", "2026-01-01", "--local")
     assert result.exit_code == 1
     assert "error: concurrent quota exceeded: 0 of 0 used; retry in 10s" in result.output, (
         result.output
     )
 
     cli("orgs", "set-limits", "acme", "--concurrent", "5", "--status", "SUSPENDED")
-    result = cli("run", "quota/cli/one", "--org", "acme", "--date", "2026-01-01")
+    result = cli("run", "quota/cli/one", "--org", "acme", "--date", "2026-01-01", "--local")
     assert result.exit_code == 1
     assert "error: the subscription of acme is SUSPENDED: runs are not admitted" in result.output
     assert count_runs(tmp_path) == 0

@@ -18,8 +18,8 @@ import pytest
 
 from errors import InvalidIdentifierError, TerminalError, TransientError, WarehouseLockTimeout
 from warehouse import from_url
-from warehouse.base import LINEAGE_FIELDS, LineageKey, TableRef
-from warehouse.duckdb import DuckDBWarehouse
+from warehouse.base import LINEAGE_FIELDS, LineageKey, LockWait, TableRef
+from warehouse.duckdb import DuckDBWarehouse, lock_holder
 from warehouse.procedures import (
     coerce_args,
     list_procedures,
@@ -679,15 +679,38 @@ def test_write_times_out_while_another_process_holds_the_lock(
     assert len(all_rows(db_path, usage)) == 1
 
 
+READ_ONLY_HOLDER = (
+    "import duckdb, sys\n"
+    "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "print('held', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_the_lock_holder_is_found_in_proc_locks_when_the_error_does_not_name_it(
+    wh: DuckDBWarehouse, usage, db_path
+) -> None:
+    wh.ping()  # the file exists, so a read-only connection can open it
+    with holding(READ_ONLY_HOLDER, db_path) as holder:
+        assert lock_holder("IO Error: Could not set lock on file", db_path) == (
+            holder.pid,
+            Path(sys.executable).resolve().name,
+        )
+    assert lock_holder("IO Error: Could not set lock on file", db_path) == (None, None)
+
+
 def test_duckdb_own_lock_conflict_is_a_lock_timeout(wh: DuckDBWarehouse, usage, db_path) -> None:
     # Another program (not using our lock file) has the database open for writing.
-    impatient = DuckDBWarehouse(db_path, lock_timeout=0.5)
-    with (
-        holding(DUCKDB_HOLDER, db_path),
-        pytest.raises(WarehouseLockTimeout, match="held by another program"),
-    ):
+    waits: list[LockWait] = []
+    impatient = DuckDBWarehouse(db_path, lock_timeout=0.5, on_lock_wait=waits.append)
+    with holding(DUCKDB_HOLDER, db_path) as holder, pytest.raises(WarehouseLockTimeout) as info:
         impatient.query("SELECT 1")
+    assert f"query: database {db_path} is held by pid {holder.pid} (" in str(info.value)
     impatient.ping()
+    # Told when the wait began and when it was given up, with the holder's pid.
+    assert [(w.holder_pid, w.acquired) for w in waits] == [(holder.pid, False)] * 2
+    assert waits[0].waited_seconds is None and 0.5 <= (waits[1].waited_seconds or 0) < 3
+    assert waits[0].what == "query" and waits[0].since.tzinfo is not None
 
 
 def test_concurrent_writers_in_one_process_are_serialised(
