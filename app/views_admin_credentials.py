@@ -26,8 +26,8 @@ from app.schemas_credentials import (
 )
 from credentials.base import CREDENTIAL_ID_RE
 from credentials.vault import VaultCredentialProvider
-from pipeline.providers import check_credential_urls
 from pipeline.credential_check import checked_secret
+from pipeline.providers import check_credential_urls
 from pipeline.redact import register_secrets
 
 bp = Blueprint("admin_credentials", __name__, url_prefix="/admin/orgs/<org>")
