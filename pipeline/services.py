@@ -9,11 +9,12 @@ from credentials.base import CredentialProvider
 from credentials.keys import key_provider
 from credentials.vault import VaultCredentialProvider
 from pipeline.catalog import PipelineCatalog
+from pipeline.db_time import DATABASE_TIME, DbTime
 from pipeline.db import make_engine
 from pipeline.execution import StepExecutor
 from pipeline.notifications import NotificationQueue, NotificationService, NullNotificationQueue
 from pipeline.orgs import OrgService
-from pipeline.redact import register_secrets
+from pipeline.redact import register_decrypted, register_process_secrets
 from pipeline.runs import Dispatcher, RunService
 from pipeline.settings import Settings
 from pipeline.store import Clock, RunStore, utcnow
@@ -42,14 +43,20 @@ def build_services(
     gate: QuotaGate | None = None,
     credentials: CredentialProvider | None = None,
     clock: Clock = utcnow,
+    db_time: DbTime | None = None,
     notifications: NotificationQueue | None = None,
 ) -> Services:
     # Secrets from the environment are masked in everything this process logs or stores.
-    register_secrets(
+    register_process_secrets(
         [settings.admin_key, settings.supabase_service_role_key]
         + [k.strip() for k in (settings.master_key or "").split(",")]
     )
-    store = RunStore(make_engine(settings.database_url), clock=clock)
+    store = RunStore(
+        make_engine(settings.database_url),
+        clock=clock,
+        db_time=db_time or DATABASE_TIME,
+        text_limit=settings.max_stored_text,
+    )
     catalog = PipelineCatalog(settings.configs_dir)
     # Plan limits + SQL ledger + Redis mirror; PIPELINE_OPS_QUOTA=off admits everything.
     gate = gate or build_gate(settings, store.engine, clock)
@@ -58,7 +65,7 @@ def build_services(
         store.engine,
         key_provider(settings.master_key, settings.var_dir),
         clock=clock,
-        on_decrypt=register_secrets,
+        on_decrypt=register_decrypted,
     )
     # Without a queue (tests, read-only tools) runs end without notifications.
     notifier = NotificationService(settings, store, notifications or NullNotificationQueue())

@@ -172,7 +172,7 @@ def ledger_services(
     server = start_redis()
     settings = Settings.from_env(app_env(tmp, db_url, server.url, configs))
     upgrade(settings.database_url)
-    services = build_services(settings, NullDispatcher(), clock=clock)
+    services = build_services(settings, NullDispatcher(), clock=clock, db_time=clock)
     services.orgs.create("acme")
     gate = services.gate
     assert isinstance(gate, LedgerGate) and gate.mirror is not None

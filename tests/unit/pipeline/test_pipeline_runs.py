@@ -221,11 +221,36 @@ def test_cancel_moves_to_cancelled_and_revokes(services: Services, dispatcher) -
     assert last["reason"] == "cancelled by request"
 
 
-def test_cancel_of_a_running_run(services: Services, dispatcher, clock) -> None:
+def test_cancel_of_a_running_run_with_no_step_executing_ends_it(
+    services: Services, dispatcher, clock
+) -> None:
     run_id = services.runs.start(request())["run_id"]
     services.store.transition(run_id, state.RUNNING)
     assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLED
     assert [r for r, _ in dispatcher.revoked] == [run_id]
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
+
+
+def test_cancel_of_a_run_with_an_executing_step_holds_its_key_until_the_step_stops(
+    services: Services, dispatcher, clock
+) -> None:
+    run = services.runs.start(request())
+    run_id = run["run_id"]
+    services.store.begin_attempt(
+        run_id, "a", 1, exists=False, task_id=None, worker="host:1", alive_for=60, message="go"
+    )
+    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
+    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING  # idempotent
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 1
+
+    with pytest.raises(ConflictError, match="is being cancelled") as refused:
+        services.runs.start(request())
+    assert refused.value.existing_run_id == run_id
+
+    services.executor.cancelled(run_id, "a", 1, "run was cancelled; the step stopped")
+    assert services.store.get_run(run_id)["status"] == state.CANCELLED
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
+    assert services.runs.start(request())["status"] == state.QUEUED
 
 
 @pytest.mark.parametrize("end", [state.COMPLETED, state.FAILED, state.CANCELLED])
@@ -299,8 +324,7 @@ def test_reap_fails_overdue_runs_and_leaves_the_rest(services: Services, clock) 
         exists=False,
         task_id=None,
         worker="host:1",
-        claim_until=beat_at + timedelta(seconds=settings.heartbeat_timeout),
-        deadline_at=beat_at + timedelta(seconds=settings.heartbeat_timeout),
+        alive_for=settings.heartbeat_timeout,
         message="started",
     )
     assert services.store.get_run(running)["status"] == state.RUNNING
@@ -328,7 +352,7 @@ def test_reap_spares_a_run_whose_heartbeat_moved_its_deadline(services: Services
     run_id = services.runs.start(request())["run_id"]
     services.store.transition(run_id, state.RUNNING)
     clock.advance(590)
-    services.store.touch(run_id, clock.now + timedelta(seconds=60))
+    services.store.touch(run_id, 60)
     clock.advance(30)  # past the original queue deadline, inside the heartbeat's
     assert services.runs.reap() == []
     assert services.store.get_run(run_id)["status"] == state.RUNNING
@@ -351,8 +375,8 @@ def test_reap_names_a_run_stuck_before_admission_finished(services: Services, cl
             "start_date": D1,
             "end_date": D1,
             "params": {},
-            "deadline_at": clock.now + timedelta(seconds=10),
-        }
+        },
+        deadline_in=10,
     )
     clock.advance(11)
     assert services.runs.reap() == [stuck]
