@@ -167,12 +167,20 @@ def cap_text(text: str | None, limit: int) -> str | None:
     data = text.encode("utf-8")
     if len(data) <= limit:
         return text
+    earlier = _NOTE_RE.search(text)
+    if earlier is not None:
+        # Cut once already (then prefixed, e.g. "step x failed: …"): keep the first note,
+        # which says how much of the original was dropped, and shorten what precedes it.
+        note = earlier.group(0)
+        room = max(0, limit - len(note.encode("utf-8")))
+        return text[: earlier.start()].encode("utf-8")[:room].decode("utf-8", "ignore") + note
     # The note is at most _NOTE_BYTES long, so head + note stays within the limit.
     head = data[: max(0, limit - _NOTE_BYTES)].decode("utf-8", errors="ignore")
     return head + f"… [truncated {_size(len(data) - len(head.encode('utf-8')))}]"
 
 
 _NOTE_BYTES = 40
+_NOTE_RE = re.compile(r"… \[truncated [0-9.]+ (?:MiB|KiB|bytes)\]\Z")
 
 
 def _size(n: int) -> str:

@@ -9,8 +9,8 @@ from credentials.base import CredentialProvider
 from credentials.keys import key_provider
 from credentials.vault import VaultCredentialProvider
 from pipeline.catalog import PipelineCatalog
-from pipeline.db_time import DATABASE_TIME, DbTime
 from pipeline.db import make_engine
+from pipeline.db_time import DATABASE_TIME, DbTime
 from pipeline.execution import StepExecutor
 from pipeline.notifications import NotificationQueue, NotificationService, NullNotificationQueue
 from pipeline.orgs import OrgService
