@@ -19,6 +19,7 @@ from credentials.crypto import rewrap
 from credentials.errors import DecryptionError
 from credentials.keys import FileKeyProvider, KeyProvider, LazyKeys, LocalKeyring, key_id_of
 from credentials.models import org_credentials as t
+from credentials.models import org_sealed_secrets as sealed_t
 
 BATCH = 200
 
@@ -37,10 +38,44 @@ class RotationReport:
 
 
 def key_id_counts(engine: Engine) -> dict[str, int]:
-    """How many credentials each master key id wraps."""
-    query = select(t.c.key_id, func.count()).group_by(t.c.key_id)
+    """How many credentials and sealed secrets each master key id wraps."""
+    counts: dict[str, int] = {}
     with engine.connect() as conn:
-        return {kid: int(n) for kid, n in conn.execute(query).all()}
+        for table in (t, sealed_t):
+            query = select(table.c.key_id, func.count()).group_by(table.c.key_id)
+            for kid, n in conn.execute(query).all():
+                counts[kid] = counts.get(kid, 0) + int(n)
+    return counts
+
+
+def _rewrap_sealed(
+    engine: Engine,
+    keys: KeyProvider,
+    new_key_id: str,
+    report: RotationReport,
+    clock: Callable[[], datetime],
+) -> None:
+    """The sealed secrets (webhook secrets, Slack URLs): few rows, one transaction each."""
+    query = select(sealed_t.c.org_slug, sealed_t.c.name, sealed_t.c.key_id, sealed_t.c.wrapped_key)
+    with engine.connect() as conn:
+        rows = conn.execute(query.where(sealed_t.c.key_id != new_key_id)).all()
+    for org, name, key_id, wrapped in rows:
+        try:
+            new_id, new_wrapped = rewrap(keys, key_id, wrapped, new_key_id)
+        except DecryptionError as exc:
+            report.failed.append((org, name, str(exc)))
+            continue
+        with engine.begin() as conn:
+            moved = conn.execute(
+                update(sealed_t)
+                .where(
+                    sealed_t.c.org_slug == org,
+                    sealed_t.c.name == name,
+                    sealed_t.c.key_id == key_id,
+                )
+                .values(key_id=new_id, wrapped_key=new_wrapped, updated_at=clock())
+            ).rowcount
+        report.rewrapped += moved
 
 
 def rewrap_all(
@@ -71,6 +106,7 @@ def rewrap_all(
         with engine.connect() as conn:
             rows = conn.execute(query).all()
         if not rows:
+            _rewrap_sealed(engine, keys, new_key_id, report, clock)
             return report
         for org, cred, key_id, wrapped in rows:
             after = (org, cred)

@@ -61,14 +61,14 @@ def build_services(
     # Plan limits + SQL ledger + Redis mirror; PIPELINE_OPS_QUOTA=off admits everything.
     gate = gate or build_gate(settings, store.engine, clock)
     # The vault; `default` with nothing stored still means "no secret" (see credentials/vault.py).
+    keys = key_provider(settings.master_key, settings.var_dir)
     credentials = credentials or VaultCredentialProvider(
-        store.engine,
-        key_provider(settings.master_key, settings.var_dir),
-        clock=clock,
-        on_decrypt=register_decrypted,
+        store.engine, keys, clock=clock, on_decrypt=register_decrypted
     )
     # Without a queue (tests, read-only tools) runs end without notifications.
-    notifier = NotificationService(settings, store, notifications or NullNotificationQueue())
+    notifier = NotificationService(
+        settings, store, notifications or NullNotificationQueue(), keys=keys
+    )
     runs = RunService(
         settings,
         store,
