@@ -48,7 +48,7 @@ def build_services(
 ) -> Services:
     # Secrets from the environment are masked in everything this process logs or stores.
     register_process_secrets(
-        [settings.admin_key, settings.supabase_service_role_key]
+        [settings.admin_key, settings.supabase_service_role_key, settings.metrics_token]
         + [k.strip() for k in (settings.master_key or "").split(",")]
     )
     store = RunStore(
