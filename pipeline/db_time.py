@@ -68,14 +68,3 @@ class DatabaseTime:
 
 DATABASE_TIME = DatabaseTime()
 
-
-def read_now(conn: Any, db_time: DbTime) -> datetime:
-    """The database's current time, as a datetime (for messages, never for comparisons)."""
-    from sqlalchemy import select
-
-    from pipeline.store_ops import as_utc
-
-    value = conn.execute(select(db_time.sql_now())).scalar()
-    result = as_utc(value)
-    assert result is not None
-    return result

@@ -383,3 +383,42 @@ def test_reap_names_a_run_stuck_before_admission_finished(services: Services, cl
     run = services.store.get_run(stuck)
     assert run["status"] == state.FAILED
     assert "stayed pending past its deadline" in run["error_message"]
+
+
+def test_reap_fails_a_run_whose_step_keeps_being_taken_over(services: Services, clock) -> None:
+    run_id = services.runs.start(request())["run_id"]
+    worker = "host:1"
+    services.store.begin_attempt(
+        run_id, "a", 1, exists=False, task_id=None, worker=worker, alive_for=60, message="go"
+    )
+    for n in range(2, 5):  # three deaths, each redelivery taking the attempt over
+        claim = services.store.begin_attempt(
+            run_id, "a", 1, exists=True, task_id=None, worker=f"host:{n}", alive_for=60,
+            message="again", steal_from=worker,
+        )  # fmt: skip
+        assert claim is not None
+        worker = f"host:{n}"
+    assert claim.lost_workers == 3
+
+    assert services.runs.reap() == [run_id]  # its deadline is still ahead
+
+    run = services.store.get_run(run_id)
+    assert run["status"] == state.FAILED
+    assert run["error_message"] == (
+        "step a failed: the worker was lost 3 times running this step; out of memory?"
+    )
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
+
+
+def test_reap_ends_a_cancelling_run_whose_stopping_step_is_gone(services: Services, clock) -> None:
+    run_id = services.runs.start(request())["run_id"]
+    services.store.begin_attempt(
+        run_id, "a", 1, exists=False, task_id=None, worker="host:1", alive_for=60, message="go"
+    )
+    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
+    assert services.runs.reap() == []  # the step may still be stopping
+    clock.advance(61)  # its claim lapsed: the process is gone
+    assert services.runs.reap() == [run_id]
+    assert services.store.get_run(run_id)["status"] == state.CANCELLED
+    assert services.store.transitions(run_id)[-1]["reason"].startswith("reaper: cancelled")
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
