@@ -67,4 +67,3 @@ class DatabaseTime:
 
 
 DATABASE_TIME = DatabaseTime()
-

@@ -439,4 +439,5 @@ def test_slow_unauthenticated_clients_do_not_stall_health(rig: Rig) -> None:
             sock.close()
     assert health.status_code in (200, 503)
     assert "checks" in health.json()
-    assert took < 5, f"/health took {took:.1f}s behind 6 slow clients"
+    # A functional bound, kept generous: with 2 sync workers it never answered (20 s timeout).
+    assert took < 10, f"/health took {took:.1f}s behind 6 slow clients"
