@@ -101,6 +101,15 @@ class RunNotActiveError(TerminalError):
     code = "run_not_active"
 
 
+class RunCancelledError(PipelineOpsError):
+    """The run is being cancelled (or has ended): its steps stop and may no longer write.
+
+    Neither transient nor terminal: it is not the step's failure, and nothing retries it.
+    """
+
+    code = "run_cancelled"
+
+
 class RunValidationError(TerminalError):
     """A recorded run failed validation; it ended `failed` and its slot was released."""
 

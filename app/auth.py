@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, g, request
 
+from app import rate_limit
 from app.errors import ApiProblem
 from app.ext import services
 from pipeline.orgs import ORG_SLUG_RE
@@ -114,6 +115,8 @@ def _require_admin() -> None:
 def guard() -> None:
     if _under(request.path, "/pipelines"):
         g.org_slug = _require_org()
+        settings = services().settings
+        rate_limit.check(g.org_slug, settings.org_rate_limit, settings.redis_url)
     elif _under(request.path, "/admin"):
         _require_admin()
 

@@ -25,12 +25,12 @@ def _open() -> tuple[Any, Any]:
     """The run store and the vault, on a migrated metadata DB."""
     from credentials.keys import key_provider
     from credentials.vault import VaultCredentialProvider
-    from pipeline.redact import register_secrets
+    from pipeline.redact import register_decrypted
 
     settings = Settings.from_env()
     store = migrated_store(settings)
     keys = key_provider(settings.master_key, settings.var_dir)
-    vault = VaultCredentialProvider(store.engine, keys, on_decrypt=register_secrets)
+    vault = VaultCredentialProvider(store.engine, keys, on_decrypt=register_decrypted)
     return store, vault
 
 

@@ -52,6 +52,7 @@ TITLES = {
     "method_not_allowed": "Method not allowed",
     "not_found": "Not found",
     "quota_exceeded": "Quota exceeded",
+    "rate_limited": "Too many requests",
     "run_active": "Run already active",
     "run_not_active": "Run not active",
     "run_validation_failed": "Run failed validation",

@@ -26,15 +26,7 @@ RUN_ID_RE = re.compile(r"[a-z0-9\-]{1,64}")
 CREDENTIAL_ID = validate.Regexp(CREDENTIAL_RE, error="must be 1-128 of a-z, 0-9, _ and -")
 MAX_PARAMS = 50
 MAX_PARAM_CHARS = 1024
-STATUSES = (
-    state.PENDING,
-    state.VALIDATING,
-    state.QUEUED,
-    state.RUNNING,
-    state.COMPLETED,
-    state.FAILED,
-    state.CANCELLED,
-)
+STATUSES = state.ALL
 
 
 # --- fields ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from credentials.base import CREDENTIAL_ID_RE
 from credentials.vault import VaultCredentialProvider
 from pipeline.credential_check import checked_secret
 from pipeline.providers import check_credential_urls
-from pipeline.redact import register_secrets
+from pipeline.redact import register_credential, secret_scope
 
 bp = Blueprint("admin_credentials", __name__, url_prefix="/admin/orgs/<org>")
 
@@ -73,11 +73,12 @@ def add_credential(org: str) -> tuple[dict[str, Any], int]:
         422: Problem
     """
     body = json_body(CredentialCreateSchema())
-    # This process saw the plaintext: mask it in anything it logs from now on.
-    register_secrets(body["secret"])
-    secret = checked_secret(body["provider"], body["secret"])
-    check_credential_urls(body["provider"], secret)
-    meta = _vault().add(org, body["provider"], body["name"], secret, body["credential_id"])
+    # This request saw the plaintext: mask it in anything it logs until it answers.
+    with secret_scope():
+        register_credential(None, body["secret"])
+        secret = checked_secret(body["provider"], body["secret"])
+        check_credential_urls(body["provider"], secret)
+        meta = _vault().add(org, body["provider"], body["name"], secret, body["credential_id"])
     return CredentialSchema().dump(meta), 201
 
 

@@ -12,13 +12,14 @@ split across processes and reset on every worker restart.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 import redis
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, request
 from flask.blueprints import BlueprintSetupState
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -28,7 +29,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from app.errors import PROBLEM_MIMETYPE
+from app.errors import PROBLEM_MIMETYPE, ApiProblem
 from app.ext import services
 from pipeline import store_queries
 from pipeline.lock_waits import lock_wait_histogram
@@ -153,10 +154,28 @@ def metrics() -> Response:
         200:
           description: Prometheus text exposition format.
           content: {text/plain: {schema: {type: string}}}
+        401: Problem
     """
+    _check_token(services().settings.metrics_token)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PipelineOpsCollector(services()))  # type: ignore[arg-type]
     return Response(generate_latest(registry), status=200, content_type=CONTENT_TYPE_LATEST)
+
+
+def _check_token(expected: str | None) -> None:
+    """With PIPELINE_OPS_METRICS_TOKEN set, a scrape needs `Authorization: Bearer <token>`."""
+    if not expected:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8"), expected.encode("utf-8")
+    ):
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "a valid Authorization: Bearer token is required for /metrics",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
 
 
 def count_quota_rejection(response: Response) -> Response:

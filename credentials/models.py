@@ -39,3 +39,19 @@ org_credentials = Table(
     Column("disabled_at", DateTime(timezone=True), nullable=True),
     Index("ix_org_credentials_key_id", "key_id"),
 )
+
+# Secrets that are not provider credentials (a webhook's signing secret, a Slack
+# incoming-webhook URL), sealed like credentials and re-wrapped by the same rotation.
+# Created by migration 0006b_engine_safeguards.
+org_sealed_secrets = Table(
+    "org_sealed_secrets",
+    metadata,
+    Column("org_slug", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_org_sealed_secrets_key_id", "key_id"),
+)

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, Table, and_, func, or_, select, update
 
 from credentials.crypto import rewrap
 from credentials.errors import DecryptionError
 from credentials.keys import FileKeyProvider, KeyProvider, LazyKeys, LocalKeyring, key_id_of
 from credentials.models import org_credentials as t
+from credentials.models import org_sealed_secrets as sealed_t
 
 BATCH = 200
 
@@ -37,10 +38,14 @@ class RotationReport:
 
 
 def key_id_counts(engine: Engine) -> dict[str, int]:
-    """How many credentials each master key id wraps."""
-    query = select(t.c.key_id, func.count()).group_by(t.c.key_id)
+    """How many credentials and sealed secrets each master key id wraps."""
+    counts: dict[str, int] = {}
     with engine.connect() as conn:
-        return {kid: int(n) for kid, n in conn.execute(query).all()}
+        for table in (t, sealed_t):
+            query = select(table.c.key_id, func.count()).group_by(table.c.key_id)
+            for kid, n in conn.execute(query).all():
+                counts[kid] = counts.get(kid, 0) + int(n)
+    return counts
 
 
 def rewrap_all(
@@ -52,38 +57,56 @@ def rewrap_all(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     batch: int = BATCH,
 ) -> RotationReport:
-    """Re-wrap every row not yet on `new_key_id`; `keys` must hold the old ids and the new."""
+    """Re-wrap every row not yet on `new_key_id`; `keys` must hold the old ids and the new.
+
+    The credentials, then the sealed secrets (webhook secrets, Slack URLs).
+    """
     report = RotationReport(new_key_id, already_current=key_id_counts(engine).get(new_key_id, 0))
+    for table, name, stamp in (
+        (t, "credential_id", "rotated_at"),
+        (sealed_t, "name", "updated_at"),
+    ):
+        _rewrap_table(engine, keys, report, table, name, stamp, progress, clock, batch)
+    return report
+
+
+def _rewrap_table(
+    engine: Engine,
+    keys: KeyProvider,
+    report: RotationReport,
+    table: Table,
+    name: str,
+    stamp: str,
+    progress: Callable[[int], None] | None,
+    clock: Callable[[], datetime],
+    batch: int,
+) -> None:
+    new_key_id, c = report.new_key_id, table.c
     after: tuple[str, str] = ("", "")
     while True:
         query = (
-            select(t.c.org_slug, t.c.credential_id, t.c.key_id, t.c.wrapped_key)
-            .where(t.c.key_id != new_key_id)
-            .where(
-                or_(
-                    t.c.org_slug > after[0],
-                    and_(t.c.org_slug == after[0], t.c.credential_id > after[1]),
-                )
-            )
-            .order_by(t.c.org_slug, t.c.credential_id)
+            select(c.org_slug, c[name], c.key_id, c.wrapped_key)
+            .where(c.key_id != new_key_id)
+            .where(or_(c.org_slug > after[0], and_(c.org_slug == after[0], c[name] > after[1])))
+            .order_by(c.org_slug, c[name])
             .limit(batch)
         )
         with engine.connect() as conn:
             rows = conn.execute(query).all()
         if not rows:
-            return report
-        for org, cred, key_id, wrapped in rows:
-            after = (org, cred)
+            return
+        for org, row_id, key_id, wrapped in rows:
+            after = (org, row_id)
             try:
                 new_id, new_wrapped = rewrap(keys, key_id, wrapped, new_key_id)
             except DecryptionError as exc:
-                report.failed.append((org, cred, str(exc)))
+                report.failed.append((org, row_id, str(exc)))
                 continue
             with engine.begin() as conn:
                 moved = conn.execute(
-                    update(t)
-                    .where(t.c.org_slug == org, t.c.credential_id == cred, t.c.key_id == key_id)
-                    .values(key_id=new_id, wrapped_key=new_wrapped, rotated_at=clock())
+                    update(table)
+                    .where(c.org_slug == org, c[name] == row_id, c.key_id == key_id)
+                    .values({"key_id": new_id, "wrapped_key": new_wrapped, stamp: clock()})
                 ).rowcount
             if moved:
                 report.rewrapped += 1

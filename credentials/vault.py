@@ -104,13 +104,14 @@ class VaultCredentialProvider:
         keys: KeyProvider,
         *,
         clock: Callable[[], datetime] = _utcnow,
-        on_decrypt: Callable[[Mapping[str, Any]], None] | None = None,
+        on_decrypt: Callable[[str, Mapping[str, Any]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.keys = keys
         self.clock = clock
-        # Called with every decrypted value before it is returned: the engine registers
-        # each secret with its redactor here, so the values never reach a log.
+        # Called with (provider, value) for every decrypted value before it is returned:
+        # the engine registers the provider's declared secret fields with its redactor
+        # here, for the step that decrypted them, so the values never reach a log.
         self.on_decrypt = on_decrypt
 
     # -- CredentialProvider ----------------------------------------------------------------
@@ -136,7 +137,7 @@ class VaultCredentialProvider:
         sealed = Sealed(row["key_id"], row["wrapped_key"], row["nonce"], row["ciphertext"])
         secret = open_sealed(self.keys, org_slug, credential_id, row["provider"], sealed)
         if self.on_decrypt is not None:
-            self.on_decrypt(secret)
+            self.on_decrypt(row["provider"], secret)
         return secret
 
     # -- administration (CLI and admin API) -------------------------------------------------

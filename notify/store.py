@@ -1,14 +1,16 @@
 """Per-org notification settings in the metadata DB (table created by migration 0005).
 
 notify owns this table on its own MetaData, so it stays a leaf; the engine passes
-in the SQLAlchemy engine.
+in the SQLAlchemy engine and the vault (`SecretStore`) that keeps the two secrets: the
+webhook's signing secret and the Slack webhook URL are sealed there (migration 0006b
+moved them out of this table), never stored here in plaintext.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -39,12 +41,21 @@ notification_settings = Table(
     Column("on_failure", Boolean, nullable=False, server_default=true()),
     Column("on_success", Boolean, nullable=False, server_default=false()),
     Column("webhook_url", Text, nullable=True),
-    # The HMAC key for X-Signature; shared with the receiver, so it is stored to sign.
-    Column("webhook_secret", String(128), nullable=True),
-    Column("slack_webhook_url", Text, nullable=True),
     Column("email_to", JSON, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# Names of the sealed secrets in the vault.
+WEBHOOK_SECRET, SLACK_URL = "notify_webhook_secret", "notify_slack_webhook_url"
+
+
+class SecretStore(Protocol):
+    """The vault's sealed secrets of an org, by name (credentials.sealed.SealedSecrets)."""
+
+    def get(self, org_slug: str, name: str) -> str | None: ...
+
+    def put(self, org_slug: str, name: str, value: str | None) -> None: ...
 
 
 def _row(settings: NotificationSettings, now: datetime) -> dict[str, Any]:
@@ -52,16 +63,17 @@ def _row(settings: NotificationSettings, now: datetime) -> dict[str, Any]:
         "on_failure": settings.on_failure,
         "on_success": settings.on_success,
         "webhook_url": settings.webhook_url,
-        "webhook_secret": settings.webhook_secret,
-        "slack_webhook_url": settings.slack_webhook_url,
         "email_to": list(settings.email_to),
         "updated_at": now,
     }
 
 
 class NotificationSettingsStore:
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, secrets: SecretStore, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.engine = engine
+        self.secrets = secrets
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def get(self, org_slug: str) -> NotificationSettings | None:
@@ -75,13 +87,15 @@ class NotificationSettingsStore:
             on_failure=bool(row["on_failure"]),
             on_success=bool(row["on_success"]),
             webhook_url=row["webhook_url"],
-            webhook_secret=row["webhook_secret"],
-            slack_webhook_url=row["slack_webhook_url"],
+            webhook_secret=self.secrets.get(org_slug, WEBHOOK_SECRET),
+            slack_webhook_url=self.secrets.get(org_slug, SLACK_URL),
             email_to=tuple(row["email_to"] or ()),
         )
 
     def put(self, settings: NotificationSettings) -> None:
-        """Insert or replace the org's settings."""
+        """Insert or replace the org's settings; the two secrets go to the vault."""
+        self.secrets.put(settings.org_slug, WEBHOOK_SECRET, settings.webhook_secret)
+        self.secrets.put(settings.org_slug, SLACK_URL, settings.slack_webhook_url)
         values = _row(settings, self.clock())
         table = notification_settings
         with self.engine.begin() as conn:
@@ -93,5 +107,7 @@ class NotificationSettingsStore:
 
     def delete(self, org_slug: str) -> bool:
         table = notification_settings
+        self.secrets.put(org_slug, WEBHOOK_SECRET, None)
+        self.secrets.put(org_slug, SLACK_URL, None)
         with self.engine.begin() as conn:
             return bool(conn.execute(delete(table).where(table.c.org_slug == org_slug)).rowcount)

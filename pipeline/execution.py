@@ -7,24 +7,37 @@ the very same code.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import signal
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
+from types import FrameType
 from typing import Any
 
 from credentials.base import CredentialProvider
-from errors import IllegalTransitionError, PipelineOpsError, TerminalError, TransientError
+from errors import (
+    IllegalTransitionError,
+    PipelineOpsError,
+    RunCancelledError,
+    TerminalError,
+    TransientError,
+)
 from pipeline import state
+from pipeline.fence import RunFence
 from pipeline.lineage import make_writer
 from pipeline.lock_waits import lock_wait_reporter
 from pipeline.redact import redact
 from pipeline.runs import RunService
 from pipeline.settings import Settings
 from pipeline.store import RunStore
+from pipeline.store_ops import stored
 from pipeline.subscriptions import SqlSubscriptionReader
 from processors.base import SOURCE_READ_METRIC, StepContext
 from processors.registry import get_processor
@@ -40,6 +53,10 @@ class DependencyPending(TransientError):
 
 class DuplicateDelivery(PipelineOpsError):
     """Another live process is already executing this very attempt."""
+
+
+class LostWorkersError(TerminalError):
+    """The processes running this attempt kept dying (OOM-killed): it is not tried again."""
 
 
 @dataclass
@@ -78,7 +95,7 @@ class StepLog:
         self.store, self.run_id, self.step_id, self.attempt = store, run_id, step_id, attempt
 
     def _emit(self, level: str, message: str) -> None:
-        message = redact(message) or ""
+        message = stored(message, self.store.text_limit) or ""
         self.store.add_line(self.run_id, level, message, self.step_id, self.attempt)
         logger.log(
             getattr(logging, level),
@@ -97,13 +114,21 @@ class StepLog:
 
 
 class Heartbeat(threading.Thread):
-    """Keeps the run's deadline and the attempt's claim ahead while the step works."""
+    """Keeps the run's deadline and the attempt's claim ahead while the step works.
+
+    It runs in a copy of the step's context, so what it logs is redacted with the
+    step's secrets too.
+    """
 
     def __init__(self, beat: Callable[[], None], interval: float) -> None:
         super().__init__(daemon=True, name="pipeline-ops-heartbeat")
         self._beat, self._interval, self._stop_event = beat, interval, threading.Event()
+        self._context = contextvars.copy_context()
 
     def run(self) -> None:
+        self._context.run(self._loop)
+
+    def _loop(self) -> None:
         while not self._stop_event.wait(self._interval):
             try:
                 self._beat()
@@ -112,6 +137,71 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+
+
+# The step being executed in this process's main thread, for the signal handler.
+_interruptible: CancelWatch | None = None
+_INTERRUPT = signal.SIGUSR2
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    watch = _interruptible
+    if watch is not None and watch.requested:
+        raise RunCancelledError(f"run {watch.run_id} was cancelled; the step was stopped")
+
+
+class CancelWatch:
+    """Knows whether the step's run is being cancelled, and stops the step when it is.
+
+    Three ways: `check()` (ctx.check_cancelled, called by long loops and every write)
+    reads the run's status at most once a second; the heartbeat thread learns it on its
+    next beat and calls `request()`; and `request()` interrupts the step's thread with a
+    signal, so a step blocked in a read stops too (as Celery's soft time limit does). The
+    signal only raises while the processor runs (`interruptible()`), never in the
+    engine's own bookkeeping.
+    """
+
+    def __init__(self, store: RunStore, run_id: str, min_interval: float = 1.0) -> None:
+        self.store, self.run_id, self.min_interval = store, run_id, min_interval
+        self._event = threading.Event()
+        self._last_read = time.monotonic()
+        self._lock = threading.Lock()
+        self._thread: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def request(self) -> None:
+        self._event.set()
+        with self._lock:
+            if self._thread is not None:
+                signal.pthread_kill(self._thread, _INTERRUPT)
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if not self._event.is_set() and now - self._last_read >= self.min_interval:
+            self._last_read = now
+            if self.store.run_status(self.run_id) != state.RUNNING:
+                self._event.set()
+        if self._event.is_set():
+            raise RunCancelledError(f"run {self.run_id} was cancelled; the step stopped")
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        global _interruptible
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(_INTERRUPT) is not _on_interrupt:
+            signal.signal(_INTERRUPT, _on_interrupt)
+        with self._lock:
+            if main:
+                self._thread, _interruptible = threading.get_ident(), self
+        try:
+            yield
+        finally:
+            with self._lock:
+                if main:
+                    self._thread, _interruptible = None, None
 
 
 class StepExecutor:
@@ -158,32 +248,55 @@ class StepExecutor:
         mine = [(status, worker) for s, a, status, worker in states if (s, a) == (step_id, attempt)]
         holder = mine[0][1] if mine and mine[0][0] == "running" else None
         me = worker_identity()
-        alive_until = self.clock() + timedelta(seconds=self.settings.heartbeat_timeout)
+        alive_for = self.settings.heartbeat_timeout
         try:
-            started_at = self.store.begin_attempt(
+            claim = self.store.begin_attempt(
                 run_id,
                 step_id,
                 attempt,
                 exists=bool(mine),
                 task_id=task_id,
                 worker=me,
-                claim_until=alive_until,
-                deadline_at=alive_until,
+                alive_for=alive_for,
                 steal_from=holder if holder_is_dead(holder) else None,
                 message=f"attempt {attempt} started on {me} ({spec['ps_type']})",
             )
         except IllegalTransitionError as exc:
             return StepOutcome("skipped", reason=str(exc))
-        if started_at is None:
+        if claim is None:
             raise DuplicateDelivery(f"{step_id} attempt {attempt} is already running on {holder}")
 
         log = StepLog(self.store, run_id, step_id, attempt)
+        limit = self.settings.max_lost_workers
+        if claim.lost_workers:
+            log.warning(
+                f"attempt {attempt} was taken over: the process running it died "
+                f"({claim.lost_workers} of {limit} lost workers allowed)"
+            )
+        if claim.lost_workers >= limit:
+            # Redelivered after each death (acks_late), this step would kill worker after
+            # worker forever, keeping its attempt number and pushing its deadline on.
+            raise LostWorkersError(
+                f"the worker was lost {claim.lost_workers} times running this step; out of "
+                f"memory? (a step fails after PIPELINE_OPS_MAX_LOST_WORKERS={limit} lost workers)"
+            )
+        watch = CancelWatch(self.store, run_id)
         heartbeat = Heartbeat(
-            lambda: self._beat(run, step_id, attempt, me), self.settings.heartbeat_interval
+            lambda: self._beat(run, step_id, attempt, me, watch), self.settings.heartbeat_interval
         )
         heartbeat.start()
         try:
-            result = get_processor(spec["ps_type"]).run(self._context(run, step_id, attempt, log))
+            with watch.interruptible():
+                context = self._context(run, step_id, attempt, log, me, watch)
+                result = get_processor(spec["ps_type"]).run(context)
+        except RunCancelledError:
+            raise
+        except Exception as exc:
+            # A step failing while its run is being cancelled (a read cut short, a write
+            # refused and re-wrapped) has stopped because of the cancel.
+            if watch.requested or self.store.run_status(run_id) == state.CANCELLING:
+                raise RunCancelledError(f"run {run_id} was cancelled; the step stopped") from exc
+            raise
         finally:
             heartbeat.stop()
         metrics = dict(result.metrics)
@@ -194,40 +307,53 @@ class StepExecutor:
                 start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
                 log.warning(f"nothing to load: {result.read.describe(start, end)}")
         # Until the next step starts, the run waits in the broker like a queued run.
-        self.store.finish_attempt(
+        settled = self.store.finish_attempt(
             run_id,
             step_id,
             attempt,
             "completed",
-            started_at=started_at,
-            deadline_at=self.clock() + timedelta(seconds=self.settings.queue_timeout),
+            started_at=claim.started_at,
+            deadline_in=self.settings.queue_timeout,
             level="INFO",
             message=f"completed: {result.rows_written} rows written",
             rows_written=result.rows_written,
             metrics=metrics,
         )
-        if completed | {step_id} >= set(run["plan"]["steps"]):
+        if settled:
+            self.runs.cancel_settled(run_id, run["org_slug"])
+        elif completed | {step_id} >= set(run["plan"]["steps"]):
             # The last step completes the run itself, saving a broker hop; the
             # finalizer task at the end of the canvas remains the guarantee.
             self.finalize(run_id, run["org_slug"])
         return StepOutcome("completed", result.rows_written, result.tables, result.metrics)
 
-    def _beat(self, run: dict[str, Any], step_id: str, attempt: int, me: str) -> None:
-        now = self.clock()
-        until = now + timedelta(seconds=self.settings.heartbeat_timeout)
-        self.store.touch(run["run_id"], until)
-        self.store.renew_claim(run["run_id"], step_id, attempt, me, until)
+    def _beat(
+        self, run: dict[str, Any], step_id: str, attempt: int, me: str, watch: CancelWatch
+    ) -> None:
+        alive_for = self.settings.heartbeat_timeout
+        status = self.store.touch(run["run_id"], alive_for)
+        self.store.renew_claim(run["run_id"], step_id, attempt, me, alive_for)
         self.runs.gate.heartbeat(run["org_slug"], run["run_id"])
+        if status != state.RUNNING and not watch.requested:
+            watch.request()
 
     def _context(
-        self, run: dict[str, Any], step_id: str, attempt: int, log: StepLog
+        self,
+        run: dict[str, Any],
+        step_id: str,
+        attempt: int,
+        log: StepLog,
+        worker: str,
+        watch: CancelWatch,
     ) -> StepContext:
         plan = run["plan"]
         start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
         key = LineageKey(run["org_slug"], run["pipeline_id"], run["credential_id"], start, end)
+        # Every change this step commits to the warehouse passes the run's fence.
+        fence = RunFence(self.store.engine, run["run_id"], step_id, attempt, worker)
         warehouse = self.warehouse_factory(
             on_lock_wait=lock_wait_reporter(log, self.settings.redis_url)
-        )
+        ).fenced(fence)
         org, credential_id = run["org_slug"], run["credential_id"]
         return StepContext(
             org_slug=org,
@@ -254,6 +380,7 @@ class StepExecutor:
                 job_context=JobContext(run["run_id"], step_id, attempt),
             ),
             readers={"subscriptions": SqlSubscriptionReader(self.store.engine)},
+            _cancel_check=watch.check,
         )
 
     # -- outcomes the task reports ---------------------------------------------------------
@@ -263,13 +390,12 @@ class StepExecutor:
     ) -> None:
         error = redact(error) or ""
         # The retry waits in the broker; give it its countdown plus the queue allowance.
-        self.store.finish_attempt(
+        self._finished(
             run_id,
             step_id,
             attempt,
             "retrying",
-            started_at=self.store.attempt_started_at(run_id, step_id, attempt),
-            deadline_at=self.clock() + timedelta(seconds=countdown + self.settings.queue_timeout),
+            deadline_in=countdown + self.settings.queue_timeout,
             level="WARNING",
             error=error,
             message=f"attempt {attempt} failed, retrying in {countdown:.1f}s: {error}",
@@ -277,18 +403,56 @@ class StepExecutor:
 
     def failed(self, run_id: str, step_id: str, attempt: int, error: str) -> None:
         error = redact(error) or ""
-        self.store.finish_attempt(
+        self._finished(
             run_id,
             step_id,
             attempt,
             "failed",
-            started_at=self.store.attempt_started_at(run_id, step_id, attempt),
-            deadline_at=None,
+            deadline_in=None,
             level="ERROR",
             error=error,
             message=f"attempt {attempt} failed: {error}",
         )
         self.runs.fail(run_id, f"step {step_id} failed: {error}")
+
+    def cancelled(self, run_id: str, step_id: str, attempt: int, reason: str) -> None:
+        """The step stopped because its run is being cancelled (or ended)."""
+        self._finished(
+            run_id,
+            step_id,
+            attempt,
+            state.CANCELLED,
+            deadline_in=None,
+            level="WARNING",
+            error=reason,
+            message=f"attempt {attempt} stopped: {reason}",
+        )
+
+    def _finished(
+        self,
+        run_id: str,
+        step_id: str,
+        attempt: int,
+        status: str,
+        *,
+        deadline_in: float | None,
+        level: str,
+        error: str,
+        message: str,
+    ) -> None:
+        settled = self.store.finish_attempt(
+            run_id,
+            step_id,
+            attempt,
+            status,
+            started_at=self.store.attempt_started_at(run_id, step_id, attempt),
+            deadline_in=deadline_in,
+            level=level,
+            error=error,
+            message=message,
+        )
+        if settled:
+            self.runs.cancel_settled(run_id)
 
     def finalize(self, run_id: str, org_slug: str | None = None) -> bool:
         done = self.runs.complete(run_id, org_slug)

@@ -20,8 +20,8 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-ACTIVE_STATUSES = ("pending", "validating", "queued", "running")
-_ACTIVE_SQL = "status IN ('pending', 'validating', 'queued', 'running')"
+ACTIVE_STATUSES = ("pending", "validating", "queued", "running", "cancelling")
+_ACTIVE_SQL = "status IN ('pending', 'validating', 'queued', 'running', 'cancelling')"
 
 organizations = Table(
     "organizations",
@@ -97,6 +97,9 @@ step_logs = Table(
     Column("rows_written", Integer, nullable=False, server_default="0"),
     Column("metrics", JSON, nullable=True),
     Column("error", Text, nullable=True),
+    # How many processes died while running this attempt (each redelivery that took the
+    # claim over from one); at PIPELINE_OPS_MAX_LOST_WORKERS the attempt fails.
+    Column("lost_workers", Integer, nullable=False, server_default="0"),
     UniqueConstraint("run_id", "step_id", "attempt", name="uq_step_attempt"),
     Index("ix_step_logs_run", "run_id", "step_id"),
 )

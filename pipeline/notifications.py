@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
+from credentials.keys import KeyProvider, key_provider
+from credentials.sealed import SealedSecrets
 from errors import NotFoundError
 from notify.base import EVENTS, Message, NotificationSettings, Notifier, check_settings
 from notify.channels import build_notifier
@@ -57,12 +59,16 @@ class NotificationService:
         store: RunStore,
         queue: NotificationQueue,
         notifier_factory: NotifierFactory = build_notifier,
+        keys: KeyProvider | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.notifier_factory = notifier_factory
-        self.org_settings = NotificationSettingsStore(store.engine, store.clock)
+        # The webhook secret and the Slack URL are sealed in the credential vault.
+        keys = keys or key_provider(settings.master_key, settings.var_dir)
+        secrets = SealedSecrets(store.engine, keys, store.clock)
+        self.org_settings = NotificationSettingsStore(store.engine, secrets, store.clock)
 
     # -- the run-end hook --------------------------------------------------------------------
 

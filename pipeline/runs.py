@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from credentials.base import CREDENTIAL_ID_RE, CredentialProvider, NoCredentials, check_usable
 from credentials.errors import CredentialError
 from errors import (
-    ConflictError,
     NotFoundError,
     PipelineOpsError,
     QuotaExceededError,
@@ -145,19 +144,16 @@ class RunService:
         if not info.stored:
             self._check_needs_no_credential(req, spec)
         key = idempotency_key(req.org_slug, spec.pipeline_id, credential_id, start, end)
-        existing = self.store.find_active_run(key)
-        if existing:
-            raise ConflictError(
-                "a run for the same org, pipeline, credential and dates is already active",
-                existing_run_id=existing,
-            )
+        conflict = self.store.key_conflict(key)
+        if conflict is not None:
+            raise conflict
         # A run the broker can't take would only be recorded to fail: refuse it first.
         check_broker = getattr(self.dispatcher, "check", None)
         if check_broker is not None:
             check_broker()
         run_id = str(uuid.uuid4())
         self._reserve(req.org_slug, run_id)
-        deadline = self.clock() + timedelta(seconds=self.settings.queue_timeout)
+        deadline_in = self.settings.queue_timeout
         try:
             self.store.create_run(
                 {
@@ -171,10 +167,10 @@ class RunService:
                     "start_date": start,
                     "end_date": end,
                     "params": req.params,
-                    # Reaped if this process dies before the run is enqueued.
-                    "deadline_at": deadline,
                 },
                 reason=f"requested via {req.trigger}",
+                # Reaped if this process dies before the run is enqueued.
+                deadline_in=deadline_in,
             )
         except BaseException:
             self.gate.release(req.org_slug, run_id, succeeded=False)
@@ -184,11 +180,11 @@ class RunService:
             plan = self._plan(spec, req.org_slug, run_id, credential_id, start, end)
         except PipelineOpsError as exc:
             message = f"validation failed: {exc}"
-            self.store.admit(run_id, validating_at, None, deadline, error=message)
+            self.store.admit(run_id, validating_at, None, deadline_in, error=message)
             self.gate.release(req.org_slug, run_id, succeeded=False)
             self._ended(run_id, req.org_slug, state.FAILED)  # a 03:00 schedule has no caller
             raise RunValidationError(message, run_id) from exc
-        self.store.admit(run_id, validating_at, plan, deadline)
+        self.store.admit(run_id, validating_at, plan, deadline_in)
         try:
             self.dispatcher.enqueue(run_id, plan)
         except Exception as exc:  # the broker went down after check(): nothing will run this
@@ -289,6 +285,12 @@ class RunService:
         run = self.store.get_run(run_id)
         if run is None or run["status"] in state.TERMINAL:
             return False
+        if run["status"] == state.CANCELLING:
+            # Being cancelled: it ends `cancelled` once its steps stopped, not `failed`.
+            if self.store.settle_cancel(run_id, f"cancelled; {message}"):
+                self.cancel_settled(run_id, run["org_slug"])
+                return True
+            return False
         try:
             moved = self.store.transition(
                 run_id, state.FAILED, reason or message, error_message=message
@@ -332,29 +334,63 @@ class RunService:
             logger.warning("run-end hook failed", exc_info=True, extra={"run_id": run_id})
 
     def cancel(self, org_slug: str, run_id: str) -> dict[str, Any]:
+        """Cancel an active run.
+
+        A run no step is executing ends `cancelled` now. A run with a step executing moves
+        to `cancelling`: it keeps its quota slot and idempotency key, and can no longer
+        change the warehouse (the write fence), until that step has stopped; the step's
+        own end (or the reaper) then ends it `cancelled` and releases the slot.
+        """
         run = self.store.get_run(run_id, org_slug=org_slug)
         if run is None:
             raise NotFoundError(f"run {run_id} not found")
         if run["status"] in state.TERMINAL:
             raise RunNotActiveError(f"run {run_id} already ended with status {run['status']}")
-        moved = self.store.transition(run_id, state.CANCELLED, "cancelled by request")
-        if moved:
+        left, ended = self.store.request_cancel(run_id, "cancelled by request")
+        if ended:
             self.gate.release(org_slug, run_id, succeeded=False)
-            if run.get("plan"):
-                self.dispatcher.revoke(run_id, run["plan"])
+        if left is not None and run.get("plan"):
+            # Steps not started yet are dropped by the workers; a step executing now is
+            # stopped by its own heartbeat, which sees the run cancelling.
+            self.dispatcher.revoke(run_id, run["plan"])
         updated = self.store.get_run(run_id)
         assert updated is not None
         return updated
 
+    def cancel_settled(self, run_id: str, org_slug: str | None = None) -> None:
+        """A cancelling run just ended `cancelled` (its last step stopped): free its slot."""
+        if org_slug is None:
+            run = self.store.get_run(run_id)
+            if run is None:
+                return
+            org_slug = run["org_slug"]
+        self.gate.release(org_slug, run_id, succeeded=False)
+
     def reap(self, org_slug: str | None = None) -> list[str]:
-        """Fail runs whose heartbeat or queue deadline passed; release their slots.
+        """End runs that nothing will end otherwise; release their slots.
+
+        - active runs whose heartbeat or queue deadline passed (database clock) fail; a
+          cancelling one ends `cancelled`;
+        - a cancelling run whose executing step's claim lapsed ends `cancelled`;
+        - a run whose step keeps killing its worker process (each redelivery takes the
+          attempt over) fails once PIPELINE_OPS_MAX_LOST_WORKERS is reached.
 
         Without `org_slug` (the reaper's pass) the quota gate also releases expired
         leases and resyncs its Redis mirror from the ledger.
         """
         reaped = []
-        for run in self.store.overdue_runs(self.clock()):
+        for run in self.store.overdue_runs():
             if org_slug is not None and run["org_slug"] != org_slug:
+                continue
+            if run["status"] == state.CANCELLING:
+                if self.store.settle_cancel(
+                    run["run_id"],
+                    "reaper: cancelled; the step being stopped sent no heartbeat since "
+                    f"{run['heartbeat_at'].isoformat() if run['heartbeat_at'] else 'start'}",
+                    force=True,
+                ):
+                    self.cancel_settled(run["run_id"], run["org_slug"])
+                    reaped.append(run["run_id"])
                 continue
             if run["status"] == state.RUNNING:
                 message = (
@@ -368,6 +404,24 @@ class RunService:
                 message = (
                     f"the run stayed {run['status']} past its deadline: admission never finished"
                 )
+            if self.fail(run["run_id"], message, reason=f"reaper: {message}"):
+                reaped.append(run["run_id"])
+        for run in self.store.cancelling_runs():
+            if org_slug is not None and run["org_slug"] != org_slug:
+                continue
+            if self.store.settle_cancel(
+                run["run_id"], "reaper: cancelled; the step being stopped is gone"
+            ):
+                self.cancel_settled(run["run_id"], run["org_slug"])
+                reaped.append(run["run_id"])
+        limit = self.settings.max_lost_workers
+        for run in self.store.runs_losing_workers(limit):
+            if org_slug is not None and run["org_slug"] != org_slug:
+                continue
+            message = (
+                f"step {run['step_id']} failed: the worker was lost {run['lost_workers']} "
+                "times running this step; out of memory?"
+            )
             if self.fail(run["run_id"], message, reason=f"reaper: {message}"):
                 reaped.append(run["run_id"])
         # Gates written before reconcile() existed (test doubles) simply have none.

@@ -23,6 +23,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _positive(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     var_dir: Path
@@ -46,6 +53,16 @@ class Settings:
     # Added to a step's timeout_seconds to form Celery's hard time_limit.
     time_limit_grace: int = 30
     max_body_bytes: int = 1024 * 1024
+    # A step attempt whose worker process died this many times (OOM-killed, SIGKILL) fails
+    # instead of being redelivered again.
+    max_lost_workers: int = 3
+    # Longest error message, log line or transition reason stored (bytes of UTF-8); longer
+    # text is cut with a note of how much was dropped.
+    max_stored_text: int = 4096
+    # When set, GET /metrics needs `Authorization: Bearer <token>`.
+    metrics_token: str | None = None
+    # Requests per minute one org may make to the org API (0: no limit).
+    org_rate_limit: int = 600
     # Quota (quota/): off makes every run admitted (AllowAllGate).
     quota_enabled: bool = True
     # Seconds a plan read from its source (Supabase or the DB) is reused.
@@ -97,6 +114,10 @@ class Settings:
             queue_timeout=queue_timeout,
             time_limit_grace=_int(env, "PIPELINE_OPS_TIME_LIMIT_GRACE", 30),
             max_body_bytes=_int(env, "PIPELINE_OPS_MAX_BODY_BYTES", 1024 * 1024),
+            max_lost_workers=_positive(env, "PIPELINE_OPS_MAX_LOST_WORKERS", 3),
+            max_stored_text=_positive(env, "PIPELINE_OPS_MAX_STORED_TEXT", 4096),
+            metrics_token=env.get("PIPELINE_OPS_METRICS_TOKEN") or None,
+            org_rate_limit=_int(env, "PIPELINE_OPS_ORG_RATE_LIMIT", 600),
             quota_enabled=env.get("PIPELINE_OPS_QUOTA", "on").lower() not in ("off", "0", "false"),
             plan_cache_seconds=_int(env, "PIPELINE_OPS_PLAN_CACHE_SECONDS", 30),
             quota_lease_seconds=_int(

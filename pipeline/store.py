@@ -13,11 +13,21 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from errors import ConflictError, NotFoundError, TerminalError
+from errors import ConflictError, IllegalTransitionError, NotFoundError, TerminalError
 from pipeline import state
-from pipeline.models import log_lines, organizations, pipeline_runs, state_transitions
+from pipeline.db_time import DATABASE_TIME, DbTime
+from pipeline.models import log_lines, organizations, pipeline_runs, state_transitions, step_logs
 from pipeline.store_attempts import StepAttemptsMixin
-from pipeline.store_ops import Clock, add_line, move, row_dict, touch, utcnow
+from pipeline.store_ops import (
+    DEFAULT_TEXT_LIMIT,
+    Clock,
+    add_line,
+    move,
+    row_dict,
+    settle_cancel,
+    touch,
+    utcnow,
+)
 
 # Run ids are UUIDs; a prefix this long is unique among millions of runs in practice.
 FULL_RUN_ID_LENGTH = 36
@@ -38,9 +48,21 @@ class RunIdError(TerminalError):
 
 
 class RunStore(StepAttemptsMixin):
-    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock = utcnow,
+        *,
+        db_time: DbTime = DATABASE_TIME,
+        text_limit: int = DEFAULT_TEXT_LIMIT,
+    ) -> None:
         self.engine = engine
+        # Timestamps for the record (created, started, ended, log lines) come from `clock`;
+        # every deadline, claim and heartbeat is written and compared in `db_time`, the
+        # database's clock, so processes with skewed clocks agree on them.
         self.clock = clock
+        self.db_time = db_time
+        self.text_limit = text_limit
 
     # -- organizations -------------------------------------------------------------------
 
@@ -89,13 +111,23 @@ class RunStore(StepAttemptsMixin):
 
     # -- runs ------------------------------------------------------------------------------
 
-    def create_run(self, values: dict[str, Any], reason: str = "run requested") -> dict[str, Any]:
-        """Insert a `pending` run; ConflictError if an active run holds the same key."""
+    def create_run(
+        self, values: dict[str, Any], reason: str = "run requested", deadline_in: float = 0
+    ) -> dict[str, Any]:
+        """Insert a `pending` run; ConflictError if an active run holds the same key.
+
+        The reaper fails it if it is still pending (its process died) `deadline_in`
+        seconds from now, in the database's clock.
+        """
         now = self.clock()
         row = {**values, "status": state.PENDING, "created_at": now}
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(pipeline_runs).values(**row))
+                conn.execute(
+                    insert(pipeline_runs).values(
+                        **row, deadline_at=self.db_time.sql_after(deadline_in)
+                    )
+                )
                 conn.execute(
                     insert(state_transitions).values(
                         run_id=row["run_id"],
@@ -106,22 +138,49 @@ class RunStore(StepAttemptsMixin):
                     )
                 )
         except IntegrityError:
-            existing = self.find_active_run(values["idempotency_key"])
-            if existing is None:
+            conflict = self.key_conflict(values["idempotency_key"])
+            if conflict is None:
                 raise
-            raise ConflictError(
-                "a run for the same org, pipeline, credential and dates is already active",
-                existing_run_id=existing,
-            ) from None
+            raise conflict from None
         return row
 
     def find_active_run(self, idempotency_key: str) -> str | None:
+        found = self.active_run(idempotency_key)
+        return found[0] if found else None
+
+    def active_run(self, idempotency_key: str) -> tuple[str, str] | None:
+        """(run_id, status) of the active run holding `idempotency_key`, if any."""
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(pipeline_runs.c.run_id).where(
+            row = conn.execute(
+                select(pipeline_runs.c.run_id, pipeline_runs.c.status).where(
                     pipeline_runs.c.idempotency_key == idempotency_key,
                     pipeline_runs.c.status.in_(state.ACTIVE),
                 )
+            ).first()
+        return (row[0], row[1]) if row else None
+
+    def key_conflict(self, idempotency_key: str) -> ConflictError | None:
+        """The 409 for a key an active run holds (None if none does)."""
+        found = self.active_run(idempotency_key)
+        if found is None:
+            return None
+        run_id, status = found
+        if status == state.CANCELLING:
+            return ConflictError(
+                f"run {run_id} for the same org, pipeline, credential and dates is being "
+                "cancelled; it keeps this key until its running step has stopped. Retry in "
+                "a few seconds.",
+                existing_run_id=run_id,
+            )
+        return ConflictError(
+            "a run for the same org, pipeline, credential and dates is already active",
+            existing_run_id=run_id,
+        )
+
+    def run_status(self, run_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(pipeline_runs.c.status).where(pipeline_runs.c.run_id == run_id)
             ).scalar()
 
     def get_run(self, run_id: str, org_slug: str | None = None) -> dict[str, Any] | None:
@@ -169,19 +228,26 @@ class RunStore(StepAttemptsMixin):
     ) -> bool:
         """Move a run to `to_status`. Returns False if it is already there; raises if illegal."""
         with self.engine.begin() as conn:
-            return move(conn, run_id, to_status, reason, self.clock(), **fields) is not None
+            return (
+                move(conn, run_id, to_status, reason, self.clock(), limit=self.text_limit, **fields)
+                is not None
+            )
 
     def admit(
         self,
         run_id: str,
         validating_at: datetime,
         plan: dict[str, Any] | None,
-        deadline_at: datetime,
+        deadline_in: float,
         error: str | None = None,
     ) -> None:
-        """Record validation in one transaction: pending -> validating -> queued (or failed)."""
+        """Record validation in one transaction: pending -> validating -> queued (or failed).
+
+        A queued run must be picked up within `deadline_in` seconds (database clock).
+        """
+        limit = self.text_limit
         with self.engine.begin() as conn:
-            move(conn, run_id, state.VALIDATING, "admitted", validating_at)
+            move(conn, run_id, state.VALIDATING, "admitted", validating_at, limit=limit)
             if error is None:
                 move(
                     conn,
@@ -189,19 +255,113 @@ class RunStore(StepAttemptsMixin):
                     state.QUEUED,
                     "validated and enqueued",
                     self.clock(),
+                    limit=limit,
                     plan=plan,
-                    deadline_at=deadline_at,
+                    deadline_at=self.db_time.sql_after(deadline_in),
                 )
             else:
-                move(conn, run_id, state.FAILED, error, self.clock(), error_message=error)
+                move(
+                    conn,
+                    run_id,
+                    state.FAILED,
+                    error,
+                    self.clock(),
+                    limit=limit,
+                    error_message=error,
+                )
 
-    def touch(self, run_id: str, deadline_at: datetime) -> None:
-        """Heartbeat: the run is alive; the reaper leaves it alone until `deadline_at`."""
+    def touch(self, run_id: str, seconds: float) -> str | None:
+        """Heartbeat: the run is alive; the reaper leaves it alone for `seconds` more.
+
+        Returns the run's status, so the heartbeat of a step whose run is being cancelled
+        (or has ended) learns it.
+        """
         with self.engine.begin() as conn:
-            touch(conn, run_id, self.clock(), deadline_at)
+            touch(conn, run_id, self.db_time, seconds)
+            return conn.execute(
+                select(pipeline_runs.c.status).where(pipeline_runs.c.run_id == run_id)
+            ).scalar()
 
-    def overdue_runs(self, now: datetime | None = None) -> list[dict[str, Any]]:
-        now = now or self.clock()
+    def request_cancel(self, run_id: str, reason: str) -> tuple[str | None, bool]:
+        """Cancel a run in one transaction: (the status it left, whether it ended now).
+
+        A run no step is executing ends `cancelled` at once. A running one moves to
+        `cancelling`: it keeps its slot and key, and its steps may no longer write, until
+        the executing step stops (`settle_cancel`). Returns (None, False) if the run was
+        already cancelling.
+        """
+        now, limit = self.clock(), self.text_limit
+        with self.engine.begin() as conn:
+            # Writes first, reads after: SQLite takes its write lock at the first statement.
+            try:
+                left = move(
+                    conn,
+                    run_id,
+                    state.CANCELLING,
+                    reason,
+                    now,
+                    limit=limit,
+                    only_from=frozenset({state.RUNNING}),
+                )
+            except IllegalTransitionError:
+                left = move(
+                    conn,
+                    run_id,
+                    state.CANCELLED,
+                    reason,
+                    now,
+                    limit=limit,
+                    only_from=frozenset({state.PENDING, state.VALIDATING, state.QUEUED}),
+                )
+                return left, left is not None
+            if left is None:
+                return None, False  # already cancelling
+            ended = settle_cancel(
+                conn, run_id, now, self.db_time, "cancelled: no step was executing", limit=limit
+            )
+            return left, ended
+
+    def settle_cancel(self, run_id: str, reason: str, force: bool = False) -> bool:
+        """End a cancelling run once no step of it executes any more (see store_ops)."""
+        with self.engine.begin() as conn:
+            return settle_cancel(
+                conn, run_id, self.clock(), self.db_time, reason, force=force, limit=self.text_limit
+            )
+
+    def cancelling_runs(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(pipeline_runs.c.run_id, pipeline_runs.c.org_slug).where(
+                        pipeline_runs.c.status == state.CANCELLING
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [row_dict(r) for r in rows]
+
+    def runs_losing_workers(self, max_lost: int) -> list[dict[str, Any]]:
+        """Active runs with an attempt whose worker process died `max_lost` times or more."""
+        query = (
+            select(
+                pipeline_runs.c.run_id,
+                pipeline_runs.c.org_slug,
+                step_logs.c.step_id,
+                step_logs.c.lost_workers,
+            )
+            .join(step_logs, step_logs.c.run_id == pipeline_runs.c.run_id)
+            .where(
+                pipeline_runs.c.status.in_(state.ACTIVE),
+                step_logs.c.status == "running",
+                step_logs.c.lost_workers >= max_lost,
+            )
+        )
+        with self.engine.connect() as conn:
+            return [row_dict(r) for r in conn.execute(query).mappings().all()]
+
+    def overdue_runs(self) -> list[dict[str, Any]]:
+        """Active runs whose deadline passed, in the database's clock."""
         with self.engine.connect() as conn:
             rows = (
                 conn.execute(
@@ -214,7 +374,7 @@ class RunStore(StepAttemptsMixin):
                     ).where(
                         pipeline_runs.c.status.in_(state.ACTIVE),
                         pipeline_runs.c.deadline_at.is_not(None),
-                        pipeline_runs.c.deadline_at < now,
+                        pipeline_runs.c.deadline_at < self.db_time.sql_now(),
                     )
                 )
                 .mappings()
@@ -282,7 +442,9 @@ class RunStore(StepAttemptsMixin):
         attempt: int | None = None,
     ) -> None:
         with self.engine.begin() as conn:
-            add_line(conn, run_id, self.clock(), level, message, step_id, attempt)
+            add_line(
+                conn, run_id, self.clock(), level, message, step_id, attempt, limit=self.text_limit
+            )
 
     def lines(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -6,16 +6,17 @@ status move, deadline and log line, so a step costs two writes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from errors import IllegalTransitionError
 from pipeline import state
+from pipeline.db_time import DbTime
 from pipeline.models import pipeline_runs, step_logs
-from pipeline.redact import redact
 from pipeline.store_ops import (
     INSERT_TRANSITION,
     RUN_STATUS,
@@ -23,6 +24,8 @@ from pipeline.store_ops import (
     add_line,
     as_utc,
     row_dict,
+    settle_cancel,
+    stored,
     touch,
 )
 
@@ -37,29 +40,23 @@ _BY_ATTEMPT = and_(
 _STATES = select(
     step_logs.c.step_id, step_logs.c.attempt, step_logs.c.status, step_logs.c.worker
 ).where(step_logs.c.run_id == bindparam("b_run_id"))
-_INSERT_ATTEMPT = insert(step_logs)
 _FINISH_ATTEMPT = update(step_logs).where(_BY_ATTEMPT)
-_RENEW_CLAIM = (
-    update(step_logs)
-    .where(_BY_ATTEMPT, step_logs.c.worker == bindparam("b_worker"))
-    .values(claimed_until=bindparam("b_until"))
-)
 _STARTED_AT = select(step_logs.c.started_at).where(_BY_ATTEMPT)
-_START_RUN = (
-    update(pipeline_runs)
-    .where(pipeline_runs.c.run_id == bindparam("b_run_id"), pipeline_runs.c.status == state.QUEUED)
-    .values(
-        status=state.RUNNING,
-        started_at=bindparam("b_now"),
-        heartbeat_at=bindparam("b_now"),
-        deadline_at=bindparam("b_deadline"),
-    )
-)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A started attempt: when it started and how many processes died running it before."""
+
+    started_at: datetime
+    lost_workers: int = 0
 
 
 class StepAttemptsMixin:
     engine: Engine
     clock: Clock
+    db_time: DbTime
+    text_limit: int
 
     def attempt_states(self, run_id: str) -> list[tuple[str, int, str, str | None]]:
         """(step_id, attempt, status, worker) of every attempt of a run, in one read."""
@@ -82,20 +79,21 @@ class StepAttemptsMixin:
         exists: bool,
         task_id: str | None,
         worker: str,
-        claim_until: datetime,
-        deadline_at: datetime,
+        alive_for: float,
         message: str,
         steal_from: str | None = None,
-    ) -> datetime | None:
+    ) -> Claim | None:
         """Claim an attempt for `worker`, move the run to running, log it; one transaction.
 
-        `exists` says whether this attempt already has a row (a redelivery). Returns
-        the start time, or None when another live process holds the claim on this
+        `exists` says whether this attempt already has a row (a redelivery). The claim and
+        the run's deadline last `alive_for` seconds (database clock) unless renewed.
+        Returns the claim, or None when another live process holds the claim on this
         very attempt (a duplicate delivery). A redelivered attempt whose holder died
-        (claim expired, or `steal_from` names it) restarts the same row. Raises
-        IllegalTransitionError, changing nothing, if the run has ended.
+        (claim expired, or `steal_from` names it) restarts the same row and counts the
+        lost worker. Raises IllegalTransitionError, changing nothing, if the run is not
+        queued or running (ended, or being cancelled).
         """
-        now = self.clock()
+        now, db = self.clock(), self.db_time
         values = {
             "run_id": run_id,
             "step_id": step_id,
@@ -104,17 +102,18 @@ class StepAttemptsMixin:
             "started_at": now,
             "task_id": task_id,
             "worker": worker,
-            "claimed_until": claim_until,
+            "claimed_until": db.sql_after(alive_for),
         }
+        lost = 0
         try:
             with self.engine.begin() as conn:
                 if not exists:
-                    conn.execute(_INSERT_ATTEMPT, {**values, "rows_written": 0})
+                    conn.execute(insert(step_logs).values(**values, rows_written=0))
                 else:
                     free = or_(
                         step_logs.c.status != "running",
                         step_logs.c.claimed_until.is_(None),
-                        step_logs.c.claimed_until < now,
+                        step_logs.c.claimed_until < db.sql_now(),
                         step_logs.c.worker == worker,
                         step_logs.c.worker == (steal_from or worker),
                     )
@@ -128,14 +127,34 @@ class StepAttemptsMixin:
                             error=None,
                             task_id=task_id,
                             worker=worker,
-                            claimed_until=claim_until,
+                            claimed_until=db.sql_after(alive_for),
+                            # A row still `running` was never finished: its process died.
+                            lost_workers=step_logs.c.lost_workers
+                            + case((step_logs.c.status == "running", 1), else_=0),
                         )
                     )
                     key = {"b_run_id": run_id, "b_step_id": step_id, "b_attempt": attempt}
                     if not conn.execute(claim, key).rowcount:
                         return None
-                params = {"b_run_id": run_id, "b_now": now, "b_deadline": deadline_at}
-                if conn.execute(_START_RUN, params).rowcount:
+                    lost = int(
+                        conn.execute(
+                            select(step_logs.c.lost_workers).where(_BY_ATTEMPT), key
+                        ).scalar_one()
+                    )
+                started = conn.execute(
+                    update(pipeline_runs)
+                    .where(
+                        pipeline_runs.c.run_id == run_id,
+                        pipeline_runs.c.status == state.QUEUED,
+                    )
+                    .values(
+                        status=state.RUNNING,
+                        started_at=now,
+                        heartbeat_at=db.sql_now(),
+                        deadline_at=db.sql_after(alive_for),
+                    )
+                ).rowcount
+                if started:
                     conn.execute(
                         INSERT_TRANSITION,
                         {
@@ -146,13 +165,17 @@ class StepAttemptsMixin:
                             "reason": f"step {step_id} started",
                         },
                     )
-                elif not touch(conn, run_id, now, deadline_at):
+                # Only a running run takes a new step: a cancelling one is waiting for its
+                # executing steps to stop, not for more to start.
+                elif not touch(conn, run_id, db, alive_for, frozenset({state.RUNNING})):
                     status = conn.execute(RUN_STATUS, {"b_run_id": run_id}).scalar()
                     raise IllegalTransitionError(f"run {run_id} is {status}; step not started")
-                add_line(conn, run_id, now, "INFO", message, step_id, attempt)
+                add_line(
+                    conn, run_id, now, "INFO", message, step_id, attempt, limit=self.text_limit
+                )
         except IntegrityError:
             return None  # a twin inserted the same attempt a moment earlier
-        return now
+        return Claim(now, lost)
 
     def finish_attempt(
         self,
@@ -162,14 +185,20 @@ class StepAttemptsMixin:
         status: str,
         *,
         started_at: datetime | None,
-        deadline_at: datetime | None,
+        deadline_in: float | None,
         level: str,
         message: str,
         rows_written: int = 0,
         metrics: dict[str, Any] | None = None,
         error: str | None = None,
-    ) -> None:
-        """Close an attempt (completed, retrying or failed), move the deadline, log it."""
+    ) -> bool:
+        """Close an attempt (completed, retrying, failed or cancelled), move the run's
+        deadline to `deadline_in` seconds from now (database clock), log it.
+
+        If the run is being cancelled and this was its last executing step, the run ends
+        `cancelled` in the same transaction; returns True then (the caller releases the
+        quota slot).
+        """
         now = self.clock()
         duration = None
         if started_at is not None:
@@ -186,27 +215,36 @@ class StepAttemptsMixin:
                     "duration_ms": duration,
                     "rows_written": rows_written,
                     "metrics": metrics,
-                    "error": redact(error),
+                    "error": stored(error, self.text_limit),
                     "claimed_until": None,
                 },
             )
-            if deadline_at is not None:
-                touch(conn, run_id, now, deadline_at)
-            add_line(conn, run_id, now, level, message, step_id, attempt)
+            if deadline_in is not None:
+                touch(conn, run_id, self.db_time, deadline_in)
+            add_line(conn, run_id, now, level, message, step_id, attempt, limit=self.text_limit)
+            return settle_cancel(
+                conn,
+                run_id,
+                now,
+                self.db_time,
+                f"cancelled: step {step_id} stopped ({status})",
+                limit=self.text_limit,
+            )
 
     def renew_claim(
-        self, run_id: str, step_id: str, attempt: int, worker: str, until: datetime
+        self, run_id: str, step_id: str, attempt: int, worker: str, seconds: float
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                _RENEW_CLAIM,
-                {
-                    "b_run_id": run_id,
-                    "b_step_id": step_id,
-                    "b_attempt": attempt,
-                    "b_worker": worker,
-                    "b_until": until,
-                },
+                update(step_logs)
+                .where(
+                    step_logs.c.run_id == run_id,
+                    step_logs.c.step_id == step_id,
+                    step_logs.c.attempt == attempt,
+                    step_logs.c.worker == worker,
+                    step_logs.c.status == "running",
+                )
+                .values(claimed_until=self.db_time.sql_after(seconds))
             )
 
     def attempt_started_at(self, run_id: str, step_id: str, attempt: int) -> datetime | None:

@@ -9,14 +9,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, insert, select, update
 
 from errors import IllegalTransitionError
 from pipeline import state
-from pipeline.models import log_lines, pipeline_runs, state_transitions
-from pipeline.redact import redact
+from pipeline.db_time import DbTime
+from pipeline.models import log_lines, pipeline_runs, state_transitions, step_logs
+from pipeline.redact import cap_text, redact
 
 Clock = Callable[[], datetime]
+# Stored text (error messages, log lines, transition reasons) longer than this is cut.
+DEFAULT_TEXT_LIMIT = 4096
+
+
+def stored(text: str | None, limit: int = DEFAULT_TEXT_LIMIT) -> str | None:
+    """Text as it may be stored: secrets masked first (so a cut can't leave half a secret
+    behind), then capped."""
+    return cap_text(redact(text), limit)
 
 
 def utcnow() -> datetime:
@@ -42,13 +51,6 @@ def row_dict(mapping: Any) -> dict[str, Any]:
 # more than executing the statement on SQLite.
 INSERT_TRANSITION = insert(state_transitions)
 _INSERT_LINE = insert(log_lines)
-_TOUCH = (
-    update(pipeline_runs)
-    .where(
-        pipeline_runs.c.run_id == bindparam("b_run_id"), pipeline_runs.c.status.in_(state.ACTIVE)
-    )
-    .values(heartbeat_at=bindparam("b_now"), deadline_at=bindparam("b_deadline"))
-)
 RUN_STATUS = select(pipeline_runs.c.status).where(pipeline_runs.c.run_id == bindparam("b_run_id"))
 
 
@@ -58,6 +60,9 @@ def move(
     to_status: str,
     reason: str | None,
     now: datetime,
+    *,
+    limit: int = DEFAULT_TEXT_LIMIT,
+    only_from: frozenset[str] | None = None,
     **fields: Any,
 ) -> str | None:
     """Move a run inside `conn`'s transaction; the from-status it left, or None if already there.
@@ -69,9 +74,11 @@ def move(
     allowed = state.ALLOWED_FROM.get(to_status)
     if allowed is None:
         raise IllegalTransitionError(f"unknown status {to_status!r}")
+    if only_from is not None:
+        allowed = allowed & only_from
     values = dict(fields)
     if "error_message" in values:
-        values["error_message"] = redact(values["error_message"])
+        values["error_message"] = stored(values["error_message"], limit)
     if to_status == state.RUNNING:
         values.setdefault("started_at", now)
     if to_status in state.TERMINAL:
@@ -90,7 +97,7 @@ def move(
                     "from_status": from_status,
                     "to_status": to_status,
                     "at": now,
-                    "reason": redact(reason),
+                    "reason": stored(reason, limit),
                 },
             )
             return from_status
@@ -102,10 +109,78 @@ def move(
     raise IllegalTransitionError(f"run {run_id}: illegal transition {current} -> {to_status}")
 
 
-def touch(conn: Connection, run_id: str, now: datetime, deadline_at: datetime) -> int:
+def touch(
+    conn: Connection,
+    run_id: str,
+    db_time: DbTime,
+    seconds: float,
+    statuses: frozenset[str] = state.ACTIVE,
+) -> int:
+    """Heartbeat: the run's deadline moves to the database's now + `seconds`."""
     return conn.execute(
-        _TOUCH, {"b_run_id": run_id, "b_now": now, "b_deadline": deadline_at}
+        update(pipeline_runs)
+        .where(pipeline_runs.c.run_id == run_id, pipeline_runs.c.status.in_(statuses))
+        .values(heartbeat_at=db_time.sql_now(), deadline_at=db_time.sql_after(seconds))
     ).rowcount
+
+
+def live_attempt(run_id: str, db_time: DbTime) -> Any:
+    """EXISTS: an attempt of the run is `running` under a claim that has not expired."""
+    return exists().where(
+        step_logs.c.run_id == run_id,
+        step_logs.c.status == "running",
+        step_logs.c.claimed_until.is_not(None),
+        step_logs.c.claimed_until >= db_time.sql_now(),
+    )
+
+
+def settle_cancel(
+    conn: Connection,
+    run_id: str,
+    now: datetime,
+    db_time: DbTime,
+    reason: str,
+    *,
+    force: bool = False,
+    limit: int = DEFAULT_TEXT_LIMIT,
+) -> bool:
+    """End a `cancelling` run `cancelled` once none of its steps is executing any more.
+
+    An attempt still marked `running` under an expired claim belongs to a process that
+    stopped without saying so; it is closed as `cancelled` with the run. `force` (the
+    reaper, once the run's own deadline passed) closes live-looking claims too. Returns
+    whether this call ended the run (its caller then releases the quota slot).
+    """
+    runs = pipeline_runs.c
+    guard = [runs.run_id == run_id, runs.status == state.CANCELLING]
+    if not force:
+        guard.append(~live_attempt(run_id, db_time))
+    moved = conn.execute(
+        update(pipeline_runs).where(and_(*guard)).values(status=state.CANCELLED, ended_at=now)
+    ).rowcount
+    if not moved:
+        return False
+    conn.execute(
+        update(step_logs)
+        .where(step_logs.c.run_id == run_id, step_logs.c.status == "running")
+        .values(
+            status=state.CANCELLED,
+            ended_at=now,
+            claimed_until=None,
+            error="stopped: the run was cancelled",
+        )
+    )
+    conn.execute(
+        INSERT_TRANSITION,
+        {
+            "run_id": run_id,
+            "from_status": state.CANCELLING,
+            "to_status": state.CANCELLED,
+            "at": now,
+            "reason": stored(reason, limit),
+        },
+    )
+    return True
 
 
 def add_line(
@@ -116,6 +191,8 @@ def add_line(
     message: str,
     step_id: str | None = None,
     attempt: int | None = None,
+    *,
+    limit: int = DEFAULT_TEXT_LIMIT,
 ) -> None:
     conn.execute(
         _INSERT_LINE,
@@ -125,6 +202,6 @@ def add_line(
             "level": level,
             "step_id": step_id,
             "attempt": attempt,
-            "message": redact(message) or "",
+            "message": stored(message, limit) or "",
         },
     )

@@ -99,6 +99,10 @@ class SourceRead:
             return None
 
 
+def _not_cancellable() -> None:
+    return None
+
+
 @dataclass
 class StepResult:
     rows_written: int = 0
@@ -127,6 +131,16 @@ class StepContext:
     # Read-only views of data pipeline/ owns, by name (e.g. "subscriptions": the metadata
     # DB's SaaS subscriptions). The processor package that reads one declares its Protocol.
     readers: Mapping[str, Any] = field(default_factory=dict)
+    # Raises RunCancelledError once the run is being cancelled (see check_cancelled).
+    _cancel_check: Callable[[], None] = _not_cancellable
+
+    def check_cancelled(self) -> None:
+        """Stop here if the run is being cancelled: raises RunCancelledError.
+
+        Long loops (pages, files, sleeps) call it between iterations; `write()` always
+        does. Cheap: it reads the run's status at most about once a second.
+        """
+        self._cancel_check()
 
     def credential(self) -> Mapping[str, Any]:
         """The decrypted credential. Lazy, worker-only; never log what it returns."""
@@ -152,6 +166,7 @@ class StepContext:
         `start_date` earlier than the run's widens the replaced range back to it, for
         sources that restate the days before a run (a look-back window).
         """
+        self.check_cancelled()
         return self._writer(
             table,
             rows,

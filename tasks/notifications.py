@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from errors import TransientError
+from pipeline.redact import secret_scope
 from tasks.celery_app import app
 from tasks.runtime import services
 from tasks.steps import backoff_countdown, describe
@@ -30,6 +31,12 @@ MAX_RETRIES = 10
     max_retries=MAX_RETRIES,
 )
 def send_notification(self: Any, run_id: str, status: str, channel: str) -> dict[str, Any]:
+    # The channel's secrets are masked while this task runs, and forgotten after.
+    with secret_scope():
+        return _send(self, run_id, status, channel)
+
+
+def _send(self: Any, run_id: str, status: str, channel: str) -> dict[str, Any]:
     notifications = services().notifications
     assert notifications is not None
     attempt = int(self.request.retries) + 1

@@ -13,9 +13,9 @@ from typing import Any
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from celeryconfig import MAX_RETRY_COUNTDOWN
-from errors import TransientError
-from pipeline.execution import DependencyPending, DuplicateDelivery
-from pipeline.redact import redact
+from errors import RunCancelledError, TransientError
+from pipeline.execution import DependencyPending, DuplicateDelivery, LostWorkersError
+from pipeline.redact import cap_text, redact, secret_scope
 from tasks.celery_app import app
 from tasks.runtime import services
 
@@ -35,9 +35,11 @@ def backoff_countdown(backoff_seconds: float, attempt: int, retry_after: float |
     return countdown
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, limit: int = 4096) -> str:
+    """The exception's text as it may be logged, stored or put in a Celery result:
+    redacted and capped (a provider's 5 MiB answer must not travel on)."""
     text = str(exc) or type(exc).__name__
-    return redact(text) or text
+    return cap_text(redact(text) or text, limit) or text
 
 
 @app.task(
@@ -48,8 +50,16 @@ def describe(exc: BaseException) -> str:
     max_retries=None,
 )
 def run_step(self: Any, run_id: str, step_id: str) -> dict[str, Any]:
+    # Secrets the step decrypts are masked in what it logs and stores, and forgotten when
+    # it ends: they never touch another run's text.
+    with secret_scope():
+        return _run_step(self, run_id, step_id)
+
+
+def _run_step(self: Any, run_id: str, step_id: str) -> dict[str, Any]:
     svc = services()
     executor = svc.executor
+    limit = svc.settings.max_stored_text
     attempt = int(self.request.retries) + 1
     spec: dict[str, Any] = {}
     try:
@@ -60,6 +70,15 @@ def run_step(self: Any, run_id: str, step_id: str) -> dict[str, Any]:
         # without continuing the chain, so the work happens once.
         logger.info("ignoring %s/%s attempt %s: %s", run_id, step_id, attempt, exc)
         raise Ignore() from exc
+    except RunCancelledError as exc:
+        # The run is being cancelled: record that the step stopped (which may end the run
+        # `cancelled`) and end the chain here, without an error callback.
+        executor.cancelled(run_id, step_id, attempt, describe(exc, limit))
+        raise Ignore() from exc
+    except LostWorkersError as exc:
+        message = describe(exc, limit)
+        executor.failed(run_id, step_id, attempt, message)
+        raise StepFailed(message) from None
     except SoftTimeLimitExceeded:
         message = (
             f"step {step_id} exceeded timeout_seconds={spec.get('timeout_seconds')} "
@@ -73,14 +92,14 @@ def run_step(self: Any, run_id: str, step_id: str) -> dict[str, Any]:
             countdown = backoff_countdown(
                 float(spec.get("backoff_seconds", 0)), attempt, exc.retry_after
             )
-            executor.retrying(run_id, step_id, attempt, describe(exc), countdown)
+            executor.retrying(run_id, step_id, attempt, describe(exc, limit), countdown)
             # Celery re-sends the message with an ETA: the worker does not sleep.
-            raise self.retry(countdown=countdown, exc=StepFailed(describe(exc))) from None
-        message = f"{describe(exc)} (gave up after {attempt} attempts)"
+            raise self.retry(countdown=countdown, exc=StepFailed(describe(exc, limit))) from None
+        message = f"{describe(exc, limit)} (gave up after {attempt} attempts)"
         executor.failed(run_id, step_id, attempt, message)
         raise StepFailed(message) from None
     except Exception as exc:
-        message = describe(exc)
+        message = describe(exc, limit)
         if type(exc).__name__ not in message:
             message = f"{type(exc).__name__}: {message}"
         executor.failed(run_id, step_id, attempt, message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, Protocol
@@ -85,6 +86,18 @@ class JobContext:
     seq: int = 1
 
 
+class WriteFence(Protocol):
+    """Who may still change the warehouse: held around the commit of every change a step
+    makes.
+
+    `hold()` raises (RunCancelledError) when the writer's run is no longer running or the
+    writer no longer holds its step; while it is held, the run cannot be cancelled, so a
+    commit either happens before a cancel or not at all.
+    """
+
+    def hold(self) -> AbstractContextManager[None]: ...
+
+
 @dataclass(frozen=True)
 class WriteResult:
     table: str
@@ -126,6 +139,9 @@ class Capabilities:
 
 class Warehouse(Protocol):
     capabilities: Capabilities
+
+    def fenced(self, fence: WriteFence) -> Warehouse:
+        """The same backend, with every change it commits checked by `fence`."""
 
     def ensure_dataset(self, dataset: str) -> None: ...
 

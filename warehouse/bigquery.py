@@ -26,7 +26,9 @@ only by an `endpoint=` URL option:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from warehouse.base import (
     JobContext,
     LineageKey,
     TableRef,
+    WriteFence,
     WriteMode,
     WriteResult,
     check_identifier,
@@ -77,6 +80,17 @@ class BigQueryWarehouse:
         self.sql_dir = sql_dir
         self._credentials = credentials
         self._client: Any | None = None
+        self.fence: WriteFence | None = None
+
+    def fenced(self, fence: WriteFence) -> BigQueryWarehouse:
+        """This warehouse for one step: `fence` is checked immediately before each change
+        (and held while its job runs), so a cancelled run's step changes nothing."""
+        other = copy.copy(self)
+        other.fence = fence
+        return other
+
+    def _fence(self) -> AbstractContextManager[None]:
+        return self.fence.hold() if self.fence is not None else nullcontext()
 
     @classmethod
     def from_url(cls, url: str) -> BigQueryWarehouse:
@@ -214,7 +228,7 @@ class BigQueryWarehouse:
         if self.table_schema(table) is None:
             raise TerminalError(f"table {table} does not exist; call ensure_table first")
         writer = StagedWrite(self.client, self.config, table, job_context or adhoc_context())
-        return writer.run(rows, key, mode, merge_keys)
+        return writer.run(rows, key, mode, merge_keys, fence=self._fence)
 
     # -- queries and procedures ------------------------------------------------------------
 
@@ -256,13 +270,15 @@ class BigQueryWarehouse:
         script = call_procedure(proc, self.project, dataset, values, self.config.emulator)
         what = f"procedure {dataset}.{name}"
         try:
-            self._run(script.sql, script.params, what)
+            with self._fence():
+                self._run(script.sql, script.params, what)
         except BigQueryError as exc:
             if exc.reason != "notFound" or "routine" not in str(exc).lower():
                 raise
             # Not bootstrapped yet: create it from the same file, then call once more.
             self._create_procedure(dataset, name)
-            self._run(script.sql, script.params, what)
+            with self._fence():
+                self._run(script.sql, script.params, what)
 
     def _run(self, sql: str, params: list[Any], what: str) -> None:
         with bq_errors(what):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +38,12 @@ class StagedWrite:
         self.staging_path = f"{config.project}.{self.jobs.staging}"
 
     def run(
-        self, rows: pa.Table, key: LineageKey, mode: WriteMode, merge_keys: tuple[str, ...]
+        self,
+        rows: pa.Table,
+        key: LineageKey,
+        mode: WriteMode,
+        merge_keys: tuple[str, ...],
+        fence: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> WriteResult:
         project, staging, inline = self.config.project, self.jobs.staging, self.config.emulator
         if mode == "replace":
@@ -51,9 +58,12 @@ class StagedWrite:
             )
             if done is None:
                 self._stage(rows)
-                done = start_once(self.client, dml_id, self.config.location, self._dml(script))
-                with bq_errors(f"{mode} into {self.table}", dml_id):
-                    done.result()
+                # Checked immediately before the DML transaction and held while it runs:
+                # a cancel waits for it, or the job never starts.
+                with fence():
+                    done = start_once(self.client, dml_id, self.config.location, self._dml(script))
+                    with bq_errors(f"{mode} into {self.table}", dml_id):
+                        done.result()
             deleted, written = _counts(done, rows.num_rows)
         except PipelineOpsError:
             # The write failed: drop staging if possible, but report the write's error.

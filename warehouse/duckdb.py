@@ -8,13 +8,14 @@ closes it before returning; nothing holds the file between calls.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import logging
 import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from warehouse.base import (
     LockWait,
     LockWaitObserver,
     TableRef,
+    WriteFence,
     WriteMode,
     WriteResult,
     check_identifier,
@@ -72,10 +74,18 @@ class DuckDBWarehouse:
         # Told when an operation waits for a lock another program holds on the file
         # (a user's read-only duckdb shell), so the wait is visible in the run log.
         self.on_lock_wait = on_lock_wait
+        self.fence: WriteFence | None = None
+
+    def fenced(self, fence: WriteFence) -> DuckDBWarehouse:
+        """This warehouse for one step: every change it commits is checked by `fence`,
+        held until the COMMIT is done (so it happens before a cancel, or not at all)."""
+        other = copy.copy(self)
+        other.fence = fence
+        return other
 
     def ensure_dataset(self, dataset: str) -> None:
         ds = _q(check_identifier(dataset, "dataset name"))
-        with self._open("ensure dataset") as con:
+        with self._open("ensure dataset") as con, _transaction(con, self.fence):
             _run(con, f"CREATE SCHEMA IF NOT EXISTS {ds}")
 
     def ensure_table(
@@ -90,7 +100,7 @@ class DuckDBWarehouse:
         # BigQuery would refuse fails here too.
         check_layout(table, schema, partition_field, cluster)
         columns = ", ".join(_column_def(f, with_not_null=True) for f in schema)
-        with self._open(f"ensure table {table}") as con, _transaction(con):
+        with self._open(f"ensure table {table}") as con, _transaction(con, self.fence):
             _run(con, f"CREATE SCHEMA IF NOT EXISTS {_q(table.dataset)}")
             if _table_exists(con, table):
                 _add_missing(con, table, schema)
@@ -134,7 +144,7 @@ class DuckDBWarehouse:
             if not _table_exists(con, table):
                 raise TerminalError(f"table {table} does not exist; call ensure_table first")
             con.register(_INCOMING, rows)
-            with _transaction(con):
+            with _transaction(con, self.fence):
                 deleted = int(_run(con, delete, params)[0][0])
                 written = int(_run(con, insert)[0][0])
         return WriteResult(table=str(table), rows_written=written, rows_deleted=deleted)
@@ -154,7 +164,7 @@ class DuckDBWarehouse:
         proc = load_procedure(name, self.sql_dir)
         values = coerce_args(proc, args)
         statements = [_one(s, f"procedure {name}") for s in proc.render(dataset)]
-        with self._open(f"procedure {name}") as con, _transaction(con):
+        with self._open(f"procedure {name}") as con, _transaction(con, self.fence):
             for i, stmt in enumerate(statements, 1):
                 with _errors(f"procedure {name} statement {i}"):
                     _run(con, stmt.sql, _bind(stmt, values, f"procedure {name}"))
@@ -172,7 +182,7 @@ class DuckDBWarehouse:
         with self._open(f"add columns to {table}") as con:
             if not _table_exists(con, table):
                 raise TerminalError(f"table {table} does not exist")
-            with _transaction(con):
+            with _transaction(con, self.fence):
                 return _add_missing(con, table, schema)
 
     def table_schema(self, table: TableRef) -> pa.Schema | None:
@@ -309,16 +319,20 @@ def _errors(what: str) -> Iterator[None]:
 
 
 @contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _transaction(con: duckdb.DuckDBPyConnection, fence: WriteFence | None = None) -> Iterator[None]:
     _run(con, "BEGIN TRANSACTION")
     try:
         yield
+        # The fence is held across the COMMIT: it refuses a writer whose run was cancelled,
+        # and a cancel waits for it, so no change of a cancelled run is ever committed.
+        held: AbstractContextManager[None] = fence.hold() if fence is not None else nullcontext()
+        with held:
+            _run(con, "COMMIT")
     except BaseException:
         # If even ROLLBACK fails, closing the connection discards the transaction anyway.
         with suppress(duckdb.Error):
             _run(con, "ROLLBACK")
         raise
-    _run(con, "COMMIT")
 
 
 def _add_missing(con: duckdb.DuckDBPyConnection, table: TableRef, schema: pa.Schema) -> list[str]:

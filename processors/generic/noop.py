@@ -16,6 +16,9 @@ class NoopProcessor:
         seconds = ctx.config.get("sleep_seconds", 0)
         if not isinstance(seconds, int | float) or seconds < 0:
             raise TerminalError("sleep_seconds must be a non-negative number")
-        if seconds:
-            time.sleep(float(seconds))
+        # Slept in slices, so a cancelled run's step stops within about a second.
+        until = time.monotonic() + float(seconds)
+        while (left := until - time.monotonic()) > 0:
+            ctx.check_cancelled()
+            time.sleep(min(left, 0.5))
         return StepResult(metrics={"slept_seconds": seconds})

@@ -135,6 +135,8 @@ def make_stack(
     concurrency: int = 2,
     warehouse_url: str | None = None,
     before_worker: Callable[[Services], None] | None = None,
+    worker_app: str = "tasks.celery_app",
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Stack, Callable[[], None]]:
     if kind == "postgres":
         assert postgres_server is not None
@@ -146,6 +148,7 @@ def make_stack(
     env = {
         **app_env(tmp, db_url, redis_server.url, configs_dir, warehouse_url),
         "PIPELINE_OPS_HEARTBEAT_INTERVAL": "1",
+        **(extra_env or {}),
     }
     settings = Settings.from_env({**os.environ, **env})
     upgrade(settings.database_url)
@@ -154,7 +157,9 @@ def make_stack(
     services = build_services(settings, CeleryDispatcher())
     if before_worker is not None:
         before_worker(services)
-    worker = start_worker(env, concurrency=concurrency, name=f"w{kind}", log_dir=tmp)
+    worker = start_worker(
+        env, concurrency=concurrency, name=f"w{kind}", log_dir=tmp, app=worker_app
+    )
     return Stack(kind, settings, services, worker, env), worker.stop
 
 
@@ -172,7 +177,7 @@ def ledger_services(
     server = start_redis()
     settings = Settings.from_env(app_env(tmp, db_url, server.url, configs))
     upgrade(settings.database_url)
-    services = build_services(settings, NullDispatcher(), clock=clock)
+    services = build_services(settings, NullDispatcher(), clock=clock, db_time=clock)
     services.orgs.create("acme")
     gate = services.gate
     assert isinstance(gate, LedgerGate) and gate.mirror is not None

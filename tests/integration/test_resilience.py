@@ -40,14 +40,16 @@ def test_cancel_stops_the_steps_that_have_not_started(sqlite_stack: Stack) -> No
     run_id = start(sqlite_stack, "cancel_org")
     wait_for_attempt(sqlite_stack, run_id, "slow")
     cancelled = sqlite_stack.services.runs.cancel("cancel_org", run_id)
-    assert cancelled["status"] == "cancelled"
-    time.sleep(4.5)  # the slow step finishes its attempt; `load` must not run
+    # The slow step is executing: the run is cancelling until that step has stopped.
+    assert cancelled["status"] == "cancelling"
+    assert sqlite_stack.wait(run_id, timeout=30)["status"] == "cancelled"
+    time.sleep(4.5)  # `load` must never run
     run = sqlite_stack.services.store.get_run(run_id)
     assert run["status"] == "cancelled"
-    steps = {a["step_id"] for a in sqlite_stack.services.store.step_attempts(run_id)}
-    assert steps == {"slow"}
+    attempts = sqlite_stack.services.store.step_attempts(run_id)
+    assert [(a["step_id"], a["status"]) for a in attempts] == [("slow", "cancelled")]
     transitions = [t["to_status"] for t in sqlite_stack.services.store.transitions(run_id)]
-    assert transitions[-1] == "cancelled" and "completed" not in transitions
+    assert transitions[-2:] == ["cancelling", "cancelled"] and "completed" not in transitions
 
 
 def test_a_step_delivered_twice_executes_once(sqlite_stack: Stack) -> None:

@@ -56,7 +56,7 @@ def test_two_dispatchers_at_once_start_one_run_per_tick(pg_settings: Settings) -
     clock = Clock(datetime(2026, 3, 1, 2, 0, tzinfo=UTC))
     beats: list[tuple[Services, ScheduleDispatcher]] = []
     for name in ("beat-a", "beat-b"):
-        svc = build_services(pg_settings, NullDispatcher(), clock=clock)
+        svc = build_services(pg_settings, NullDispatcher(), clock=clock, db_time=clock)
         beats.append((svc, ScheduleDispatcher.for_runs(svc.runs, clock=clock, identity=name)))
     admin = beats[0][0]
     for org in ORGS:

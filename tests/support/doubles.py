@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import DateTime, literal
+from sqlalchemy.sql.elements import ColumnElement
+
 T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
 
 
@@ -22,6 +25,14 @@ class ManualClock:
     def advance(self, seconds: float) -> datetime:
         self.now += timedelta(seconds=seconds)
         return self.now
+
+    # As the run store's database clock (pipeline/db_time.py): deadlines and claims follow
+    # this clock too, so a test moves time for the database as well (`db_time=clock`).
+    def sql_now(self) -> ColumnElement[datetime]:
+        return self.sql_after(0)
+
+    def sql_after(self, seconds: float) -> ColumnElement[datetime]:
+        return literal(self.now + timedelta(seconds=seconds), DateTime(timezone=True))
 
 
 class NullDispatcher:

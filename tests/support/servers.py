@@ -289,6 +289,7 @@ def start_worker(
     name: str = "worker",
     log_dir: Path | None = None,
     extra_args: list[str] | None = None,
+    app: str = "tasks.celery_app",
 ) -> Server:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="po-worker-"))
     log_path = log_dir / f"{name}.log"
@@ -297,7 +298,7 @@ def start_worker(
         [
             str(VENV_BIN / "celery"),
             "-A",
-            "tasks.celery_app",
+            app,
             "worker",
             "--pool",
             "prefork",
@@ -331,7 +332,12 @@ def start_worker(
 
 
 def start_gunicorn(
-    env: dict[str, str], workers: int = 2, log_dir: Path | None = None, port: int | None = None
+    env: dict[str, str],
+    workers: int = 2,
+    log_dir: Path | None = None,
+    port: int | None = None,
+    threads: int = 8,
+    app: str = "app:create_app()",
 ) -> Server:
     port = port or free_port()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="po-web-"))
@@ -343,9 +349,10 @@ def start_gunicorn(
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            "--timeout",
-            "60",
-            "app:create_app()",
+            # As the Procfile: threaded workers, so a few slow clients can't hold them all.
+            *("--worker-class", "gthread", "--threads", str(threads)),
+            *("--timeout", "60", "--graceful-timeout", "30", "--keep-alive", "5"),
+            app,
         ],
         log_path,
         env={**os.environ, **env},

@@ -133,8 +133,7 @@ def test_metrics_expose_runs_steps_queue_and_sources(
         exists=False,
         task_id="t",
         worker="w",
-        claim_until=services.store.clock(),
-        deadline_at=services.store.clock(),
+        alive_for=0,
         message="go",
     )
     services.executor.failed(run_id, "extract", 1, "boom")

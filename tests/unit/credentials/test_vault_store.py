@@ -154,26 +154,42 @@ def test_default_means_no_secret_until_one_is_stored(vault: VaultCredentialProvi
 
 def test_every_decrypted_value_is_handed_to_on_decrypt(engine: Engine, master_key: str) -> None:
     seen: list[Mapping[str, Any]] = []
-    vault = VaultCredentialProvider(engine, EnvKeyProvider(master_key), on_decrypt=seen.append)
+    vault = VaultCredentialProvider(
+        engine, EnvKeyProvider(master_key), on_decrypt=lambda provider, value: seen.append(value)
+    )
     vault.add("acme", "openai", "Prod", SECRET, "prod")
     assert seen == []  # storing decrypts nothing
     vault.get("acme", "prod")
     assert seen == [SECRET]
 
 
-def test_registering_decrypted_values_redacts_them_everywhere(
+def test_registering_decrypted_values_masks_the_declared_secrets_for_the_step_only(
     engine: Engine, master_key: str
 ) -> None:
-    from pipeline.redact import MASK, redact, register_secrets
+    from pipeline.redact import MASK, redact, register_decrypted, secret_scope
 
     pem = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----"
-    secret = {"api_key": "zz-unpatterned-7d1e9f", "nested": {"pem": pem}, "list": ["lst-val-991"]}
-    vault = VaultCredentialProvider(engine, EnvKeyProvider(master_key), on_decrypt=register_secrets)
+    secret = {
+        "type": "service_account",
+        "client_email": "reader@proj.iam.gserviceaccount.com",
+        "private_key": pem,
+        "catalog_api_key": "zz-unpatterned-7d1e9f",
+        "billing_table": "proj.billing.gcp_billing_export_v1_0A1B2C",
+    }
+    vault = VaultCredentialProvider(
+        engine, EnvKeyProvider(master_key), on_decrypt=register_decrypted
+    )
     vault.add("acme", "gcp", "SA", secret, "sa")
-    vault.get("acme", "sa")
-
-    text = "got zz-unpatterned-7d1e9f and MIIEvQIBADANBgkqhkiG9w0BAQEFAASC and lst-val-991"
-    assert redact(text) == f"got {MASK} and {MASK} and {MASK}"
+    text = (
+        "got zz-unpatterned-7d1e9f and MIIEvQIBADANBgkqhkiG9w0BAQEFAASC "
+        "reading proj.billing.gcp_billing_export_v1_0A1B2C"
+    )
+    with secret_scope():
+        vault.get("acme", "sa")
+        assert redact(text) == (
+            f"got {MASK} and {MASK} reading proj.billing.gcp_billing_export_v1_0A1B2C"
+        )
+    assert redact(text) == text  # the step ended: its secrets are forgotten
 
 
 # -- check_usable: what the run service asks before recording a run ---------------------

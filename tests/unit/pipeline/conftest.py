@@ -61,7 +61,7 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(db_url: str, clock: FakeClock) -> RunStore:
-    s = RunStore(make_engine(db_url), clock=clock)
+    s = RunStore(make_engine(db_url), clock=clock, db_time=clock)
     s.create_org("acme", "Acme", "aaaaaaaaaaaa", "0" * 64)
     s.create_org("globex", "Globex", "bbbbbbbbbbbb", "1" * 64)
     return s
@@ -138,7 +138,7 @@ def settings(tmp_path: Path, configs_dir: Path) -> Settings:
 @pytest.fixture
 def services(settings: Settings, dispatcher: RecordingDispatcher, clock: FakeClock) -> Services:
     upgrade(settings.database_url)
-    svc = build_services(settings, dispatcher, clock=clock)
+    svc = build_services(settings, dispatcher, clock=clock, db_time=clock)
     svc.orgs.create("acme")
     svc.orgs.create("globex")
     return svc

@@ -34,18 +34,18 @@ def begin(store: RunStore, clock) -> Callable[..., datetime | None]:
         exists: bool = True,
         steal_from: str | None = None,
     ) -> datetime | None:
-        return store.begin_attempt(
+        claim = store.begin_attempt(
             run_id,
             step_id,
             attempt,
             exists=exists,
             task_id=f"{run_id}:{step_id}",
             worker=worker,
-            claim_until=clock.now + timedelta(seconds=CLAIM),
-            deadline_at=clock.now + timedelta(seconds=120),
+            alive_for=CLAIM,
             message=f"attempt {attempt} started on {worker}",
             steal_from=steal_from,
         )
+        return claim.started_at if claim is not None else None
 
     return _begin
 
@@ -66,7 +66,7 @@ def test_first_attempt_claims_starts_the_run_and_logs(
     assert run["status"] == state.RUNNING
     assert run["started_at"] == clock.now
     assert run["heartbeat_at"] == clock.now
-    assert run["deadline_at"] == clock.now + timedelta(seconds=120)
+    assert run["deadline_at"] == clock.now + timedelta(seconds=CLAIM)
     last = store.transitions(queued_run)[-1]
     assert (last["from_status"], last["to_status"]) == (state.QUEUED, state.RUNNING)
     assert last["reason"] == "step extract started"
@@ -131,11 +131,11 @@ def test_renewing_the_claim_keeps_others_out(
 ) -> None:
     begin(queued_run, "host:A", exists=False)
     clock.advance(CLAIM - 5)
-    store.renew_claim(queued_run, "extract", 1, "host:A", clock.now + timedelta(seconds=CLAIM))
+    store.renew_claim(queued_run, "extract", 1, "host:A", CLAIM)
     clock.advance(10)  # past the original claim, inside the renewed one
     assert begin(queued_run, "host:B") is None
     # Only the holder can renew.
-    store.renew_claim(queued_run, "extract", 1, "host:B", clock.now + timedelta(days=1))
+    store.renew_claim(queued_run, "extract", 1, "host:B", 86400)
     assert the_attempt(store, queued_run)["claimed_until"] < clock.now + timedelta(days=1)
 
 
@@ -159,7 +159,7 @@ def test_an_ended_attempt_is_free_to_restart(
         1,
         "retrying",
         started_at=started,
-        deadline_at=None,
+        deadline_in=None,
         level="WARNING",
         message="retrying",
         error="timeout",
@@ -200,15 +200,119 @@ def test_begin_attempt_on_an_ended_run_raises_and_writes_nothing(
     assert store.lines(queued_run) == lines
 
 
-def test_begin_attempt_on_a_cancelled_run_does_not_restart_an_existing_row(
+def test_begin_attempt_on_a_cancelling_run_does_not_restart_an_existing_row(
     store: RunStore, queued_run: str, begin, clock
 ) -> None:
     begin(queued_run, "host:A", exists=False)
-    store.transition(queued_run, state.CANCELLED)
+    assert store.request_cancel(queued_run, "cancelled by request") == (state.RUNNING, False)
     clock.advance(CLAIM + 1)
-    with pytest.raises(IllegalTransitionError):
+    with pytest.raises(IllegalTransitionError, match="cancelling"):
         begin(queued_run, "host:B")
     assert store.attempt_states(queued_run) == [("extract", 1, "running", "host:A")]
+    # ... nor starts another step.
+    with pytest.raises(IllegalTransitionError, match="cancelling"):
+        begin(queued_run, "host:B", step_id="load", exists=False)
+    assert store.attempt_states(queued_run) == [("extract", 1, "running", "host:A")]
+
+
+def test_each_takeover_of_a_running_attempt_counts_a_lost_worker(
+    store: RunStore, queued_run: str, clock
+) -> None:
+    def claim(worker: str, exists: bool, steal_from: str | None = None):  # type: ignore[no-untyped-def]
+        return store.begin_attempt(
+            queued_run,
+            "extract",
+            1,
+            exists=exists,
+            task_id="t",
+            worker=worker,
+            alive_for=CLAIM,
+            message="go",
+            steal_from=steal_from,
+        )
+
+    assert claim("host:1", exists=False).lost_workers == 0
+    assert claim("host:2", exists=True, steal_from="host:1").lost_workers == 1
+    clock.advance(CLAIM + 1)  # host:2 died too: its claim lapsed
+    assert claim("host:3", exists=True).lost_workers == 2
+    assert the_attempt(store, queued_run)["lost_workers"] == 2
+    # An attempt that ended (a retry countdown) restarts without counting a loss.
+    store.finish_attempt(
+        queued_run,
+        "extract",
+        1,
+        "retrying",
+        started_at=None,
+        deadline_in=None,
+        level="WARNING",
+        message="retry",
+    )
+    assert claim("host:4", exists=True).lost_workers == 2
+    assert store.runs_losing_workers(3) == []
+    assert [r["run_id"] for r in store.runs_losing_workers(2)] == [queued_run]
+
+
+def test_a_cancelling_run_ends_when_its_last_executing_step_finishes(
+    store: RunStore, queued_run: str, begin, clock
+) -> None:
+    begin(queued_run, "host:A", exists=False)
+    begin(queued_run, "host:B", step_id="load", exists=False)
+    assert store.request_cancel(queued_run, "cancelled by request") == (state.RUNNING, False)
+    assert store.settle_cancel(queued_run, "nothing stopped yet") is False
+
+    def finish(step_id: str) -> bool:
+        return store.finish_attempt(
+            queued_run,
+            step_id,
+            1,
+            state.CANCELLED,
+            started_at=None,
+            deadline_in=None,
+            level="WARNING",
+            message="stopped",
+        )
+
+    assert finish("extract") is False  # load still executes
+    assert store.get_run(queued_run)["status"] == state.CANCELLING
+    assert finish("load") is True
+    assert store.get_run(queued_run)["status"] == state.CANCELLED
+    moves = [(t["from_status"], t["to_status"]) for t in store.transitions(queued_run)][-2:]
+    assert moves == [(state.RUNNING, state.CANCELLING), (state.CANCELLING, state.CANCELLED)]
+    assert store.transitions(queued_run)[-1]["reason"] == "cancelled: step load stopped (cancelled)"
+
+
+def test_a_cancelling_run_whose_step_process_vanished_ends_once_its_claim_lapses(
+    store: RunStore, queued_run: str, begin, clock
+) -> None:
+    begin(queued_run, "host:A", exists=False)
+    store.request_cancel(queued_run, "cancelled by request")
+    clock.advance(CLAIM - 1)
+    assert store.settle_cancel(queued_run, "reaper") is False
+    clock.advance(2)
+    assert store.settle_cancel(queued_run, "reaper") is True
+    assert store.get_run(queued_run)["status"] == state.CANCELLED
+    row = the_attempt(store, queued_run)
+    assert (row["status"], row["error"]) == (state.CANCELLED, "stopped: the run was cancelled")
+
+
+def test_cancelling_a_run_between_steps_ends_it_at_once(
+    store: RunStore, queued_run: str, begin
+) -> None:
+    started = begin(queued_run, "host:A", exists=False)
+    store.finish_attempt(
+        queued_run,
+        "extract",
+        1,
+        "completed",
+        started_at=started,
+        deadline_in=60,
+        level="INFO",
+        message="done",
+    )
+    assert store.request_cancel(queued_run, "cancelled by request") == (state.RUNNING, True)
+    assert store.get_run(queued_run)["status"] == state.CANCELLED
+    moves = [(t["from_status"], t["to_status"]) for t in store.transitions(queued_run)][-2:]
+    assert moves == [(state.RUNNING, state.CANCELLING), (state.CANCELLING, state.CANCELLED)]
 
 
 def test_finish_attempt_records_duration_rows_metrics_and_deadline(
@@ -224,7 +328,7 @@ def test_finish_attempt_records_duration_rows_metrics_and_deadline(
         1,
         "completed",
         started_at=started,
-        deadline_at=new_deadline,
+        deadline_in=600,
         level="INFO",
         message="completed: 42 rows written",
         rows_written=42,
@@ -258,7 +362,7 @@ def test_finish_attempt_redacts_the_error(store: RunStore, queued_run: str, begi
         1,
         "failed",
         started_at=started,
-        deadline_at=None,
+        deadline_in=None,
         level="ERROR",
         message="failed",
         error="401 from provider: Authorization: Bearer abc.def.ghi",
@@ -278,7 +382,7 @@ def test_attempt_states_lists_every_attempt(store: RunStore, queued_run: str, be
         1,
         "retrying",
         started_at=started,
-        deadline_at=None,
+        deadline_in=None,
         level="WARNING",
         message="retry",
     )

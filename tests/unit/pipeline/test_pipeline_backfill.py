@@ -142,7 +142,7 @@ class FlakyQuota:
 
 def test_a_429_waits_for_retry_after_and_goes_on(settings, dispatcher, clock) -> None:
     upgrade(settings.database_url)
-    svc = build_services(settings, dispatcher, clock=clock, gate=FlakyQuota(2))
+    svc = build_services(settings, dispatcher, clock=clock, db_time=clock, gate=FlakyQuota(2))
     svc.orgs.create("acme")
     worker = Worker(svc)
     events: list[str] = []

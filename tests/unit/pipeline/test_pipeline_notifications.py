@@ -36,7 +36,7 @@ def queue() -> RecordingQueue:
 @pytest.fixture
 def svc(settings, dispatcher, clock, queue) -> Services:
     upgrade(settings.database_url)
-    built = build_services(settings, dispatcher, clock=clock, notifications=queue)
+    built = build_services(settings, dispatcher, clock=clock, db_time=clock, notifications=queue)
     built.orgs.create("acme")
     return built
 
@@ -84,7 +84,9 @@ def test_success_is_only_sent_when_asked_for(svc, queue) -> None:
 
 def test_a_broken_queue_does_not_change_the_run(settings, dispatcher, clock) -> None:
     upgrade(settings.database_url)
-    built = build_services(settings, dispatcher, clock=clock, notifications=RecordingQueue(True))
+    built = build_services(
+        settings, dispatcher, clock=clock, db_time=clock, notifications=RecordingQueue(True)
+    )
     built.orgs.create("acme")
     configure(built)
     run_id = start(built)
@@ -101,8 +103,7 @@ def test_the_message_names_the_failing_step_and_redacts_the_error(svc, clock) ->
         exists=False,
         task_id="t",
         worker="w",
-        claim_until=clock.now,
-        deadline_at=clock.now,
+        alive_for=0,
         message="started",
     )
     clock.advance(90)

@@ -116,3 +116,69 @@ def test_ordinary_text_is_untouched(text: str) -> None:
 def test_empty_and_none_pass_through() -> None:
     assert redact(None) is None
     assert redact("") == ""
+
+
+# -- scope: a step's secrets live for the step ---------------------------------------------------
+
+
+def test_secrets_registered_in_a_scope_are_masked_there_and_forgotten_after() -> None:
+    import contextvars
+    import threading
+
+    from pipeline.redact import register_secrets, scoped_secret_count, secret_scope
+
+    secret = "tenant-a-secret-value-91"
+    with secret_scope() as scope:
+        register_secrets([secret, "attempt", "short7x"])  # under 8 characters: never
+        assert redact(f"x {secret} attempt short7x") == f"x {MASK} attempt short7x"
+        assert scoped_secret_count() == 1
+        # A thread started in a copy of the step's context (the heartbeat) masks it too.
+        seen: list[str | None] = []
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(lambda: seen.append(redact(secret)),))
+        thread.start()
+        thread.join()
+        assert seen == [MASK]
+    assert scope == set()  # emptied at the end
+    assert scoped_secret_count() == 0
+    assert redact(f"x {secret}") == f"x {secret}"
+
+
+def test_a_credential_registers_only_its_declared_secret_fields() -> None:
+    from pipeline.redact import register_decrypted, secret_scope
+
+    credential = {
+        "admin_key": "sk-admin-zzzzzzzz-1234",
+        "base_url": "https://completed.example/victim_org",
+    }
+    with secret_scope():
+        register_decrypted("openai", credential)
+        text = "key sk-admin-zzzzzzzz-1234 at https://completed.example/victim_org: completed"
+        assert redact(text) == f"key {MASK} at https://completed.example/victim_org: completed"
+
+
+def test_an_undeclared_providers_credential_is_all_secret_for_its_scope() -> None:
+    from pipeline.redact import register_decrypted, secret_scope
+
+    with secret_scope():
+        register_decrypted("no_such_provider", {"token_value": "opaque-value-123456"})
+        assert redact("opaque-value-123456") == MASK
+    assert redact("opaque-value-123456") == "opaque-value-123456"
+
+
+# -- stored text cap ----------------------------------------------------------------------------
+
+
+def test_long_text_is_cut_to_the_limit_with_a_note() -> None:
+    from pipeline.redact import cap_text
+
+    text = "é" * (3 * 1024 * 1024)  # 6 MiB of UTF-8
+    capped = cap_text(text, 4096)
+    assert capped is not None
+    assert len(capped.encode()) <= 4096
+    assert capped.endswith("… [truncated 6.0 MiB]")
+    assert cap_text("short", 4096) == "short"
+    # Cut again after a prefix, the first note (how much of the original went) stays.
+    again = cap_text("step x failed: " + capped, 4096)
+    assert again is not None and len(again.encode()) <= 4096
+    assert again.startswith("step x failed: ") and again.endswith("… [truncated 6.0 MiB]")

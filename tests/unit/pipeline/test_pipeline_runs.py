@@ -300,11 +300,36 @@ def test_cancel_moves_to_cancelled_and_revokes(services: Services, dispatcher) -
     assert last["reason"] == "cancelled by request"
 
 
-def test_cancel_of_a_running_run(services: Services, dispatcher, clock) -> None:
+def test_cancel_of_a_running_run_with_no_step_executing_ends_it(
+    services: Services, dispatcher, clock
+) -> None:
     run_id = services.runs.start(request())["run_id"]
     services.store.transition(run_id, state.RUNNING)
     assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLED
     assert [r for r, _ in dispatcher.revoked] == [run_id]
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
+
+
+def test_cancel_of_a_run_with_an_executing_step_holds_its_key_until_the_step_stops(
+    services: Services, dispatcher, clock
+) -> None:
+    run = services.runs.start(request())
+    run_id = run["run_id"]
+    services.store.begin_attempt(
+        run_id, "a", 1, exists=False, task_id=None, worker="host:1", alive_for=60, message="go"
+    )
+    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
+    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING  # idempotent
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 1
+
+    with pytest.raises(ConflictError, match="is being cancelled") as refused:
+        services.runs.start(request())
+    assert refused.value.existing_run_id == run_id
+
+    services.executor.cancelled(run_id, "a", 1, "run was cancelled; the step stopped")
+    assert services.store.get_run(run_id)["status"] == state.CANCELLED
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
+    assert services.runs.start(request())["status"] == state.QUEUED
 
 
 @pytest.mark.parametrize("end", [state.COMPLETED, state.FAILED, state.CANCELLED])
@@ -378,8 +403,7 @@ def test_reap_fails_overdue_runs_and_leaves_the_rest(services: Services, clock) 
         exists=False,
         task_id=None,
         worker="host:1",
-        claim_until=beat_at + timedelta(seconds=settings.heartbeat_timeout),
-        deadline_at=beat_at + timedelta(seconds=settings.heartbeat_timeout),
+        alive_for=settings.heartbeat_timeout,
         message="started",
     )
     assert services.store.get_run(running)["status"] == state.RUNNING
@@ -407,7 +431,7 @@ def test_reap_spares_a_run_whose_heartbeat_moved_its_deadline(services: Services
     run_id = services.runs.start(request())["run_id"]
     services.store.transition(run_id, state.RUNNING)
     clock.advance(590)
-    services.store.touch(run_id, clock.now + timedelta(seconds=60))
+    services.store.touch(run_id, 60)
     clock.advance(30)  # past the original queue deadline, inside the heartbeat's
     assert services.runs.reap() == []
     assert services.store.get_run(run_id)["status"] == state.RUNNING
@@ -430,11 +454,50 @@ def test_reap_names_a_run_stuck_before_admission_finished(services: Services, cl
             "start_date": D1,
             "end_date": D1,
             "params": {},
-            "deadline_at": clock.now + timedelta(seconds=10),
-        }
+        },
+        deadline_in=10,
     )
     clock.advance(11)
     assert services.runs.reap() == [stuck]
     run = services.store.get_run(stuck)
     assert run["status"] == state.FAILED
     assert "stayed pending past its deadline" in run["error_message"]
+
+
+def test_reap_fails_a_run_whose_step_keeps_being_taken_over(services: Services, clock) -> None:
+    run_id = services.runs.start(request())["run_id"]
+    worker = "host:1"
+    services.store.begin_attempt(
+        run_id, "a", 1, exists=False, task_id=None, worker=worker, alive_for=60, message="go"
+    )
+    for n in range(2, 5):  # three deaths, each redelivery taking the attempt over
+        claim = services.store.begin_attempt(
+            run_id, "a", 1, exists=True, task_id=None, worker=f"host:{n}", alive_for=60,
+            message="again", steal_from=worker,
+        )  # fmt: skip
+        assert claim is not None
+        worker = f"host:{n}"
+    assert claim.lost_workers == 3
+
+    assert services.runs.reap() == [run_id]  # its deadline is still ahead
+
+    run = services.store.get_run(run_id)
+    assert run["status"] == state.FAILED
+    assert run["error_message"] == (
+        "step a failed: the worker was lost 3 times running this step; out of memory?"
+    )
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
+
+
+def test_reap_ends_a_cancelling_run_whose_stopping_step_is_gone(services: Services, clock) -> None:
+    run_id = services.runs.start(request())["run_id"]
+    services.store.begin_attempt(
+        run_id, "a", 1, exists=False, task_id=None, worker="host:1", alive_for=60, message="go"
+    )
+    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
+    assert services.runs.reap() == []  # the step may still be stopping
+    clock.advance(61)  # its claim lapsed: the process is gone
+    assert services.runs.reap() == [run_id]
+    assert services.store.get_run(run_id)["status"] == state.CANCELLED
+    assert services.store.transitions(run_id)[-1]["reason"].startswith("reaper: cancelled")
+    assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0

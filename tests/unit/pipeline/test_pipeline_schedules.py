@@ -156,7 +156,7 @@ def test_a_quota_refusal_is_recorded_as_a_skipped_tick(
 ) -> None:
     write_pipeline("sched/unit/daily", DAILY)
     upgrade(settings.database_url)
-    svc = build_services(settings, dispatcher, clock=clock, gate=RefusingGate())
+    svc = build_services(settings, dispatcher, clock=clock, db_time=clock, gate=RefusingGate())
     svc.orgs.create("acme")
     clock.now = at("2026-01-05 02:00:00")
     ScheduleService(svc.store, svc.catalog).enable("acme", "sched/unit/daily")

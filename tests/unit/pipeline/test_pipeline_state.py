@@ -10,15 +10,7 @@ from errors import IllegalTransitionError
 from pipeline import state
 from pipeline.store import RunStore
 
-ALL = [
-    state.PENDING,
-    state.VALIDATING,
-    state.QUEUED,
-    state.RUNNING,
-    state.COMPLETED,
-    state.FAILED,
-    state.CANCELLED,
-]
+ALL = list(state.ALL)
 
 # How to walk a fresh (pending) run to each status with legal moves only.
 PATH_TO: dict[str, list[str]] = {
@@ -26,6 +18,7 @@ PATH_TO: dict[str, list[str]] = {
     state.VALIDATING: [state.VALIDATING],
     state.QUEUED: [state.VALIDATING, state.QUEUED],
     state.RUNNING: [state.VALIDATING, state.QUEUED, state.RUNNING],
+    state.CANCELLING: [state.VALIDATING, state.QUEUED, state.RUNNING, state.CANCELLING],
     state.COMPLETED: [state.VALIDATING, state.QUEUED, state.RUNNING, state.COMPLETED],
     state.FAILED: [state.FAILED],
     state.CANCELLED: [state.CANCELLED],
@@ -53,14 +46,18 @@ def run_at(store: RunStore, new_run: Callable[..., str], status: str) -> str:
 
 
 def test_the_table_matches_the_documented_flow() -> None:
-    # pending -> validating -> queued -> running -> completed | failed | cancelled
+    # pending -> validating -> queued -> running -> completed | failed | cancelled;
+    # a running run is cancelled through cancelling (its executing step must stop first),
+    # and a cancelling run only ever ends cancelled.
     assert set(LEGAL) == {
         (state.PENDING, state.VALIDATING),
         (state.VALIDATING, state.QUEUED),
         (state.QUEUED, state.RUNNING),
         (state.RUNNING, state.COMPLETED),
-        *((s, state.FAILED) for s in state.ACTIVE),
-        *((s, state.CANCELLED) for s in state.ACTIVE),
+        (state.RUNNING, state.CANCELLING),
+        (state.CANCELLING, state.CANCELLED),
+        *((s, state.FAILED) for s in state.ACTIVE - {state.CANCELLING}),
+        *((s, state.CANCELLED) for s in state.ACTIVE - {state.RUNNING}),
     }
     assert state.TERMINAL.isdisjoint(state.ACTIVE)
     assert set(ALL) == state.TERMINAL | state.ACTIVE
@@ -194,10 +191,10 @@ def test_two_terminal_moves_race_only_one_wins(
     store: RunStore, new_run: Callable[..., str]
 ) -> None:
     run_id = run_at(store, new_run, state.RUNNING)
-    assert store.transition(run_id, state.CANCELLED) is True
+    assert store.transition(run_id, state.COMPLETED) is True
     with pytest.raises(IllegalTransitionError):
         store.transition(run_id, state.FAILED, error_message="late")
     run = store.get_run(run_id)
-    assert run["status"] == state.CANCELLED
+    assert run["status"] == state.COMPLETED
     assert run["error_message"] is None
-    assert [r["to_status"] for r in store.transitions(run_id)][-1] == state.CANCELLED
+    assert [r["to_status"] for r in store.transitions(run_id)][-1] == state.COMPLETED

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,9 @@ def services(tmp_path: Path, clock, make_gate: Callable[..., LedgerGate]) -> Ser
         queue_timeout=600,
     )
     upgrade(settings.database_url)
-    svc = build_services(settings, RecordingDispatcher(), gate=make_gate(lease=3600), clock=clock)
+    svc = build_services(
+        settings, RecordingDispatcher(), gate=make_gate(lease=3600), clock=clock, db_time=clock
+    )
     svc.orgs.create("acme")
     return svc
 
@@ -94,8 +96,7 @@ def test_a_dead_run_frees_its_slot_before_the_next_reservation(services: Service
         exists=False,
         task_id=None,
         worker="gone:1",
-        claim_until=beat + timedelta(seconds=60),
-        deadline_at=beat + timedelta(seconds=60),
+        alive_for=60,
         message="started",
     )
     clock.advance(30)

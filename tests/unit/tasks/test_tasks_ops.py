@@ -50,7 +50,7 @@ def svc(tmp_path: Path, clock: Clock) -> Iterator[Services]:
         configs_dir=tmp_path / "configs",
     )
     upgrade(settings.database_url)
-    built = build_services(settings, RecordingDispatcher(), clock=clock)
+    built = build_services(settings, RecordingDispatcher(), clock=clock, db_time=clock)
     built.orgs.create("acme")
     use_services(built)
     yield built
