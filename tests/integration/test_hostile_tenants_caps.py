@@ -122,14 +122,14 @@ def test_a_gzip_bomb_and_an_oversized_file_fail_on_a_cap_without_the_memory(rig:
 
     bomb = gzip_bomb(640 * MiB)
     assert len(bomb) < 1024 * 1024  # ~0.6 MiB on the wire, 640 MiB inflated
-    put_period(rig.export, "2026-11", f"{EXPORT}-00001.csv.gz", bomb)
-    run = rig.run(ORG, "aws/cost/billing", "2026-11-01", "2026-11-30", "aws_export")
+    put_period(rig.export, "2026-09", f"{EXPORT}-00001.csv.gz", bomb)
+    run = rig.run(ORG, "aws/cost/billing", "2026-09-01", "2026-09-30", "aws_export")
     assert run["status"] == "failed"
     assert "decompression ratio" in run["error_message"]
     assert "PIPELINE_OPS_MAX_INFLATE_RATIO" in run["error_message"]
 
-    put_period(rig.export, "2026-12", f"{EXPORT}-00001.snappy.parquet", b"\0" * (OBJECT_CAP + 1))
-    run = rig.run(ORG, "aws/cost/billing", "2026-12-01", "2026-12-31", "aws_export")
+    put_period(rig.export, "2026-08", f"{EXPORT}-00001.snappy.parquet", b"\0" * (OBJECT_CAP + 1))
+    run = rig.run(ORG, "aws/cost/billing", "2026-08-01", "2026-08-31", "aws_export")
     assert run["status"] == "failed"
     assert "PIPELINE_OPS_MAX_OBJECT_BYTES" in run["error_message"]
 

@@ -52,6 +52,13 @@ steps:
 """
 
 
+def settings_store(rig: Rig) -> NotificationSettingsStore:
+    """The org notification settings as the services keep them (secrets sealed in the vault)."""
+    notifications = rig.stack.services.notifications
+    assert notifications is not None
+    return notifications.org_settings
+
+
 @dataclass
 class Rig:
     stack: Stack
@@ -215,7 +222,7 @@ def test_the_cli_refuses_with_exit_2_and_stores_nothing(rig: Rig) -> None:
     )
     assert result.exit_code == 2 and "the webhook URL" in result.output, result.output
     assert vault_ids(rig, ATTACKER) == []
-    assert NotificationSettingsStore(rig.stack.services.store.engine).get(ATTACKER) is None
+    assert settings_store(rig).get(ATTACKER) is None
 
 
 def test_notification_urls_are_refused_and_nothing_is_stored(rig: Rig) -> None:
@@ -231,7 +238,7 @@ def test_notification_urls_are_refused_and_nothing_is_stored(rig: Rig) -> None:
         )
         assert resp.status_code == 422, resp.get_json()
         assert resp.get_json()["code"] == "egress_refused"
-    assert NotificationSettingsStore(rig.stack.services.store.engine).get(ATTACKER) is None
+    assert settings_store(rig).get(ATTACKER) is None
     assert rig.internal.connections == 0
 
 
@@ -328,7 +335,7 @@ def test_a_token_endpoints_json_answer_is_not_copied_into_the_error(rig: Rig) ->
 
 def test_a_webhook_into_the_network_is_refused_and_the_log_is_no_port_scanner(rig: Rig) -> None:
     # Stored straight into the table, as settings from before the policy would be.
-    NotificationSettingsStore(rig.stack.services.store.engine).put(
+    settings_store(rig).put(
         NotificationSettings(
             ATTACKER,
             on_failure=True,
@@ -343,7 +350,7 @@ def test_a_webhook_into_the_network_is_refused_and_the_log_is_no_port_scanner(ri
         assert rig.stack.wait(run_id)["status"] == "completed"
         line = wait_line(rig, run_id, "notification via webhook failed")
     finally:
-        NotificationSettingsStore(rig.stack.services.store.engine).delete(ATTACKER)
+        settings_store(rig).delete(ATTACKER)
     assert "refused by the egress policy" in line
     assert "HTTP" not in line and "Connect" not in line and str(rig.internal.port) not in line
     assert rig.internal.connections == 0
