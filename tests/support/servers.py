@@ -2,7 +2,8 @@
 
 redis-server, PostgreSQL (initdb + pg_ctl in a temp dir), a Celery worker and
 gunicorn run as subprocesses; each helper waits until its server answers and
-returns a handle whose `stop()` cleans up.
+returns a handle whose `stop()` cleans up. Every server process is recorded in
+tests/support/leaks.py, which fails the run if one is still running at its end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tests.support.leaks import track
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -77,6 +80,10 @@ class Server:
     workdir: Path | None = None
     log_path: Path | None = None
     stop_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.proc is not None:
+            track(self.name, self.proc.pid, self.url)
 
     @property
     def port(self) -> int:
@@ -223,6 +230,9 @@ def _pg_ctl_start(datadir: Path, sockdir: Path, log_path: Path, port: int) -> No
         check=True,
         capture_output=True,
     )
+    # pg_ctl detaches the postmaster from us: record it by the pid it wrote.
+    pid = int((datadir / "postmaster.pid").read_text().split()[0])
+    track("postgres", pid, f"127.0.0.1:{port}", group=False)
 
 
 def _pg_ctl_stop(datadir: Path, mode: str, check: bool) -> None:
