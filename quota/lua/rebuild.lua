@@ -36,5 +36,5 @@ for _, c in ipairs(counters) do
     redis.call('DEL', c[1])
   end
 end
-redis.call('HSET', KEYS[4], 'ready', '1')  -- the plan epoch next to it survives
+redis.call('HSET', KEYS[4], 'ready', '1')
 return 1

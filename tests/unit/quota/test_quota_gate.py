@@ -190,6 +190,39 @@ def test_a_plan_change_reaches_other_processes_before_their_cache_expires(
         api.reserve("acme", "c")
 
 
+@pytest.mark.parametrize("meanwhile", ["usage read", "redis down", "FLUSHALL", "no redis"])
+def test_a_plan_change_applies_in_every_process_at_once(
+    make_gate: Callable[..., LedgerGate], redis_server: fakeredis.FakeServer, meanwhile: str
+) -> None:
+    mirror = meanwhile != "no redis"
+    api, admin = make_gate(ttl=3600, mirror=mirror), make_gate(ttl=3600, mirror=mirror)
+    admin.set_limits("acme", concurrent=3)
+    api.reserve("acme", "a")  # the api process caches the plan for an hour
+    if meanwhile == "usage read":
+        api.usage("acme")  # what GET /admin/orgs/ORG/quota does before a change
+    elif meanwhile == "redis down":
+        redis_server.connected = False
+    elif meanwhile == "FLUSHALL":
+        fakeredis.FakeRedis(server=redis_server).flushall()
+
+    admin.set_limits("acme", concurrent=1)  # another process: the CLI or another API
+    with pytest.raises(QuotaExceededError) as caught:
+        api.reserve("acme", "b")
+    assert (caught.value.limit, caught.value.limit_value, caught.value.current) == (
+        "concurrent",
+        1,
+        1,
+    )
+    admin.set_limits("acme", concurrent=2)  # raised again: no stale refusal either
+    api.reserve("acme", "b")
+    admin.set_limits("acme", status="SUSPENDED")
+    with pytest.raises(SubscriptionInactiveError):
+        api.reserve("acme", "c")
+    admin.set_limits("acme", status="ACTIVE", concurrent=3)
+    api.reserve("acme", "c")
+    assert sorted(x["run_id"] for x in admin.usage("acme")["usage"]["leases"]) == ["a", "b", "c"]
+
+
 def test_without_redis_a_plan_change_in_this_process_applies_at_once(
     make_gate: Callable[..., LedgerGate],
 ) -> None:
