@@ -113,10 +113,13 @@ class LedgerGate:
     def heartbeat(self, org_slug: str, run_id: str) -> None:
         now = self.clock()
         until = now + self.lease
-        self.ledger.heartbeat(run_id, now, until)
+        alive = self.ledger.heartbeat(run_id, now, until)
         if self.mirror is not None and self.mirror.available():
             with contextlib.suppress(MirrorUnavailable):
-                self.mirror.heartbeat(org_slug, run_id, now, until)
+                if alive:
+                    self.mirror.heartbeat(org_slug, run_id, now, until)
+                else:  # released or expired in the ledger: the mirror must not keep it
+                    self.mirror.release(org_slug, run_id, now)
 
     def reconcile(self) -> int:
         """Release expired leases everywhere and resync each org's mirror from the ledger."""
@@ -254,9 +257,12 @@ class LedgerGate:
     def _rebuild(self, org: str, now: datetime, force: bool, usage: Usage | None = None) -> None:
         assert self.mirror is not None
         usage = usage or self.ledger.snapshot(org, now)
-        # Leases taken in the last IN_FLIGHT seconds may still be on their way to the ledger.
+        # Leases taken in the last IN_FLIGHT seconds may still be on their way to the ledger,
+        # unless the ledger has already ended them (a release this mirror missed).
         young_after = now + self.lease - IN_FLIGHT
-        self.mirror.rebuild(usage, now, force=force, young_after=young_after)
+        # A second early: mirror scores are whole milliseconds.
+        ended = self.ledger.ended_since(org, young_after - timedelta(seconds=1))
+        self.mirror.rebuild(usage, now, force=force, young_after=young_after, ended=ended)
 
     def _undo(self, org_slug: str, run_id: str, now: datetime, resync: bool) -> None:
         assert self.mirror is not None

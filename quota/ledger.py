@@ -108,6 +108,11 @@ _HEARTBEAT = (
 _INSERT_LEASE = insert(LS)
 _ROW = select(L).where(L.c.org_slug == bindparam("b_org"))
 _EPOCH = select(L.c.plan_epoch).where(L.c.org_slug == bindparam("b_org"))
+_ENDED_SINCE = select(LS.c.run_id).where(
+    LS.c.org_slug == bindparam("b_org"),
+    LS.c.released_at.is_not(None),
+    LS.c.expires_at > bindparam("b_after"),
+)
 _ACTIVE_LEASES = (
     select(LS.c.run_id, LS.c.acquired_at, LS.c.expires_at)
     .where(
@@ -280,6 +285,12 @@ class SqlLedger:
             usage.leases,
             usage.plan_epoch,
         )
+
+    def ended_since(self, org: str, after: datetime) -> list[str]:
+        """Run ids of the org's released leases whose lease ran past `after`."""
+        with self.engine.connect() as conn:
+            params = {"b_org": org, "b_after": after}
+            return list(conn.execute(_ENDED_SINCE, params).scalars())
 
     def orgs(self) -> list[str]:
         with self.engine.connect() as conn:

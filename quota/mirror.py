@@ -23,7 +23,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -192,17 +192,23 @@ class RedisMirror:
         return bool(self._call(self.scripts["heartbeat"], keys=keys, args=args))
 
     def rebuild(
-        self, usage: Usage, now: datetime, force: bool, young_after: datetime | None = None
+        self,
+        usage: Usage,
+        now: datetime,
+        force: bool,
+        young_after: datetime | None = None,
+        ended: Sequence[str] = (),
     ) -> bool:
         """Make the org's mirror say what the ledger says (`force`: even if it exists).
 
         Mirror leases with an expiry after `young_after` that the ledger doesn't hold
-        are reservations still on their way to it: they are kept and counted.
+        are reservations still on their way to it: they are kept and counted, unless
+        `ended` names them (the ledger released them; the mirror missed it).
         """
         day_ttl, month_ttl = self._ttls(now)
         young = score(young_after) if young_after is not None else NEVER
         args: list[Any] = ["1" if force else "0", usage.daily_runs, usage.monthly_runs]
-        args += [day_ttl, month_ttl, young]
+        args += [day_ttl, month_ttl, young, len(ended), *ended]
         for lease in usage.leases:
             args += [score(lease.expires_at), lease.run_id]
         keys = self.keys(usage.org_slug, now)

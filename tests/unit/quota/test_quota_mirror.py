@@ -167,3 +167,12 @@ def test_a_forced_rebuild_keeps_reservations_still_on_their_way_to_the_ledger(
     state = mirror.state("acme", clock.now)
     assert sorted(state["leases"]) == ["committed", "in_flight"]
     assert (state["daily_runs"], state["monthly_runs"]) == (2, 2)
+
+    # A young lease the ledger has already ended is a release the mirror missed.
+    kinds(mirror, plan(), ["released_meanwhile"], clock.now)
+    assert mirror.rebuild(
+        ledger_view, clock.now, force=True, young_after=young_after, ended=["released_meanwhile"]
+    )
+    state = mirror.state("acme", clock.now)
+    assert sorted(state["leases"]) == ["committed", "in_flight"]
+    assert (state["daily_runs"], state["monthly_runs"]) == (2, 2)
