@@ -75,15 +75,17 @@ def test_a_run_that_leaves_servers_running_fails_naming_who_started_them(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 passed" in done.stdout  # the test itself passed: the leak fails the run
     assert "servers started by the tests are still running after the run" in done.stdout
-    leaks = re.findall(
-        r"redis \(pid (\d+) at redis://127\.0\.0\.1:\d+/0\), started by (.+)", done.stdout
-    )
-    assert sorted(by for _, by in leaks) == [
+    starters = re.findall(r"^  redis, started by (.+):$", done.stdout, re.MULTILINE)
+    assert sorted(starters) == [
         "fixture 'forgotten' (set up for test_inner.py::test_uses_servers_it_never_stops)",
         "test test_inner.py::test_uses_servers_it_never_stops (call)",
     ]
+    pids = re.findall(
+        r"^    pid (\d+): \S*redis-server 127\.0\.0\.1:\d+", done.stdout, re.MULTILINE
+    )
+    assert len(pids) == 2, done.stdout
     # Reported, then stopped: the failed run leaves nothing behind either.
-    for pid, _ in leaks:
+    for pid in pids:
         assert gone(int(pid)), f"the leaked redis-server {pid} is still running"
 
 

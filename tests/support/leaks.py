@@ -1,9 +1,14 @@
 """No server started by the tests outlives the test run.
 
-Every `Server` the helpers start (redis-server, PostgreSQL, Celery workers, gunicorn,
-Flower, moto, Azurite, the BigQuery emulator) is recorded here with the test or fixture
-that started it. At the end of the session a server still running fails the run, named
-with its starter, and is then stopped so that the machine is left clean.
+Every server the helpers start (redis-server, PostgreSQL, Celery workers, gunicorn,
+Flower, moto, Azurite, the BigQuery emulator) runs in a session of its own; each is
+recorded here with the test or fixture that started it. At the end of the session a
+process still running in one of those sessions fails the run, named with its starter,
+and is then stopped so that the machine is left clean.
+
+A server is known by its session id and the start time of the session's leader, never
+by a pid alone: pids are recycled (pid_max is 32768 here) and other test runs share the
+machine, so a bare pid could name somebody else's process.
 
 A pytest plugin: tests/conftest.py imports its hooks; `pytest -p tests.support.leaks`
 loads it elsewhere (the test of the check itself does).
@@ -27,28 +32,44 @@ _FIXTURE: contextvars.ContextVar[str] = contextvars.ContextVar("leaks_fixture", 
 
 
 @dataclass(frozen=True)
+class Proc:
+    pid: int
+    state: str
+    parent: int
+    session: int
+    start_ticks: int
+
+
+@dataclass(frozen=True)
 class Started:
     name: str
+    # The session leader the helper started: the session id of the server and of every
+    # process it starts (a Celery worker's children, PostgreSQL's backends).
     pid: int
-    # Our servers run in a session of their own (start_new_session): their process group
-    # is `pid`, and a group member still alive (a worker's child) is a leak as well.
-    group: bool
-    url: str
+    start_ticks: int
     started_by: str
-    # /proc start time, so a recycled pid is not mistaken for the server.
-    start_ticks: str
 
 
 STARTED: list[Started] = []
 
 
-def _start_ticks(pid: int) -> str:
+def _read(pid: int) -> Proc | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    # Field 22 (starttime), counted after the parenthesised command name.
-    return stat.rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the command name: state, ppid, pgrp, session, ..., starttime (the 20th).
+    return Proc(pid, fields[0], int(fields[1]), int(fields[3]), int(fields[19]))
+
+
+def _processes() -> list[Proc]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            proc = _read(int(entry.name))
+            if proc is not None and proc.state not in ("Z", "X"):
+                found.append(proc)
+    return found
 
 
 def _starter() -> str:
@@ -59,48 +80,62 @@ def _starter() -> str:
     return f"test {test}" if test else "code outside any test"
 
 
-def track(name: str, pid: int, url: str = "", group: bool = True) -> None:
-    """Record a server process started now (tests/support/servers.py calls this)."""
-    STARTED.append(Started(name, pid, group, url, _starter(), _start_ticks(pid)))
+def track(name: str, pid: int) -> None:
+    """Record a server just started as the leader of its own session (start_new_session,
+    or PostgreSQL's postmaster, which pg_ctl detaches with setsid)."""
+    proc = _read(pid)
+    if proc is not None:
+        STARTED.append(Started(name, pid, proc.start_ticks, _starter()))
 
 
-def _alive(entry: Started) -> bool:
-    if entry.start_ticks and _start_ticks(entry.pid) == entry.start_ticks:
-        with contextlib.suppress(OSError):
-            return "Z" not in Path(f"/proc/{entry.pid}/stat").read_text().rsplit(")", 1)[1][:3]
-    if entry.group:
-        try:
-            os.killpg(entry.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return _group_has_live_members(entry.pid)
-    return False
+def _members(entry: Started, processes: list[Proc]) -> list[Proc]:
+    members = [p for p in processes if p.session == entry.pid]
+    leader = next((p for p in members if p.pid == entry.pid), None)
+    if leader is not None and leader.start_ticks != entry.start_ticks:
+        # The pid went to a new process that leads a session of its own: not ours. (A
+        # session id can't be taken anew while a process of the old session is alive.)
+        return []
+    # And their children in sessions of their own (PostgreSQL's background processes).
+    pids = {p.pid for p in members}
+    grown = True
+    while grown:
+        children = [p for p in processes if p.parent in pids and p.pid not in pids]
+        members += children
+        pids |= {p.pid for p in children}
+        grown = bool(children)
+    return members
 
 
-def _group_has_live_members(pgid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            # fields: state, ppid, pgrp, ...
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
+def leaked() -> list[tuple[Started, list[Proc]]]:
+    processes = _processes()
+    found = [(entry, _members(entry, processes)) for entry in STARTED]
+    return [(entry, members) for entry, members in found if members]
 
 
-def leaked() -> list[Started]:
-    return [entry for entry in STARTED if _alive(entry)]
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    return ""
 
 
-def _stop(entry: Started) -> None:
-    kill = os.killpg if entry.group else os.kill
+def _stop(members: list[Proc]) -> None:
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill(entry.pid, sig)
+        for member in members:
+            now = _read(member.pid)
+            if now is not None and now.start_ticks == member.start_ticks:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(member.pid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not _alive(entry):
+            members = [m for m in members if _still(m)]
+            if not members:
                 return
             time.sleep(0.05)
+
+
+def _still(member: Proc) -> bool:
+    now = _read(member.pid)
+    return now is not None and now.start_ticks == member.start_ticks and now.state != "Z"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -119,9 +154,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not left:
         return
     lines = ["servers started by the tests are still running after the run:"]
-    for entry in left:
-        where = f" at {entry.url}" if entry.url else ""
-        lines.append(f"  {entry.name} (pid {entry.pid}{where}), started by {entry.started_by}")
+    for entry, members in left:
+        lines.append(f"  {entry.name}, started by {entry.started_by}:")
+        lines += [f"    pid {m.pid}: {_cmdline(m.pid)}" for m in members]
     lines.append("they are stopped now; stop each one in the test or fixture that starts it")
     message = "\n".join(lines)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -130,6 +165,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(message)
     else:
         print(message)
-    for entry in left:
-        _stop(entry)
+    for _, members in left:
+        _stop(members)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -2,8 +2,8 @@
 
 redis-server, PostgreSQL (initdb + pg_ctl in a temp dir), a Celery worker and
 gunicorn run as subprocesses; each helper waits until its server answers and
-returns a handle whose `stop()` cleans up. Every server process is recorded in
-tests/support/leaks.py, which fails the run if one is still running at its end.
+returns a handle whose `stop()` cleans up. Each is recorded in tests/support/leaks.py,
+which fails the run if one is still running at its end.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ class Server:
     stop_hooks: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.proc is not None:
-            track(self.name, self.proc.pid, self.url)
+        if self.proc is not None:  # every helper starts it in a session of its own
+            track(self.name, self.proc.pid)
 
     @property
     def port(self) -> int:
@@ -230,9 +230,8 @@ def _pg_ctl_start(datadir: Path, sockdir: Path, log_path: Path, port: int) -> No
         check=True,
         capture_output=True,
     )
-    # pg_ctl detaches the postmaster from us: record it by the pid it wrote.
-    pid = int((datadir / "postmaster.pid").read_text().split()[0])
-    track("postgres", pid, f"127.0.0.1:{port}", group=False)
+    # pg_ctl detaches the postmaster (setsid): record it by the pid it wrote.
+    track("postgres", int((datadir / "postmaster.pid").read_text().split()[0]))
 
 
 def _pg_ctl_stop(datadir: Path, mode: str, check: bool) -> None:
