@@ -4,10 +4,11 @@ Every reservation needs the org's plan; Supabase is a network hop away, so plans
 kept for `ttl` seconds (PIPELINE_OPS_PLAN_CACHE_SECONDS). When the source is down
 (TransientError) the last value is served, even past its TTL: a plan rarely changes,
 and refusing every run because Supabase blinked would be worse than a stale limit.
+Unless the plan is known to have changed since: then the outage is raised.
 
 Each entry remembers the plan *version* that was current before it was fetched (the
-Redis mirror's per-org plan epoch, bumped by every admin change), so the gate can see
-that a cached plan is older than a change made by another process.
+ledger's plan epoch, bumped by every admin change), so the gate can see that a cached
+plan is older than a change made by another process.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from quota.plans import Plan, PlanDefaults, PlanSource
 
 log = logging.getLogger("pipeline_ops.quota")
 
-UNKNOWN_VERSION = "*"
 # After a failed refresh, how long the stale value is served before trying again.
 RETRY_SECONDS = 5.0
 
@@ -31,7 +31,7 @@ RETRY_SECONDS = 5.0
 @dataclass(frozen=True)
 class CachedPlan:
     plan: Plan
-    version: str
+    version: int | None  # None: fetched without a version reader
     fetched_at: float
 
 
@@ -50,21 +50,22 @@ class PlanCache:
         self._entries: dict[str, CachedPlan] = {}
         self._lock = threading.Lock()
 
-    def get(self, org_slug: str, version: Callable[[], str] | None = None) -> CachedPlan:
+    def get(self, org_slug: str, version: Callable[[], int] | None = None) -> CachedPlan:
         entry = self._entries.get(org_slug)
         if entry is not None and self.monotonic() - entry.fetched_at < self.ttl:
             return entry
         return self.refresh(org_slug, version)
 
-    def refresh(self, org_slug: str, version: Callable[[], str] | None = None) -> CachedPlan:
+    def refresh(self, org_slug: str, version: Callable[[], int] | None = None) -> CachedPlan:
         # The version is read *before* the plan: a change landing in between then
         # shows up as a newer version than ours, never the other way round.
-        tag = version() if version is not None else UNKNOWN_VERSION
+        tag = version() if version is not None else None
         try:
             plan = self.source.get(org_slug)
         except TransientError as exc:
             stale = self._entries.get(org_slug)
-            if stale is None:
+            if stale is None or (tag is not None and stale.version != tag):
+                # Nothing to fall back on, or what we have is known to be outdated.
                 raise
             log.warning("plan source unavailable, using the cached plan of %s: %s", org_slug, exc)
             retry_at = self.monotonic() - self.ttl + min(self.ttl, RETRY_SECONDS)

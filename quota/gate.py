@@ -10,6 +10,10 @@ confirmed in both or taken back from both. The ledger is the authority:
   which had counted too little, is rebuilt;
 - a missing mirror (FLUSHALL, restart) is rebuilt before it counts anything;
 - Redis unreachable: the ledger alone decides (degraded, still exact).
+
+Plans are cached per process, tagged with the ledger's plan epoch they were read at.
+The ledger only admits with the current epoch, a refusal is confirmed against it, so
+a plan change made by any process applies to the next reservation everywhere.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from errors import QuotaExceededError, SubscriptionInactiveError
+from errors import QuotaExceededError, SubscriptionInactiveError, TransientError
 from quota import periods
-from quota.cache import UNKNOWN_VERSION, CachedPlan, PlanCache
-from quota.ledger import SqlLedger
+from quota.cache import CachedPlan, PlanCache
+from quota.ledger import PlanChanged, SqlLedger
 from quota.mirror import MirrorUnavailable, RedisMirror
 from quota.plans import Plan, changed_plan
 from quota.usage import Usage
@@ -32,6 +36,8 @@ from quota.usage import Usage
 log = logging.getLogger("pipeline_ops.quota")
 
 MIRROR_ATTEMPTS = 4
+# Reads of the plan for one reservation: each retry follows a plan change in between.
+PLAN_ATTEMPTS = 4
 # A reservation is in the mirror before it is in the ledger for a few milliseconds; a
 # lease younger than this that the ledger lacks is taken to be on its way, not lost.
 IN_FLIGHT = timedelta(seconds=5)
@@ -65,17 +71,27 @@ class LedgerGate:
             raise
 
     def _reserve(self, org_slug: str, run_id: str) -> None:
-        cached = self._plan(org_slug)
+        for attempt in range(PLAN_ATTEMPTS):
+            cached = self._plan(org_slug, force=attempt > 0)
+            try:
+                self._reserve_with(cached, run_id)
+                return
+            except PlanChanged:
+                continue  # another process changed the plan since this one read it
+        raise TransientError(f"the plan of {org_slug} keeps changing; retry", retry_after=1)
+
+    def _reserve_with(self, cached: CachedPlan, run_id: str) -> None:
+        org_slug = cached.plan.org_slug
         now = self.clock()
         until = now + self.lease
         in_mirror = False
         if self.mirror is not None and self.mirror.available():
             try:
-                cached, in_mirror = self._mirror_reserve(cached, run_id, now, until)
+                in_mirror = self._mirror_reserve(cached, run_id, now, until)
             except MirrorUnavailable:
                 in_mirror = False
         try:
-            self.ledger.reserve(cached.plan, run_id, now, until)
+            self.ledger.reserve(cached.plan, run_id, now, until, self._epoch(cached))
         except QuotaExceededError:
             if in_mirror:  # the mirror counted too little: take it back and resync
                 self._undo(org_slug, run_id, now, resync=True)
@@ -97,10 +113,13 @@ class LedgerGate:
     def heartbeat(self, org_slug: str, run_id: str) -> None:
         now = self.clock()
         until = now + self.lease
-        self.ledger.heartbeat(run_id, now, until)
+        alive = self.ledger.heartbeat(run_id, now, until)
         if self.mirror is not None and self.mirror.available():
             with contextlib.suppress(MirrorUnavailable):
-                self.mirror.heartbeat(org_slug, run_id, now, until)
+                if alive:
+                    self.mirror.heartbeat(org_slug, run_id, now, until)
+                else:  # released or expired in the ledger: the mirror must not keep it
+                    self.mirror.release(org_slug, run_id, now)
 
     def reconcile(self) -> int:
         """Release expired leases everywhere and resync each org's mirror from the ledger."""
@@ -136,22 +155,17 @@ class LedgerGate:
             source=source.name,
         )
         source.put(plan)
+        # After the put: a process that reads the new epoch then reads the new plan.
+        # Every process's next reservation sees the new epoch and reads the plan again.
+        self.ledger.bump_plan_epoch(org_slug, self.clock())
         self.plans.invalidate(org_slug)
-        if self.mirror is not None:
-            try:  # other processes see the new epoch at their next reservation
-                self.mirror.bump_plan_epoch(org_slug)
-            except MirrorUnavailable:
-                log.warning(
-                    "plan of %s changed while redis is down: other processes "
-                    "see it when their plan cache expires",
-                    org_slug,
-                )
         return plan
 
     def usage(self, org_slug: str) -> dict[str, Any]:
         """Limits, ledger usage, active leases and the mirror's view, for operators."""
         now = self.clock()
-        plan = self.plans.refresh(org_slug).plan
+        # Refreshed with its epoch, like every cached plan (the next reservation reuses it).
+        plan = self.plans.refresh(org_slug, self._epoch_reader(org_slug)).plan
         report: dict[str, Any] = {
             "org_slug": org_slug,
             "plan": plan.as_dict(),
@@ -177,31 +191,31 @@ class LedgerGate:
     # -- internals -------------------------------------------------------------------------
 
     def _plan(self, org_slug: str, force: bool = False) -> CachedPlan:
-        version = self._epoch_reader(org_slug) if self.mirror is not None else None
+        version = self._epoch_reader(org_slug)
         get = self.plans.refresh if force else self.plans.get
         cached = get(org_slug, version)
+        if cached.version is None or (not cached.plan.admits and cached.version != version()):
+            # No epoch to check it by, or a refusal by a plan that may be outdated: the
+            # ledger never sees that refusal, so the epoch is checked here.
+            cached = self.plans.refresh(org_slug, version)
         if not cached.plan.admits:
             raise SubscriptionInactiveError(
                 f"the subscription of {org_slug} is {cached.plan.status}: runs are not admitted"
             )
         return cached
 
-    def _epoch_reader(self, org_slug: str) -> Callable[[], str]:
-        def read() -> str:
-            assert self.mirror is not None
-            if not self.mirror.available():
-                return UNKNOWN_VERSION
-            try:
-                return self.mirror.plan_epoch(org_slug)
-            except MirrorUnavailable:
-                return UNKNOWN_VERSION
+    def _epoch_reader(self, org_slug: str) -> Callable[[], int]:
+        return lambda: self.ledger.plan_epoch(org_slug)
 
-        return read
+    @staticmethod
+    def _epoch(cached: CachedPlan) -> int:
+        assert cached.version is not None  # _plan() never returns an untagged plan
+        return cached.version
 
     def _mirror_reserve(
         self, cached: CachedPlan, run_id: str, now: datetime, until: datetime
-    ) -> tuple[CachedPlan, bool]:
-        """Reserve in Redis; returns (the plan used, whether Redis holds the lease)."""
+    ) -> bool:
+        """Reserve in Redis; returns whether Redis holds the lease."""
         assert self.mirror is not None
         org = cached.plan.org_slug
         if self._synced.get(org, 0) != self.mirror.outages:
@@ -210,16 +224,17 @@ class LedgerGate:
             self._synced[org] = self.mirror.outages
         disputed = False
         for _ in range(MIRROR_ATTEMPTS):
-            verdict = self.mirror.reserve(cached.plan, run_id, now, until, cached.version)
+            verdict = self.mirror.reserve(cached.plan, run_id, now, until)
             if verdict.kind == "ok":
-                return cached, True
+                return True
             if verdict.kind == "rebuild":
                 self._rebuild(org, now, force=False)
-            elif verdict.kind == "plan_changed":
-                cached = self._plan(org, force=True)
             else:
-                # A refusal is only as good as the mirror: confirm it with the ledger.
+                # A refusal is only as good as the mirror and the plan: confirm both
+                # with the ledger.
                 usage = self.ledger.snapshot(org, now)
+                if usage.plan_epoch != cached.version:
+                    raise PlanChanged(org, usage.plan_epoch)
                 refusal = usage.refusal(cached.plan, now)
                 if refusal is not None:
                     raise refusal
@@ -237,14 +252,17 @@ class LedgerGate:
                 self._rebuild(org, now, force=True, usage=usage)
                 disputed = True
         # Racing rebuilds did not settle; this one reservation is the ledger's alone.
-        return cached, False
+        return False
 
     def _rebuild(self, org: str, now: datetime, force: bool, usage: Usage | None = None) -> None:
         assert self.mirror is not None
         usage = usage or self.ledger.snapshot(org, now)
-        # Leases taken in the last IN_FLIGHT seconds may still be on their way to the ledger.
+        # Leases taken in the last IN_FLIGHT seconds may still be on their way to the ledger,
+        # unless the ledger has already ended them (a release this mirror missed).
         young_after = now + self.lease - IN_FLIGHT
-        self.mirror.rebuild(usage, now, force=force, young_after=young_after)
+        # A second early: mirror scores are whole milliseconds.
+        ended = self.ledger.ended_since(org, young_after - timedelta(seconds=1))
+        self.mirror.rebuild(usage, now, force=force, young_after=young_after, ended=ended)
 
     def _undo(self, org_slug: str, run_id: str, now: datetime, resync: bool) -> None:
         assert self.mirror is not None

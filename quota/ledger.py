@@ -7,6 +7,13 @@ the same transaction names it. PostgreSQL re-checks the WHERE against the row a
 concurrent winner committed, and SQLite holds its write lock from the first statement,
 so on both the counters can't pass a limit however many processes race.
 
+Plan changes are seen by every process at once: the row carries a plan epoch that
+every change made through the gate bumps, and the reservation UPDATE matches only
+the epoch the caller's plan was read at. A plan cached before a change, by any
+process, makes the UPDATE match nothing and the caller read the plan again
+(`PlanChanged`), however long its cache had left to live and whether or not Redis
+(which caches nothing of the plan) is up.
+
 Releases are exactly once: the lease's `released_at` flips from NULL in the same
 transaction that decrements the org's running count; a second release finds nothing
 to flip. Statements always touch the lease before the ledger row, so PostgreSQL
@@ -19,7 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, insert, select, update
 
 from errors import QuotaExceededError, TransientError
 from quota.models import dialect_insert, org_quota_leases, org_quota_ledger
@@ -35,9 +42,13 @@ _RESERVE = (
     update(L)
     .where(
         L.c.org_slug == bindparam("b_org"),
+        L.c.plan_epoch == bindparam("b_epoch"),
         L.c.concurrent_running < bindparam("b_concurrent"),
-        or_(L.c.day != bindparam("b_day"), L.c.daily_runs < bindparam("b_daily")),
-        or_(L.c.month != bindparam("b_month"), L.c.monthly_runs < bindparam("b_monthly")),
+        # The count in the current period: a row last touched yesterday has used none of
+        # today's runs, and that still leaves no room under a limit of 0.
+        case((L.c.day == bindparam("b_day"), L.c.daily_runs), else_=0) < bindparam("b_daily"),
+        case((L.c.month == bindparam("b_month"), L.c.monthly_runs), else_=0)
+        < bindparam("b_monthly"),
     )
     .values(
         daily_runs=case((L.c.day == bindparam("b_day"), L.c.daily_runs + 1), else_=1),
@@ -96,6 +107,12 @@ _HEARTBEAT = (
 )
 _INSERT_LEASE = insert(LS)
 _ROW = select(L).where(L.c.org_slug == bindparam("b_org"))
+_EPOCH = select(L.c.plan_epoch).where(L.c.org_slug == bindparam("b_org"))
+_ENDED_SINCE = select(LS.c.run_id).where(
+    LS.c.org_slug == bindparam("b_org"),
+    LS.c.released_at.is_not(None),
+    LS.c.expires_at > bindparam("b_after"),
+)
 _ACTIVE_LEASES = (
     select(LS.c.run_id, LS.c.acquired_at, LS.c.expires_at)
     .where(
@@ -107,17 +124,31 @@ _ACTIVE_LEASES = (
 )
 
 
+class PlanChanged(Exception):
+    """The org's plan changed after the caller read it: read it again and retry."""
+
+    def __init__(self, org_slug: str, epoch: int) -> None:
+        super().__init__(f"the plan of {org_slug} changed (epoch {epoch})")
+        self.epoch = epoch
+
+
 class SqlLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     # -- reserve ---------------------------------------------------------------------------
 
-    def reserve(self, plan: Plan, run_id: str, now: datetime, lease_until: datetime) -> Usage:
-        """Take a slot for `run_id` or raise QuotaExceededError naming the limit."""
+    def reserve(
+        self, plan: Plan, run_id: str, now: datetime, lease_until: datetime, epoch: int
+    ) -> Usage:
+        """Take a slot for `run_id` or raise QuotaExceededError naming the limit.
+
+        `epoch` is the plan epoch `plan` was read at; PlanChanged if it is not current.
+        """
         org = plan.org_slug
         params = {
             "b_org": org,
+            "b_epoch": epoch,
             "b_concurrent": plan.concurrent_limit,
             "b_daily": plan.daily_limit,
             "b_monthly": plan.monthly_limit,
@@ -146,6 +177,9 @@ class SqlLedger:
                 if current is None:
                     self._create_row(conn, org, now)
                     continue
+                if current.plan_epoch != epoch:
+                    # Refusing by a plan no longer in force would be as wrong as admitting.
+                    raise PlanChanged(org, current.plan_epoch)
                 refusal = current.refusal(plan, now)
                 if refusal is not None:
                     break
@@ -178,6 +212,25 @@ class SqlLedger:
             with self.engine.begin() as conn:
                 released += self._sweep(conn, org, now)
         return released
+
+    # -- plan epoch ------------------------------------------------------------------------
+
+    def plan_epoch(self, org: str) -> int:
+        """The org's current plan epoch (0 before its first reservation or plan change)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(_EPOCH, {"b_org": org}).scalar() or 0)
+
+    def bump_plan_epoch(self, org: str, now: datetime) -> int:
+        """Mark the org's plan as changed; returns the new epoch. Call after the change
+        is stored, so that whoever reads the new epoch reads the new plan."""
+        with self.engine.begin() as conn:
+            stmt = dialect_insert(conn, L).values(
+                org_slug=org, day=day_of(now), month=month_of(now), updated_at=now, plan_epoch=1
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["org_slug"], set_={"plan_epoch": L.c.plan_epoch + 1}
+            ).returning(L.c.plan_epoch)
+            return int(conn.execute(stmt).scalar_one())
 
     # -- release and heartbeat -------------------------------------------------------------
 
@@ -230,7 +283,14 @@ class SqlLedger:
             usage.succeeded_runs,
             usage.failed_runs,
             usage.leases,
+            usage.plan_epoch,
         )
+
+    def ended_since(self, org: str, after: datetime) -> list[str]:
+        """Run ids of the org's released leases whose lease ran past `after`."""
+        with self.engine.connect() as conn:
+            params = {"b_org": org, "b_after": after}
+            return list(conn.execute(_ENDED_SINCE, params).scalars())
 
     def orgs(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -249,4 +309,5 @@ def usage_from_row(row: Mapping[str, Any], now: datetime, leases: list[Lease]) -
         succeeded_runs=row["succeeded_runs"],
         failed_runs=row["failed_runs"],
         leases=leases,
+        plan_epoch=row["plan_epoch"],
     )

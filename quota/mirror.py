@@ -7,8 +7,10 @@ Per org (the `{org}` hash tag keeps them in one cluster slot):
   EXPIRE past its end, so they vanish on their own,
 - `meta`: a hash. Its `ready` field is set when the mirror was built from the ledger;
   missing after a FLUSHALL or a restart, which makes `reserve` ask for a rebuild
-  instead of counting from zero. Its `epoch` is bumped by every admin change of the
-  org's plan (cache invalidation across processes).
+  instead of counting from zero.
+
+Plans are not the mirror's business: the caller passes the limits, and the SQL ledger
+(which holds the plan epoch) is what makes sure they are the ones in force.
 
 Every time argument comes from the caller's clock, never Redis's TIME, so tests can
 move time. Any Redis error trips a short circuit breaker: callers then see
@@ -21,7 +23,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -48,11 +50,10 @@ class MirrorUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: str  # ok | exceeded | rebuild | plan_changed
+    kind: str  # ok | exceeded | rebuild
     limit: str = ""
     limit_value: int = 0
     current: int = 0
-    epoch: str = ""
 
 
 def _text(value: Any) -> str:
@@ -159,9 +160,7 @@ class RedisMirror:
 
     # -- scripts ---------------------------------------------------------------------------
 
-    def reserve(
-        self, plan: Plan, run_id: str, now: datetime, lease_until: datetime, epoch: str
-    ) -> Verdict:
+    def reserve(self, plan: Plan, run_id: str, now: datetime, lease_until: datetime) -> Verdict:
         day_ttl, month_ttl = self._ttls(now)
         args = [
             run_id,
@@ -172,14 +171,11 @@ class RedisMirror:
             plan.monthly_limit,
             day_ttl,
             month_ttl,
-            epoch,
         ]
         reply = self._call(self.scripts["reserve"], keys=self.keys(plan.org_slug, now), args=args)
         kind = _text(reply[0])
         if kind == "exceeded":
             return Verdict(kind, _text(reply[1]), int(reply[2]), int(reply[3]))
-        if kind == "plan_changed":
-            return Verdict(kind, epoch=_text(reply[1]))
         return Verdict(kind)
 
     def release(self, org: str, run_id: str, now: datetime, undo_counts: bool = False) -> bool:
@@ -196,31 +192,29 @@ class RedisMirror:
         return bool(self._call(self.scripts["heartbeat"], keys=keys, args=args))
 
     def rebuild(
-        self, usage: Usage, now: datetime, force: bool, young_after: datetime | None = None
+        self,
+        usage: Usage,
+        now: datetime,
+        force: bool,
+        young_after: datetime | None = None,
+        ended: Sequence[str] = (),
     ) -> bool:
         """Make the org's mirror say what the ledger says (`force`: even if it exists).
 
         Mirror leases with an expiry after `young_after` that the ledger doesn't hold
-        are reservations still on their way to it: they are kept and counted.
+        are reservations still on their way to it: they are kept and counted, unless
+        `ended` names them (the ledger released them; the mirror missed it).
         """
         day_ttl, month_ttl = self._ttls(now)
         young = score(young_after) if young_after is not None else NEVER
         args: list[Any] = ["1" if force else "0", usage.daily_runs, usage.monthly_runs]
-        args += [day_ttl, month_ttl, young]
+        args += [day_ttl, month_ttl, young, len(ended), *ended]
         for lease in usage.leases:
             args += [score(lease.expires_at), lease.run_id]
         keys = self.keys(usage.org_slug, now)
         return bool(self._call(self.scripts["rebuild"], keys=keys, args=args))
 
-    # -- plan epoch and inspection ---------------------------------------------------------
-
-    def plan_epoch(self, org: str) -> str:
-        value = self._call(self.client.hget, f"{self._base(org)}meta", "epoch")
-        return _text(value) if value is not None else "0"
-
-    def bump_plan_epoch(self, org: str) -> None:
-        # Creates the hash if needed, but without `ready`: a rebuild still comes first.
-        self._call(self.client.hincrby, f"{self._base(org)}meta", "epoch", 1)
+    # -- inspection ------------------------------------------------------------------------
 
     def state(self, org: str, now: datetime) -> dict[str, Any]:
         """What the mirror holds for the org (for `pipeline-ops quota show`)."""

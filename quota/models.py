@@ -49,6 +49,10 @@ org_quota_ledger = Table(
     Column("succeeded_runs", Integer, nullable=False, server_default="0"),
     Column("failed_runs", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Bumped by every plan change made through the gate. Each process tags its cached
+    # plan with the epoch it read, and the reservation UPDATE only matches that epoch:
+    # a plan cached before a change (in any process) can't admit a run.
+    Column("plan_epoch", Integer, nullable=False, server_default="0"),
 )
 
 # One row per reserved run. Flipping `released_at` from NULL is what makes a release

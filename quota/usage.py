@@ -31,6 +31,7 @@ class Usage:
     succeeded_runs: int = 0
     failed_runs: int = 0
     leases: list[Lease] = field(default_factory=list)
+    plan_epoch: int = 0
 
     def refusal(self, plan: Plan, now: datetime) -> QuotaExceededError | None:
         """The limit this usage has reached, as the error to raise; None if there is room.

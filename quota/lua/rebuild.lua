@@ -6,13 +6,22 @@
 --       6 young-after score: mirror leases newer than this that the ledger does not
 --         know yet are reservations on their way to the ledger; they are kept, and
 --         counted, so a rebuild racing them does not undercount,
---       7.. pairs of (lease expiry, run_id) from the ledger
+--       7 n: how many run_ids follow of leases the ledger has already ended (a
+--         release the mirror missed while this process could not reach it): young
+--         or not, those are dropped,
+--       8 .. 7+n those run_ids,
+--       then pairs of (lease expiry, run_id) from the ledger
 -- Returns 1 if rebuilt, 0 if a live mirror was left alone.
 if ARGV[1] ~= '1' and redis.call('HEXISTS', KEYS[4], 'ready') == 1 then
   return 0
 end
+local ended = tonumber(ARGV[7])
+local first_pair = 8 + ended
 local known = {}
-for i = 7, #ARGV, 2 do
+for i = 8, 7 + ended do
+  known[ARGV[i]] = true
+end
+for i = first_pair, #ARGV, 2 do
   known[ARGV[i + 1]] = true
 end
 local young = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[6], '+inf', 'WITHSCORES')
@@ -24,7 +33,7 @@ for i = 1, #young, 2 do
     kept = kept + 1
   end
 end
-for i = 7, #ARGV, 2 do
+for i = first_pair, #ARGV, 2 do
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local counters = {{KEYS[2], tonumber(ARGV[2]) + kept, ARGV[4]},
@@ -36,5 +45,5 @@ for _, c in ipairs(counters) do
     redis.call('DEL', c[1])
   end
 end
-redis.call('HSET', KEYS[4], 'ready', '1')  -- the plan epoch next to it survives
+redis.call('HSET', KEYS[4], 'ready', '1')
 return 1

@@ -1,19 +1,13 @@
 -- Reserve a run slot in the Redis mirror of an org's quota, atomically.
 -- KEYS: 1 leases (zset run_id -> expiry, epoch ms), 2 day counter, 3 month counter,
---       4 meta hash: `ready` (the mirror was built from the ledger), `epoch` (plan epoch)
+--       4 meta hash: `ready` (the mirror was built from the ledger)
 -- ARGV: 1 run_id, 2 now, 3 lease expiry, 4 concurrent limit, 5 daily limit,
---       6 monthly limit, 7 day ttl, 8 month ttl, 9 plan epoch the caller's limits
---       came from ('*' = unknown)
+--       6 monthly limit, 7 day ttl, 8 month ttl
 -- Returns {'ok', running, daily, monthly} | {'exceeded', limit, limit_value, current}
---       | {'rebuild'} | {'plan_changed', epoch}
-local meta = redis.call('HMGET', KEYS[4], 'ready', 'epoch')
-if not meta[1] then
+--       | {'rebuild'}
+if redis.call('HEXISTS', KEYS[4], 'ready') == 0 then
   -- Flushed or restarted: counting from zero would admit too much. Rebuild first.
   return {'rebuild'}
-end
-local epoch = meta[2] or '0'
-if ARGV[9] ~= '*' and ARGV[9] ~= epoch then
-  return {'plan_changed', epoch}
 end
 -- Leases nobody renewed are gone before anything is counted.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])

@@ -43,7 +43,7 @@ def bench_redis(url: str) -> dict[str, float]:
         t0 = time.perf_counter()
         for i in range(n):
             run_id = f"run-{i}"
-            mirror.reserve(plan, run_id, now, now + LEASE, "*")
+            mirror.reserve(plan, run_id, now, now + LEASE)
             mirror.release("bench", run_id, now)
         return time.perf_counter() - t0
 
@@ -74,10 +74,10 @@ def bench_ledger(url: str) -> dict[str, float]:
     plan = Plan("bench", "ACTIVE", 10**9, 10**9, 10**9)
     now = datetime.now(UTC)
     for i in range(50):  # warm the pool and the statement caches
-        ledger.reserve(plan, f"warm-{i}", now, now + LEASE)
+        ledger.reserve(plan, f"warm-{i}", now, now + LEASE, epoch=0)
     t0 = time.perf_counter()
     for i in range(SQL_RESERVATIONS):
-        ledger.reserve(plan, f"r-{i}", now, now + LEASE)
+        ledger.reserve(plan, f"r-{i}", now, now + LEASE, epoch=0)
     reserve_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(SQL_RESERVATIONS):

@@ -68,8 +68,9 @@ def world(
         request.param, tmp_path, postgres_server, "quota/cycle/one", ONE_STEP, clock
     )
     gate.mirror.retry_seconds = 0.1  # come back quickly after redis-server restarts
-    yield World(services, gate, server, clock)
-    server.stop()
+    world = World(services, gate, server, clock)
+    yield world
+    world.redis.stop()  # the one running now: a test may have restarted it
 
 
 def cycle(world: World, day: int) -> None:

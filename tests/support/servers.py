@@ -2,7 +2,8 @@
 
 redis-server, PostgreSQL (initdb + pg_ctl in a temp dir), a Celery worker and
 gunicorn run as subprocesses; each helper waits until its server answers and
-returns a handle whose `stop()` cleans up.
+returns a handle whose `stop()` cleans up. Each is recorded in tests/support/leaks.py,
+which fails the run if one is still running at its end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tests.support.leaks import track
 
 ROOT = Path(__file__).resolve().parents[2]
 # The operator allow-list the test stand-ins need (egress.py): loopback on any port.
@@ -79,6 +82,10 @@ class Server:
     workdir: Path | None = None
     log_path: Path | None = None
     stop_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.proc is not None:  # every helper starts it in a session of its own
+            track(self.name, self.proc.pid)
 
     @property
     def port(self) -> int:
@@ -225,6 +232,8 @@ def _pg_ctl_start(datadir: Path, sockdir: Path, log_path: Path, port: int) -> No
         check=True,
         capture_output=True,
     )
+    # pg_ctl detaches the postmaster (setsid): record it by the pid it wrote.
+    track("postgres", int((datadir / "postmaster.pid").read_text().split()[0]))
 
 
 def _pg_ctl_stop(datadir: Path, mode: str, check: bool) -> None:

@@ -190,6 +190,72 @@ def test_a_plan_change_reaches_other_processes_before_their_cache_expires(
         api.reserve("acme", "c")
 
 
+@pytest.mark.parametrize("meanwhile", ["usage read", "redis down", "FLUSHALL", "no redis"])
+def test_a_plan_change_applies_in_every_process_at_once(
+    make_gate: Callable[..., LedgerGate], redis_server: fakeredis.FakeServer, meanwhile: str
+) -> None:
+    mirror = meanwhile != "no redis"
+    api, admin = make_gate(ttl=3600, mirror=mirror), make_gate(ttl=3600, mirror=mirror)
+    admin.set_limits("acme", concurrent=3)
+    api.reserve("acme", "a")  # the api process caches the plan for an hour
+    if meanwhile == "usage read":
+        api.usage("acme")  # what GET /admin/orgs/ORG/quota does before a change
+    elif meanwhile == "redis down":
+        redis_server.connected = False
+    elif meanwhile == "FLUSHALL":
+        fakeredis.FakeRedis(server=redis_server).flushall()
+
+    admin.set_limits("acme", concurrent=1)  # another process: the CLI or another API
+    with pytest.raises(QuotaExceededError) as caught:
+        api.reserve("acme", "b")
+    assert (caught.value.limit, caught.value.limit_value, caught.value.current) == (
+        "concurrent",
+        1,
+        1,
+    )
+    admin.set_limits("acme", concurrent=2)  # raised again: no stale refusal either
+    api.reserve("acme", "b")
+    admin.set_limits("acme", status="SUSPENDED")
+    with pytest.raises(SubscriptionInactiveError):
+        api.reserve("acme", "c")
+    admin.set_limits("acme", status="ACTIVE", concurrent=3)
+    api.reserve("acme", "c")
+    assert sorted(x["run_id"] for x in admin.usage("acme")["usage"]["leases"]) == ["a", "b", "c"]
+
+
+def test_a_release_the_mirror_missed_is_not_taken_for_a_reservation_in_flight(
+    make_gate: Callable[..., LedgerGate], redis_server: fakeredis.FakeServer, clock
+) -> None:
+    api, worker = make_gate(), make_gate()
+    api.set_limits("acme", concurrent=1)
+    api.reserve("acme", "a")
+    redis_server.connected = False  # the worker's release reaches the ledger only
+    assert worker.release("acme", "a", succeeded=True) is True
+    redis_server.connected = True
+    assert mirror_state(api, clock)["leases"] == ["a"]  # young, but the ledger ended it
+
+    api.reserve("acme", "b")  # the mirror refuses, the ledger has room: rebuilt without "a"
+
+    state = mirror_state(api, clock)
+    assert (state["leases"], state["daily_runs"]) == (["b"], 2)
+    api.reconcile()
+    assert mirror_state(api, clock)["leases"] == ["b"]
+
+
+def test_a_heartbeat_for_a_lease_the_ledger_ended_drops_it_from_the_mirror(
+    make_gate: Callable[..., LedgerGate], redis_server: fakeredis.FakeServer, clock
+) -> None:
+    api, worker = make_gate(), make_gate()
+    api.reserve("acme", "a")
+    redis_server.connected = False
+    worker.release("acme", "a", succeeded=True)
+    redis_server.connected = True
+    clock.advance(60)
+    worker.heartbeat("acme", "a")  # a worker that has not noticed yet
+
+    assert mirror_state(api, clock)["leases"] == []
+
+
 def test_without_redis_a_plan_change_in_this_process_applies_at_once(
     make_gate: Callable[..., LedgerGate],
 ) -> None:

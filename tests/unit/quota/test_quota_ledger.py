@@ -11,14 +11,14 @@ from sqlalchemy import Engine
 
 from errors import QuotaExceededError
 from quota import periods
-from quota.ledger import SqlLedger
+from quota.ledger import PlanChanged, SqlLedger
 from quota.plans import Plan
 
 LEASE = timedelta(minutes=10)
 
 
 def reserve(ledger: SqlLedger, plan: Plan, run_id: str, now: datetime) -> None:
-    ledger.reserve(plan, run_id, now, now + LEASE)
+    ledger.reserve(plan, run_id, now, now + LEASE, epoch=0)  # no plan change in these tests
 
 
 def refusal(ledger: SqlLedger, plan: Plan, run_id: str, now: datetime) -> QuotaExceededError:
@@ -114,6 +114,24 @@ def test_monthly_limit_resets_at_the_utc_month_start(
     assert (usage.daily_runs, usage.monthly_runs) == (1, 1)
 
 
+@pytest.mark.parametrize("limit", ["daily", "monthly"])
+def test_a_limit_of_zero_admits_nothing_in_a_new_period_either(
+    engine: Engine, plan: Callable[..., Plan], clock, limit: str
+) -> None:
+    ledger = SqlLedger(engine)
+    clock.now = datetime(2026, 1, 31, 23, 55, tzinfo=UTC)
+    reserve(ledger, plan(), "jan", clock.now)  # the org's row now names Jan 31
+    zero = plan(**{limit: 0})
+    assert refusal(ledger, zero, "same_day", clock.now).limit == limit
+
+    clock.now = datetime(2026, 2, 1, 0, 0, tzinfo=UTC)  # a new day and a new month
+    caught = refusal(ledger, zero, "feb", clock.now)
+    assert (caught.limit, caught.limit_value, caught.current) == (limit, 0, 0)
+    usage = ledger.snapshot("acme", clock.now)
+    assert (usage.daily_runs, usage.monthly_runs) == (0, 0)
+    assert [lease.run_id for lease in usage.leases] == ["jan"]
+
+
 def test_the_limit_that_frees_last_is_the_one_named(
     engine: Engine, plan: Callable[..., Plan], clock
 ) -> None:
@@ -158,6 +176,30 @@ def test_heartbeat_extends_a_live_lease_but_never_revives_an_expired_one(
     clock.advance(2)
     assert ledger.heartbeat("alive", clock.now, clock.now + LEASE) is False
     reserve(ledger, p, "other", clock.now)
+
+
+def test_a_plan_read_before_a_change_admits_and_refuses_nothing(
+    engine: Engine, plan: Callable[..., Plan], clock
+) -> None:
+    ledger = SqlLedger(engine)
+    assert ledger.plan_epoch("acme") == 0  # no row yet
+    reserve(ledger, plan(concurrent=5), "a", clock.now)
+    assert ledger.bump_plan_epoch("acme", clock.now) == 1
+    assert ledger.bump_plan_epoch("globex", clock.now) == 1  # creates the org's row
+    assert ledger.plan_epoch("acme") == 1
+
+    # The limits cached at epoch 0 would admit; the ledger says the plan moved on.
+    with pytest.raises(PlanChanged) as caught:
+        ledger.reserve(plan(concurrent=5), "b", clock.now, clock.now + LEASE, epoch=0)
+    assert caught.value.epoch == 1
+    with pytest.raises(PlanChanged):  # and a refusal by an old plan is no refusal either
+        ledger.reserve(plan(concurrent=1), "b", clock.now, clock.now + LEASE, epoch=0)
+    usage = ledger.snapshot("acme", clock.now)
+    assert ([lease.run_id for lease in usage.leases], usage.daily_runs) == (["a"], 1)
+    assert usage.plan_epoch == 1
+
+    ledger.reserve(plan(concurrent=5), "b", clock.now, clock.now + LEASE, epoch=1)
+    assert ledger.snapshot("acme", clock.now).concurrent_running == 2
 
 
 def test_sweep_releases_expired_leases_of_every_org(

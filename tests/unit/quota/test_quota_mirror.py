@@ -25,7 +25,7 @@ def mirror(redis_client: fakeredis.FakeRedis, clock) -> RedisMirror:
 
 
 def kinds(mirror: RedisMirror, plan: Plan, ids: list[str], now: datetime) -> list[str]:
-    return [mirror.reserve(plan, i, now, now + LEASE, "*").kind for i in ids]
+    return [mirror.reserve(plan, i, now, now + LEASE).kind for i in ids]
 
 
 def test_reserve_counts_and_names_the_limit_it_hit(
@@ -33,7 +33,7 @@ def test_reserve_counts_and_names_the_limit_it_hit(
 ) -> None:
     p = plan(daily=3, concurrent=2)
     assert kinds(mirror, p, ["a", "b"], clock.now) == ["ok", "ok"]
-    refused = mirror.reserve(p, "c", clock.now, clock.now + LEASE, "*")
+    refused = mirror.reserve(p, "c", clock.now, clock.now + LEASE)
     assert (refused.kind, refused.limit, refused.limit_value, refused.current) == (
         "exceeded",
         "concurrent",
@@ -44,7 +44,7 @@ def test_reserve_counts_and_names_the_limit_it_hit(
     assert mirror.release("acme", "a", clock.now) is False  # idempotent
     assert kinds(mirror, p, ["c"], clock.now) == ["ok"]
     mirror.release("acme", "b", clock.now)
-    refused = mirror.reserve(p, "d", clock.now, clock.now + LEASE, "*")
+    refused = mirror.reserve(p, "d", clock.now, clock.now + LEASE)
     assert (refused.limit, refused.current) == ("daily", 3)
     # Asking again for a run that holds a lease is not a second reservation.
     assert kinds(mirror, plan(daily=3, concurrent=2), ["c"], clock.now) == ["ok"]
@@ -85,7 +85,7 @@ def test_counters_are_per_period_and_expire_on_their_own(
     # Gone an hour after their period ends (3600 s to midnight + the margin).
     assert 0 < redis_client.ttl(day_key) <= 2 * 3600
     assert 0 < redis_client.ttl(month_key) <= 2 * 3600
-    assert mirror.reserve(p, "jan2", evening, evening + LEASE, "*").limit == "daily"
+    assert mirror.reserve(p, "jan2", evening, evening + LEASE).limit == "daily"
     february = datetime(2026, 2, 1, 0, 0, tzinfo=UTC)
     assert kinds(mirror, p, ["feb"], february) == ["ok"]
 
@@ -129,16 +129,6 @@ def test_rollback_undoes_the_lease_and_the_counts(
     assert (state["leases"], state["daily_runs"], state["monthly_runs"]) == (["kept"], 1, 1)
 
 
-def test_a_plan_change_elsewhere_is_noticed(
-    mirror: RedisMirror, plan: Callable[..., Plan], clock
-) -> None:
-    epoch = mirror.plan_epoch("acme")
-    assert mirror.reserve(plan(), "a", clock.now, clock.now + LEASE, epoch).kind == "ok"
-    mirror.bump_plan_epoch("acme")
-    verdict = mirror.reserve(plan(), "b", clock.now, clock.now + LEASE, epoch)
-    assert (verdict.kind, verdict.epoch) == ("plan_changed", mirror.plan_epoch("acme"))
-
-
 def test_an_unreachable_redis_trips_the_breaker(
     redis_server: fakeredis.FakeServer, plan: Callable[..., Plan], clock
 ) -> None:
@@ -148,7 +138,7 @@ def test_an_unreachable_redis_trips_the_breaker(
     )
     redis_server.connected = False
     with pytest.raises(MirrorUnavailable):
-        m.reserve(plan(), "a", clock.now, clock.now + LEASE, "*")
+        m.reserve(plan(), "a", clock.now, clock.now + LEASE)
     assert (m.available(), m.outages) == (False, 1)
     ticks[0] = 5.0
     redis_server.connected = True
@@ -159,7 +149,7 @@ def test_a_forced_rebuild_keeps_reservations_still_on_their_way_to_the_ledger(
     mirror: RedisMirror, plan: Callable[..., Plan], clock
 ) -> None:
     earlier = clock.now - timedelta(minutes=1)
-    mirror.reserve(plan(), "ghost", earlier, earlier + LEASE, "*")  # its process died
+    mirror.reserve(plan(), "ghost", earlier, earlier + LEASE)  # its process died
     kinds(mirror, plan(), ["committed", "in_flight"], clock.now)
     ledger_view = Usage(
         "acme",
@@ -174,6 +164,15 @@ def test_a_forced_rebuild_keeps_reservations_still_on_their_way_to_the_ledger(
     young_after = clock.now + LEASE - timedelta(seconds=5)
     assert mirror.rebuild(ledger_view, clock.now, force=True, young_after=young_after)
 
+    state = mirror.state("acme", clock.now)
+    assert sorted(state["leases"]) == ["committed", "in_flight"]
+    assert (state["daily_runs"], state["monthly_runs"]) == (2, 2)
+
+    # A young lease the ledger has already ended is a release the mirror missed.
+    kinds(mirror, plan(), ["released_meanwhile"], clock.now)
+    assert mirror.rebuild(
+        ledger_view, clock.now, force=True, young_after=young_after, ended=["released_meanwhile"]
+    )
     state = mirror.state("acme", clock.now)
     assert sorted(state["leases"]) == ["committed", "in_flight"]
     assert (state["daily_runs"], state["monthly_runs"]) == (2, 2)

@@ -79,6 +79,18 @@ def test_a_transient_source_error_serves_the_last_plan_or_raises_without_one() -
     assert cache.get("acme").plan.concurrent_limit == 4
 
 
+def test_a_source_outage_does_not_serve_a_plan_known_to_be_outdated() -> None:
+    epoch = [1]
+    down = TransientError("Supabase answered 503")
+    source = ScriptedSource(plan_of(3), down, down)
+    cache = PlanCache(source, PlanDefaults(), ttl=0)
+    assert cache.get("acme", lambda: epoch[0]).version == 1
+    assert cache.get("acme", lambda: epoch[0]).plan.concurrent_limit == 3  # same epoch: kept
+    epoch[0] = 2  # the plan changed since it was read: limits no longer in force
+    with pytest.raises(TransientError, match="503"):
+        cache.get("acme", lambda: epoch[0])
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
