@@ -26,7 +26,8 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 # A process grown past this after a task is replaced (Celery counts KiB). Caps on what a
-# step reads (egress.Limits) keep one task well below it; this clears what tasks leave.
+# step reads (pipeline_ops_core.egress.Limits) keep one task well below it; this clears what tasks
+# leave.
 worker_max_memory_per_child = _settings.worker_max_memory_mb * 1024
 # No STARTED state in the result backend: step starts are recorded in the metadata DB,
 # and Flower sees them through events; this saves a Redis write per task.

@@ -23,9 +23,14 @@ from app.cli_support import (
     migrated_store,
     parse_day,
 )
-from errors import ConflictError, PipelineOpsError, QuotaExceededError, RunValidationError
 from pipeline import state
 from pipeline.settings import Settings
+from pipeline_ops_core.errors import (
+    ConflictError,
+    PipelineOpsError,
+    QuotaExceededError,
+    RunValidationError,
+)
 
 
 def _settings() -> Settings:

@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from app.cli_support import EXIT_PROBLEMS, cli_services, fail, parse_day
-from errors import PipelineOpsError
+from pipeline_ops_core.errors import PipelineOpsError
 
 EXIT_INTERRUPTED = 130
 

@@ -14,9 +14,9 @@ from typing import Any
 import click
 
 from app.cli_support import EXIT_PROBLEMS, EXIT_USAGE, fail, migrated_store
-from errors import PipelineOpsError
 from pipeline.providers import check_credential_urls
 from pipeline.settings import Settings
+from pipeline_ops_core.errors import PipelineOpsError
 
 PROGRESS_EVERY = 100
 

@@ -13,7 +13,7 @@ import click
 
 from app.cli_support import EXIT_PROBLEMS, fail, migrated_store, parse_day
 from app.samples import DEFAULT_PORT, PROVIDERS, SAMPLE_END, SAMPLE_START, SampleAPIServer
-from errors import PipelineOpsError
+from pipeline_ops_core.errors import PipelineOpsError
 
 
 def _service() -> tuple[Any, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from app.cli_support import EXIT_USAGE, cli_services, fail
-from egress import EgressRefused
-from errors import PipelineOpsError
 from notify.base import NotificationSettings
 from pipeline.notifications import NotificationService
+from pipeline_ops_core.egress import EgressRefused
+from pipeline_ops_core.errors import PipelineOpsError
 
 
 def _service() -> NotificationService:

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from app.cli_support import EXIT_USAGE, fail, migrated_store
-from errors import PipelineOpsError
+from pipeline_ops_core.errors import PipelineOpsError
 from quota.plans import STATUSES
 
 

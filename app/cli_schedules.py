@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from app.cli_support import cli_services, fail, when
-from errors import PipelineOpsError
 from pipeline.models_schedules import CATCH_UP_POLICIES
 from pipeline.schedules import ScheduleService
+from pipeline_ops_core.errors import PipelineOpsError
 
 
 def _service() -> ScheduleService:

@@ -19,7 +19,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
 from app.ext import services
-from errors import (
+from pipeline.redact import redact
+from pipeline_ops_core.errors import (
     AlreadyExistsError,
     ConfigError,
     ConflictError,
@@ -32,7 +33,6 @@ from errors import (
     TerminalError,
     TransientError,
 )
-from pipeline.redact import redact
 
 log = logging.getLogger("pipeline_ops.api")
 

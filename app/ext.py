@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import current_app
 
-from errors import NotFoundError
 from pipeline.services import Services
+from pipeline_ops_core.errors import NotFoundError
 
 EXTENSION = "pipeline_ops"
 

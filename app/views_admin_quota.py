@@ -12,7 +12,7 @@ from app.auth import SEGMENT_PATTERN
 from app.body import json_body
 from app.errors import ApiProblem
 from app.ext import services
-from errors import NotFoundError
+from pipeline_ops_core.errors import NotFoundError
 from quota.factory import build_ledger_gate
 from quota.gate import LedgerGate
 from quota.plans import STATUSES

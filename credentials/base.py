@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from credentials.errors import CredentialError
-from errors import NotFoundError
+from pipeline_ops_core.errors import NotFoundError
 
 DEFAULT_ID = "default"
 CREDENTIAL_ID_RE = re.compile(r"[a-z0-9_\-]{1,128}")

@@ -31,7 +31,7 @@ from credentials.crypto import Sealed, open_sealed, seal
 from credentials.errors import CredentialError
 from credentials.keys import KeyProvider
 from credentials.models import org_credentials as t
-from errors import AlreadyExistsError, NotFoundError, TerminalError
+from pipeline_ops_core.errors import AlreadyExistsError, NotFoundError, TerminalError
 
 PROVIDER_RE = re.compile(r"[a-z0-9_]{1,64}")
 MAX_SECRET_BYTES = 64 * 1024

@@ -13,9 +13,9 @@ import json
 import time
 from collections.abc import Callable
 
-from errors import TerminalError
 from notify.base import SLACK, WEBHOOK, Message
 from notify.http import post
+from pipeline_ops_core.errors import TerminalError
 
 SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Timestamp"

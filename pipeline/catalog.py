@@ -13,8 +13,8 @@ import re
 import time
 from pathlib import Path
 
-from errors import ConfigError, NotFoundError
 from pipeline.config import PipelineSpec, load_pipeline
+from pipeline_ops_core.errors import ConfigError, NotFoundError
 
 Key = tuple[str, str, str]
 

@@ -16,9 +16,9 @@ import yaml
 from croniter import croniter
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from errors import ConfigError, NotFoundError
 from pipeline.dag import find_cycle, format_cycle
 from pipeline.templates import find_unknown_at
+from pipeline_ops_core.errors import ConfigError, NotFoundError
 from processors.registry import is_known, known_types
 
 MAX_FILE_BYTES = 256 * 1024

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from credentials.vault import parse_secret
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.providers import provider_info
 
 

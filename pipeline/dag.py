@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from errors import ConfigError
+from pipeline_ops_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.config import StepSpec

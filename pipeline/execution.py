@@ -22,13 +22,6 @@ from types import FrameType
 from typing import Any
 
 from credentials.base import CredentialProvider
-from errors import (
-    IllegalTransitionError,
-    PipelineOpsError,
-    RunCancelledError,
-    TerminalError,
-    TransientError,
-)
 from pipeline import state
 from pipeline.fence import RunFence
 from pipeline.lineage import make_writer
@@ -39,6 +32,13 @@ from pipeline.settings import Settings
 from pipeline.store import RunStore
 from pipeline.store_ops import stored
 from pipeline.subscriptions import SqlSubscriptionReader
+from pipeline_ops_core.errors import (
+    IllegalTransitionError,
+    PipelineOpsError,
+    RunCancelledError,
+    TerminalError,
+    TransientError,
+)
 from processors.base import SOURCE_READ_METRIC, StepContext
 from processors.registry import get_processor
 from warehouse.base import JobContext, LineageKey, Warehouse

@@ -23,9 +23,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, select, update
 
-from errors import RunCancelledError
 from pipeline import state
 from pipeline.models import pipeline_runs, step_logs
+from pipeline_ops_core.errors import RunCancelledError
 
 
 class RunFence:

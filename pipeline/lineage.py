@@ -14,7 +14,7 @@ from datetime import date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import RunLog
 from warehouse.base import (
     LINEAGE_FIELDS,

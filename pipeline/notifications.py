@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 from credentials.keys import KeyProvider, key_provider
 from credentials.sealed import SealedSecrets
-from errors import NotFoundError
 from notify.base import EVENTS, Message, NotificationSettings, Notifier, check_settings
 from notify.channels import build_notifier
 from notify.store import NotificationSettingsStore
 from pipeline.redact import redact, register_secret
 from pipeline.settings import Settings
 from pipeline.store import RunStore
+from pipeline_ops_core.errors import NotFoundError
 
 logger = logging.getLogger("pipeline_ops.notify")
 

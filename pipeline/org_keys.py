@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from errors import NotFoundError, TransientError
 from pipeline.models import organizations as o
 from pipeline.store import RunStore
 from pipeline.store_ops import as_utc
+from pipeline_ops_core.errors import NotFoundError, TransientError
 
 MAX_OVERLAP_SECONDS = 30 * 24 * 3600
 # ':' never occurs in a hex digest, so a revoked hash matches no key.

@@ -12,9 +12,9 @@ import re
 import secrets
 from typing import Any
 
-from errors import AlreadyExistsError, TerminalError
 from pipeline import org_keys
 from pipeline.store import RunStore
+from pipeline_ops_core.errors import AlreadyExistsError, TerminalError
 
 ORG_SLUG_RE = re.compile(r"^[a-z0-9_]{2,64}\Z")
 _KEY_RE = re.compile(r"^po_([a-z0-9]{12})_([A-Za-z0-9_\-]{20,100})\Z")

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from credentials.vault import parse_secret
-from egress import EgressRefused
-from errors import TerminalError
 from pipeline.catalog import SYSTEM_DIR, iter_pipeline_files, pipeline_key
 from pipeline.config import PipelineSpec
+from pipeline_ops_core.egress import EgressRefused
+from pipeline_ops_core.errors import TerminalError
 from processors.providers import ProviderInfo, credential_url_problems, parse_registry
 
 REGISTRY_NAME = "providers.yml"

@@ -15,15 +15,6 @@ from typing import Any, Protocol
 
 from credentials.base import CREDENTIAL_ID_RE, CredentialProvider, NoCredentials, check_usable
 from credentials.errors import CredentialError
-from errors import (
-    NotFoundError,
-    PipelineOpsError,
-    QuotaExceededError,
-    RunNotActiveError,
-    RunValidationError,
-    ServiceUnavailableError,
-    TerminalError,
-)
 from pipeline import state, templates
 from pipeline.catalog import PipelineCatalog
 from pipeline.config import PipelineSpec
@@ -32,6 +23,15 @@ from pipeline.providers import read_registry, registry_path_for
 from pipeline.redact import redact
 from pipeline.settings import Settings
 from pipeline.store import RunStore
+from pipeline_ops_core.errors import (
+    NotFoundError,
+    PipelineOpsError,
+    QuotaExceededError,
+    RunNotActiveError,
+    RunValidationError,
+    ServiceUnavailableError,
+    TerminalError,
+)
 from quota.base import QuotaGate
 
 MAX_RANGE_DAYS = 366

@@ -20,18 +20,18 @@ from typing import Any
 
 from croniter import croniter
 
-from errors import (
+from pipeline.catalog import PipelineCatalog
+from pipeline.execution import worker_identity
+from pipeline.redact import redact
+from pipeline.runs import RunRequest, RunService
+from pipeline.schedules import ScheduleStore, split_path, utc, zone
+from pipeline_ops_core.errors import (
     ConflictError,
     PipelineOpsError,
     QuotaExceededError,
     RunValidationError,
     TransientError,
 )
-from pipeline.catalog import PipelineCatalog
-from pipeline.execution import worker_identity
-from pipeline.redact import redact
-from pipeline.runs import RunRequest, RunService
-from pipeline.schedules import ScheduleStore, split_path, utc, zone
 
 logger = logging.getLogger("pipeline_ops.schedules")
 

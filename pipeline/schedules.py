@@ -16,11 +16,11 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from credentials.base import CREDENTIAL_ID_RE
-from errors import NotFoundError, TerminalError
 from pipeline.catalog import PipelineCatalog, is_valid_segment
 from pipeline.models_schedules import CATCH_UP_POLICIES, dispatches, schedules
 from pipeline.store import RunStore
 from pipeline.store_ops import row_dict
+from pipeline_ops_core.errors import NotFoundError, TerminalError
 
 MAX_CATCH_UP_LIMIT = 1000
 DEFAULT_CATCH_UP_LIMIT = 24

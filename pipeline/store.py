@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from errors import ConflictError, IllegalTransitionError, NotFoundError, TerminalError
 from pipeline import state
 from pipeline.db_time import DATABASE_TIME, DbTime
 from pipeline.models import log_lines, organizations, pipeline_runs, state_transitions, step_logs
@@ -27,6 +26,12 @@ from pipeline.store_ops import (
     settle_cancel,
     touch,
     utcnow,
+)
+from pipeline_ops_core.errors import (
+    ConflictError,
+    IllegalTransitionError,
+    NotFoundError,
+    TerminalError,
 )
 
 # Run ids are UUIDs; a prefix this long is unique among millions of runs in practice.

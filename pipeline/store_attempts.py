@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from errors import IllegalTransitionError
 from pipeline import state
 from pipeline.db_time import DbTime
 from pipeline.models import pipeline_runs, step_logs
@@ -28,6 +27,7 @@ from pipeline.store_ops import (
     stored,
     touch,
 )
+from pipeline_ops_core.errors import IllegalTransitionError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

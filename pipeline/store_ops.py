@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, insert, select, update
 
-from errors import IllegalTransitionError
 from pipeline import state
 from pipeline.db_time import DbTime
 from pipeline.models import log_lines, pipeline_runs, state_transitions, step_logs
 from pipeline.redact import cap_text, redact
+from pipeline_ops_core.errors import IllegalTransitionError
 
 Clock = Callable[[], datetime]
 # Stored text (error messages, log lines, transition reasons) longer than this is cut.

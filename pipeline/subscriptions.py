@@ -32,8 +32,8 @@ from sqlalchemy import (
     select,
 )
 
-from errors import NotFoundError, TerminalError
 from pipeline.store_ops import row_dict, utcnow
+from pipeline_ops_core.errors import NotFoundError, TerminalError
 from processors.subscription.base import BILLING_CYCLES, Subscription
 
 metadata = MetaData()

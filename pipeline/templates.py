@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from errors import TemplateError
+from pipeline_ops_core.errors import TemplateError
 
 VARIABLES: tuple[str, ...] = (
     "org_slug",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import ConfigError
 from pipeline.catalog import (
     SUFFIXES,
     Key,
@@ -15,6 +14,7 @@ from pipeline.catalog import (
 )
 from pipeline.config import load_pipeline
 from pipeline.providers import problems_for_file
+from pipeline_ops_core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from egress import EgressClient, EgressRefused
-from egress import policy as egress_policy
-from errors import TerminalError
+from pipeline_ops_core.egress import EgressClient, EgressRefused
+from pipeline_ops_core.egress import policy as egress_policy
+from pipeline_ops_core.errors import TerminalError
 from processors.base import PROJECT_ROOT
 from processors.credential_types import NONE, CredentialType, parse_credential_types
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from errors import UnknownProcessorError
+from pipeline_ops_core.errors import UnknownProcessorError
 from processors.base import Processor
 
 REGISTRY: dict[str, str] = {

@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from errors import QuotaExceededError, SubscriptionInactiveError
+from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError
 from quota import periods
 from quota.cache import UNKNOWN_VERSION, CachedPlan, PlanCache
 from quota.ledger import SqlLedger

@@ -38,9 +38,9 @@ def store_credentials(settings: Any, org: str, server: SampleAPIServer) -> None:
     them; the server's port changes every run."""
     from credentials.keys import key_provider
     from credentials.vault import VaultCredentialProvider
-    from errors import NotFoundError
     from pipeline.credential_check import checked_secret
     from pipeline.db import make_engine
+    from pipeline_ops_core.errors import NotFoundError
 
     vault = VaultCredentialProvider(
         make_engine(settings.database_url), key_provider(settings.master_key, settings.var_dir)

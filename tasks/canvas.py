@@ -13,8 +13,8 @@ import redis
 from celery import chain, group
 from celery.canvas import Signature
 
-from errors import ServiceUnavailableError
 from pipeline.redact import display_url
+from pipeline_ops_core.errors import ServiceUnavailableError
 from tasks.celery_app import app
 
 

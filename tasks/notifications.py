@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from errors import TransientError
 from pipeline.redact import secret_scope
+from pipeline_ops_core.errors import TransientError
 from tasks.celery_app import app
 from tasks.runtime import services
 from tasks.steps import backoff_countdown, describe

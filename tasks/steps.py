@@ -13,9 +13,9 @@ from typing import Any
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from celeryconfig import MAX_RETRY_COUNTDOWN
-from errors import RunCancelledError, TransientError
 from pipeline.execution import DependencyPending, DuplicateDelivery, LostWorkersError
 from pipeline.redact import cap_text, redact, secret_scope
+from pipeline_ops_core.errors import RunCancelledError, TransientError
 from tasks.celery_app import app
 from tasks.runtime import services
 

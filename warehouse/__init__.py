@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LockWaitObserver, Warehouse
 
 

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 import pyarrow as pa
 
-from errors import InvalidIdentifierError
+from pipeline_ops_core.errors import InvalidIdentifierError
 
 IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import (
     DEFAULT_CLUSTER,
     PARTITION_FIELD,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.bigquery_sql import check_project
 
 BIGQUERY_SCOPES = ("https://www.googleapis.com/auth/bigquery",)

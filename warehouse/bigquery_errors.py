@@ -15,7 +15,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
-from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 
 TRANSIENT_REASONS = frozenset(
     {

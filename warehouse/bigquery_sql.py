@@ -19,7 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LineageKey, TableRef, check_identifier
 from warehouse.bigquery_types import sql_literal
 from warehouse.procedures import DATASET_PLACEHOLDER, Procedure, referenced_params, tokenize

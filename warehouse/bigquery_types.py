@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 
 # GoogleSQL NUMERIC is DECIMAL(38, 9); BIGNUMERIC is DECIMAL(76.76, 38).
 NUMERIC = pa.decimal128(38, 9)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from errors import PipelineOpsError, TerminalError
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError
 from warehouse.base import JobContext, LineageKey, TableRef, WriteMode, WriteResult
 from warehouse.bigquery_client import BigQueryConfig
 from warehouse.bigquery_errors import bq_errors

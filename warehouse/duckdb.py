@@ -26,7 +26,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from errors import PipelineOpsError, TerminalError, WarehouseLockTimeout
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, WarehouseLockTimeout
 from warehouse.base import (
     DEFAULT_CLUSTER,
     PARTITION_FIELD,

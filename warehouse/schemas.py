@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_FIELDS
 from warehouse.bigquery_types import bq_type_name
 from warehouse.schemas_cloud import CLOUD_TABLE_SCHEMAS

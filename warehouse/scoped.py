@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import (
     DEFAULT_CLUSTER,
     PARTITION_FIELD,

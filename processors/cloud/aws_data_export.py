@@ -37,8 +37,8 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from egress import Limits, policy, spool
-from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline_ops_core.egress import Limits, policy, spool
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import RunLog, StepContext
 from processors.cloud.aws_manifest import (
     billing_period,

@@ -18,7 +18,7 @@ import json
 from datetime import date
 from typing import Any
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 
 MANIFEST_SUFFIX = "-Manifest.json"
 

@@ -33,8 +33,8 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
-from egress import Limits, page_tokens, policy, spool
-from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline_ops_core.egress import Limits, page_tokens, policy, spool
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import RunLog, StepContext
 from processors.cloud.azure_export_manifest import (
     MANIFEST_SUFFIX,
@@ -151,7 +151,7 @@ def _text(value: Any, name: str) -> str | None:
 
 def check_account_url(value: str | None) -> str:
     """An http(s) blob endpoint without a query string (a SAS belongs in sas_token), on
-    Azure's blob hosts or a host the operator allow-listed (egress.py)."""
+    Azure's blob hosts or a host the operator allow-listed (pipeline_ops_core/egress.py)."""
     parsed = urlparse(value or "")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise TerminalError("account_url must be an http:// or https:// blob endpoint URL")

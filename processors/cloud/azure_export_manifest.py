@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 
 # Only FOCUS-shaped exports are read: the raw table and sp_focus_azure expect FOCUS columns.
 SUPPORTED_TYPE = "FocusCost"

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from egress import Limits, file_chunks, inflate, spool
-from errors import TerminalError
+from pipeline_ops_core.egress import Limits, file_chunks, inflate, spool
+from pipeline_ops_core.errors import TerminalError
 
 
 def export_format(name: str) -> str:

@@ -15,8 +15,8 @@ from typing import BinaryIO, ClassVar, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress import Limits
-from errors import TerminalError
+from pipeline_ops_core.egress import Limits
+from pipeline_ops_core.errors import TerminalError
 from processors.base import SourceRead, StepContext, StepResult
 from processors.cloud.export_files import read_export_file
 from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
@@ -52,7 +52,8 @@ class FocusExportProcessor:
     # Source column -> FOCUS_EXPORT_RAW column, beyond the built-in FOCUS version renames.
     renames: ClassVar[dict[str, str]] = {}
 
-    # The credential field that may override the cloud's endpoint (egress.py decides it).
+    # The credential field that may override the cloud's endpoint (pipeline_ops_core/egress.py
+    # decides it).
     endpoint_field: ClassVar[str]
 
     def source(self, ctx: StepContext) -> ExportSource:

@@ -20,7 +20,8 @@ Config:
 Credential: a service-account JSON key (type service_account, ...) at the top level or as
 `service_account`, plus `billing_table`, optional `job_project`, `location` and
 `api_endpoint` (an emulator, where credentials may be anonymous). The key's token_uri and
-the api_endpoint pass the egress policy (egress.py): Google's hosts, or the operator's
+the api_endpoint pass the egress policy (pipeline_ops_core/egress.py): Google's hosts, or the
+operator's
 allow-list; every SDK connection is checked again when it is opened.
 """
 
@@ -37,8 +38,8 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
-from egress import host_matches, policy, split_url
-from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline_ops_core.egress import host_matches, policy, split_url
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import StepContext, StepResult
 from processors.cloud.gcp_export_rows import (
     PARTITION_FILTERS,
@@ -97,7 +98,8 @@ def secrets_of(credential: Mapping[str, Any]) -> list[str]:
     return sorted(set(found), key=len, reverse=True)
 
 
-# Where each Google endpoint may point without the operator's allow-list (egress.py).
+# Where each Google endpoint may point without the operator's allow-list
+# (pipeline_ops_core/egress.py).
 TOKEN_HOSTS = ("oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com")
 GOOGLE_API_HOSTS = ("*.googleapis.com",)
 

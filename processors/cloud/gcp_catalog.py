@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 import httpx
 import pyarrow as pa
 
-from egress import EgressClient, page_tokens, split_url
-from errors import TerminalError, TransientError
+from pipeline_ops_core.egress import EgressClient, page_tokens, split_url
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.base import StepContext, StepResult
 from processors.cloud.gcp_billing_export import (
     GOOGLE_API_HOSTS,

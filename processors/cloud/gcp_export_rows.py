@@ -19,7 +19,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.bigquery_sql import check_project
 from warehouse.schemas_gcp import GCP_BILLING_EXPORT_RAW
 

@@ -15,8 +15,8 @@ from typing import Any, BinaryIO, ClassVar
 import oci
 import pyarrow as pa
 
-from egress import Limits, page_tokens, policy, spool
-from errors import TerminalError
+from pipeline_ops_core.egress import Limits, page_tokens, policy, spool
+from pipeline_ops_core.errors import TerminalError
 from processors.base import StepContext
 from processors.cloud.export_processor import FocusExportProcessor
 from processors.cloud.oci_reports import (

@@ -18,7 +18,7 @@ from typing import Any
 import oci
 import pyarrow as pa
 
-from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 
 REPORTS_NAMESPACE = "bling"
 REPORTS_ROOT = "FOCUS Reports/"

@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from egress import EgressRefused
-from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline_ops_core.egress import EgressRefused
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from processors.genai.rows import cost_row, usage_row, utc_bounds
 
 PROVIDER = "gemini"

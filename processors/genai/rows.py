@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.schemas_genai import (
     GENAI_PROVIDER_COSTS,
     GENAI_TOKEN_COLUMNS,

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import StepContext, StepResult
 from processors.providers import load_registry
 from processors.subscription.base import READER_KEY, Subscription, SubscriptionReader

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from tests.support.cloud import (
     assert_focus_rows_valid,
     assert_run_lineage,

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from egress import EgressRefused
 from notify.base import NotificationSettings
 from notify.store import NotificationSettingsStore
 from pipeline.runs import RunRequest
+from pipeline_ops_core.egress import EgressRefused
 from tests.integration.conftest import Stack, make_stack, write_pipeline
 from tests.integration.test_engine_e2e import table_rows
 from tests.support.gcp_catalog_server import TokenServer, service_account_key

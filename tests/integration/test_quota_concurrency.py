@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import redis
 
 from app import create_app
-from errors import QuotaExceededError
+from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import ROOT, Stack, settled_usage, write_pipeline
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from errors import QuotaExceededError
 from pipeline import state
 from pipeline.db import upgrade
 from pipeline.runs import RunRequest
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
+from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import wait_for_attempt, write_configs
 from tests.support.servers import Server, app_env, start_worker

@@ -14,10 +14,10 @@ import pytest
 import redis
 
 from app import create_app
-from errors import QuotaExceededError
 from pipeline import state
 from pipeline.runs import RunRequest
 from pipeline.services import Services
+from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import ledger_services
 from tests.support.doubles import ManualClock as Clock

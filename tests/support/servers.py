@@ -25,7 +25,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
-# The operator allow-list the test stand-ins need (egress.py): loopback on any port.
+# The operator allow-list the test stand-ins need (pipeline_ops_core/egress.py): loopback on any
+# port.
 LOOPBACK_ALLOW = "127.0.0.1:*"
 VENV_BIN = Path(sys.executable).parent
 

@@ -11,7 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import SECURITY_HEADERS, create_app
-from errors import (
+from pipeline.services import Services, build_services
+from pipeline.settings import Settings
+from pipeline_ops_core.errors import (
     AlreadyExistsError,
     ConfigError,
     ConflictError,
@@ -25,8 +27,6 @@ from errors import (
     TransientError,
     WarehouseLockTimeout,
 )
-from pipeline.services import Services, build_services
-from pipeline.settings import Settings
 
 
 def free_port() -> int:

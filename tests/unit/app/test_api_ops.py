@@ -8,9 +8,9 @@ from api_helpers import ADMIN, RUN_URL, RecordingDispatcher, assert_problem
 from flask.testing import FlaskClient
 
 from app import create_app
-from errors import QuotaExceededError
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
+from pipeline_ops_core.errors import QuotaExceededError
 
 SCHEDULE_URL = "/admin/orgs/acme/schedules/test/demo/basic"
 

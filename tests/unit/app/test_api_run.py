@@ -16,9 +16,9 @@ from api_helpers import (
 from flask.testing import FlaskClient
 
 from app import create_app
-from errors import QuotaExceededError, SubscriptionInactiveError, TemplateError
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
+from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError, TemplateError
 from tests.support.registry import install_provider_registry
 
 

@@ -19,7 +19,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.cloud.aws_data_export import (
     AwsExportSettings,
     _session_name,

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.cloud.aws_manifest import (
     billing_period,
     export_root,

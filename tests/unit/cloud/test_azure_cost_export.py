@@ -13,7 +13,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.cloud.azure_cost_export import (
     AzureCostExportProcessor,
     AzureExportSettings,

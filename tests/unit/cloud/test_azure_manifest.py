@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.cloud.azure_export_manifest import (
     Manifest,
     blob_candidates,

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.cloud.export_files import export_format, read_export_file
 
 CSV = "\ufeffBilledCost,ChargePeriodStart,Tags\n1.50,2026-10-01T00:00:00Z,\n007,2026-10-02,x\n"

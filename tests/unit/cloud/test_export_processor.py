@@ -11,7 +11,7 @@ from typing import BinaryIO, ClassVar
 
 import pytest
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import StepContext
 from processors.cloud.export_processor import FocusExportProcessor, billing_months
 from tests.support.genai import step_context

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
 from warehouse.schemas_cloud import FOCUS_EXPORT_RAW, snake_case
 

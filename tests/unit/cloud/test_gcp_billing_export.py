@@ -13,7 +13,7 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.cloud.gcp_billing_export import (
     ExternalBqExtractor,
     bigquery_client,

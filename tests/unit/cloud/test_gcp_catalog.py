@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from egress import EgressClient
-from errors import TerminalError, TransientError
+from pipeline_ops_core.egress import EgressClient
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.cloud.gcp_catalog import GcpApiExtractor, list_skus, price_rows, unit_price
 from tests.support.gcp_catalog_server import (
     CatalogServer,

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from google.cloud.bigquery import SchemaField
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.cloud.gcp_export_rows import (
     Window,
     export_query,

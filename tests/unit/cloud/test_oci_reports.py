@@ -10,7 +10,7 @@ import oci
 import pyarrow as pa
 import pytest
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.cloud.focus_export import normalize_focus_export
 from processors.cloud.oci_reports import (
     FolderRange,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from errors import ConfigError, NotFoundError
 from pipeline.catalog import PipelineCatalog
+from pipeline_ops_core.errors import ConfigError, NotFoundError
 
 
 @pytest.fixture

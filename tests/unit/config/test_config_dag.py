@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from errors import ConfigError
 from pipeline.config import StepSpec
 from pipeline.dag import find_cycle, plan_levels
+from pipeline_ops_core.errors import ConfigError
 
 
 def steps(*pairs: tuple[str, tuple[str, ...]]) -> list[StepSpec]:

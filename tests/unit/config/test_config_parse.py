@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from errors import ConfigError, NotFoundError
 from pipeline.config import (
     MAX_FILE_BYTES,
     PipelineSpec,
@@ -15,6 +14,7 @@ from pipeline.config import (
     load_pipeline,
     parse_pipeline,
 )
+from pipeline_ops_core.errors import ConfigError, NotFoundError
 
 
 def problems_of(text: str) -> list[tuple[str, str]]:

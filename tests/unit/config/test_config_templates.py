@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from errors import ConfigError, TemplateError
 from pipeline.templates import VARIABLES, find_unknown, resolve
+from pipeline_ops_core.errors import ConfigError, TemplateError
 
 VALUES = {
     "org_slug": "acme",

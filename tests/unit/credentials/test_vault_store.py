@@ -12,7 +12,7 @@ from credentials.base import IMPLICIT_DEFAULT, CredentialInfo, NoCredentials, ch
 from credentials.errors import CredentialError
 from credentials.keys import EnvKeyProvider
 from credentials.vault import VaultCredentialProvider, parse_secret
-from errors import AlreadyExistsError, NotFoundError, TerminalError
+from pipeline_ops_core.errors import AlreadyExistsError, NotFoundError, TerminalError
 
 SECRET = {"api_key": "sk-store-test-00000000"}
 METADATA = {

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from errors import NotFoundError, TerminalError
 from pipeline.db import make_engine, upgrade
 from pipeline.orgs import OrgService
 from pipeline.store import RunStore
 from pipeline.subscriptions import SqlSubscriptionReader, SubscriptionService
+from pipeline_ops_core.errors import NotFoundError, TerminalError
 from processors.subscription.amortize import SubscriptionAmortizeProcessor, cycle_of, daily_rows
 from processors.subscription.base import Subscription
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.genai.gemini_billing import parse_sku
 from processors.genai.payg_usage import PaygUsageProcessor
 from warehouse.base import TableRef

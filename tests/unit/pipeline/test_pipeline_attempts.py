@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from errors import IllegalTransitionError
 from pipeline import state
 from pipeline.store import RunStore
+from pipeline_ops_core.errors import IllegalTransitionError
 
 CLAIM = 30  # seconds a claim lives unless renewed
 

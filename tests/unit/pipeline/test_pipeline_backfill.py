@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from errors import QuotaExceededError
 from pipeline import state
 from pipeline.backfill import Backfill, Progress, date_range
 from pipeline.db import upgrade
 from pipeline.runs import DateRangeError, RunRequest
 from pipeline.services import Services, build_services
+from pipeline_ops_core.errors import QuotaExceededError
 
 TEMPLATE = RunRequest("acme", "test", "unit", "fan_in")
 DATES = date_range(date(2026, 1, 1), date(2026, 1, 5))

@@ -10,11 +10,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from errors import TerminalError
 from pipeline import state
 from pipeline.execution import DependencyPending, StepOutcome
 from pipeline.runs import RunRequest
 from pipeline.services import Services
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_FIELDS, LINEAGE_NAMES, TableRef
 from warehouse.duckdb import DuckDBWarehouse
 

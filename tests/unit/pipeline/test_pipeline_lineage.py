@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
-from errors import TerminalError
 from pipeline.lineage import stamp
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_FIELDS, LINEAGE_NAMES, LineageKey
 
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)

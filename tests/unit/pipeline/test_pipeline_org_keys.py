@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from errors import NotFoundError, TerminalError
 from pipeline.models import organizations
 from pipeline.org_keys import MAX_OVERLAP_SECONDS, REVOKED_PREFIX
 from pipeline.orgs import OrgService
 from pipeline.store import RunStore
+from pipeline_ops_core.errors import NotFoundError, TerminalError
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import re
 import pytest
 from sqlalchemy import select
 
-from errors import AlreadyExistsError, TerminalError
 from pipeline.models import organizations
 from pipeline.orgs import OrgService
 from pipeline.store import RunStore
+from pipeline_ops_core.errors import AlreadyExistsError, TerminalError
 
 KEY_RE = re.compile(r"^po_([a-z0-9]{12})_([A-Za-z0-9_\-]{20,100})$")
 

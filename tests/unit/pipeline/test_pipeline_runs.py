@@ -6,7 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from errors import (
+from pipeline import state
+from pipeline.runs import DateRangeError, RunRequest, idempotency_key
+from pipeline.services import Services
+from pipeline_ops_core.errors import (
     ConfigError,
     ConflictError,
     NotFoundError,
@@ -14,9 +17,6 @@ from errors import (
     ServiceUnavailableError,
     TerminalError,
 )
-from pipeline import state
-from pipeline.runs import DateRangeError, RunRequest, idempotency_key
-from pipeline.services import Services
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 

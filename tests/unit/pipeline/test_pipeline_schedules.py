@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from errors import NotFoundError, QuotaExceededError, TerminalError
 from pipeline.db import upgrade
 from pipeline.schedule_dispatch import ScheduleDispatcher, due_ticks
 from pipeline.schedules import ScheduleService
 from pipeline.services import Services, build_services
+from pipeline_ops_core.errors import NotFoundError, QuotaExceededError, TerminalError
 from tests.support.registry import install_provider_registry
 
 DAILY = """\

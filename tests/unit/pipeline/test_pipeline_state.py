@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from errors import IllegalTransitionError
 from pipeline import state
 from pipeline.store import RunStore
+from pipeline_ops_core.errors import IllegalTransitionError
 
 ALL = list(state.ALL)
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from errors import ConflictError
 from pipeline import state
 from pipeline.store import RunStore
+from pipeline_ops_core.errors import ConflictError
 
 KEY = "acme|test_pipe|default|2026-01-01|2026-01-01"
 

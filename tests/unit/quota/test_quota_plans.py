@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from errors import TerminalError, TransientError
 from pipeline.settings import Settings
+from pipeline_ops_core.errors import TerminalError, TransientError
 from quota.base import AllowAllGate
 from quota.cache import PlanCache
 from quota.factory import build_gate, plan_source

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from errors import QuotaExceededError, SubscriptionInactiveError
 from pipeline import state
 from pipeline.db import upgrade
 from pipeline.runs import RunRequest
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings
+from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError
 from quota.gate import LedgerGate
 from tests.support.doubles import RecordingDispatcher
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.api_core import exceptions as gexc
 
-from errors import TerminalError, TransientError
 from pipeline.lineage import make_writer
+from pipeline_ops_core.errors import TerminalError, TransientError
 from warehouse import from_url
 from warehouse.base import LINEAGE_FIELDS, JobContext, LineageKey, TableRef, WriteResult
 from warehouse.bigquery import BigQueryWarehouse

@@ -8,7 +8,7 @@ import pytest
 import sqlglot
 from sqlglot.tokens import TokenType
 
-from errors import InvalidIdentifierError, TerminalError
+from pipeline_ops_core.errors import InvalidIdentifierError, TerminalError
 from warehouse.procedures import expand_includes, list_procedures, load_procedure
 from warehouse.schemas import FOCUS_TABLE_SCHEMAS, with_lineage
 

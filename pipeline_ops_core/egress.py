@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 
 ALLOW_ENV = "PIPELINE_OPS_EGRESS_ALLOW"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from egress import (
+from pipeline_ops_core.egress import (
     ALLOW_ENV,
     EgressClient,
     EgressPolicy,
