@@ -1,7 +1,6 @@
-"""The vault's table. Its own MetaData: credentials/ must not import pipeline/.
+"""The vault's tables, on the shared MetaData (pipeline_ops_core/metadata.py).
 
-Migration 0003_credentials creates it (with a foreign key to organizations, which
-this MetaData does not know about and does not need for its queries).
+Migrations 0003_credentials and 0006b_engine_safeguards create them.
 """
 
 from __future__ import annotations
@@ -12,13 +11,12 @@ from sqlalchemy import (
     DateTime,
     Index,
     LargeBinary,
-    MetaData,
     String,
     Table,
     true,
 )
 
-metadata = MetaData()
+from pipeline_ops_core.metadata import metadata
 
 org_credentials = Table(
     "org_credentials",

@@ -10,7 +10,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -18,7 +17,7 @@ from sqlalchemy import (
     text,
 )
 
-metadata = MetaData()
+from pipeline_ops_core.metadata import metadata
 
 ACTIVE_STATUSES = ("pending", "validating", "queued", "running", "cancelling")
 _ACTIVE_SQL = "status IN ('pending', 'validating', 'queued', 'running', 'cancelling')"

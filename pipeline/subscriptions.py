@@ -1,8 +1,8 @@
 """Per-org SaaS subscriptions in the metadata DB: the table, the service behind the CLI and
 the admin API, and the reader the subscription processor gets through its StepContext.
 
-Its own MetaData, like credentials/models.py: migration 0004_subscriptions creates the
-table. This module imports neither app/ nor tasks/.
+The table is on the shared MetaData (pipeline_ops_core/metadata.py); migration
+0004_subscriptions creates it. This module imports neither app/ nor tasks/.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from sqlalchemy import (
     Engine,
     Index,
     Integer,
-    MetaData,
     Numeric,
     String,
     Table,
@@ -34,9 +33,8 @@ from sqlalchemy import (
 
 from pipeline.store_ops import row_dict, utcnow
 from pipeline_ops_core.errors import NotFoundError, TerminalError
+from pipeline_ops_core.metadata import metadata
 from processors.subscription.base import BILLING_CYCLES, Subscription
-
-metadata = MetaData()
 
 org_saas_subscriptions = Table(
     "org_saas_subscriptions",
