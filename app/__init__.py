@@ -10,8 +10,8 @@ import logging
 from flask import Flask, Response
 
 from app.ext import EXTENSION
-from pipeline.logs import configure_logging
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, web_services
+from pipeline.observability.logs import configure_logging
 from pipeline.settings import Settings
 
 SECURITY_HEADERS = {
@@ -33,14 +33,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from app.errors import register_error_handlers
 
     if services is None:
-        from tasks.canvas import CeleryDispatcher
-        from tasks.notifications import CeleryNotificationQueue
-
-        services = build_services(
-            settings or Settings.from_env(),
-            CeleryDispatcher(),
-            notifications=CeleryNotificationQueue(),
-        )
+        services = web_services(settings)
     settings = settings or services.settings
     if not logging.getLogger().handlers:
         # Under gunicorn nothing configured the root logger yet; tests and the CLI did.

@@ -16,7 +16,7 @@ from flask import Flask, g, request
 from app import rate_limit
 from app.errors import ApiProblem
 from app.ext import services
-from pipeline.orgs import ORG_SLUG_RE
+from pipeline.orgs.service import ORG_SLUG_RE
 
 API_KEY_HEADER = "X-API-Key"
 ADMIN_KEY_HEADER = "X-Admin-Key"

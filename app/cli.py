@@ -15,15 +15,9 @@ from typing import Any
 
 import click
 
-from app.cli_support import (
-    EXIT_PROBLEMS,
-    EXIT_USAGE,
-    cli_services,
-    fail,
-    migrated_store,
-    parse_day,
-)
-from pipeline import state
+from app.cli_support import EXIT_PROBLEMS, EXIT_USAGE, fail, parse_day
+from pipeline.bootstrap import Services, cli_services
+from pipeline.runs import state
 from pipeline.settings import Settings
 from pipeline_ops_core.errors import (
     ConflictError,
@@ -46,7 +40,7 @@ def main() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Validate pipeline files (default: every file under the configs directory)."""
-    from pipeline.validate import validate_paths
+    from pipeline.definition.validate import validate_paths
 
     targets = list(paths) or [_settings().configs_dir]
     problems = validate_paths(targets)
@@ -80,7 +74,7 @@ def run(
     wait: bool,
 ) -> None:
     """Start a pipeline run for an org."""
-    from pipeline.runs import RunRequest
+    from pipeline.runs.service import RunRequest
 
     parts = pipeline_path.strip("/").split("/")
     if len(parts) != 3:
@@ -166,9 +160,9 @@ def _follow(store: Any, run_id: str, poll: float, timeout: float = 24 * 3600) ->
 def status(run_id: str, org_slug: str | None, as_json: bool) -> None:
     """Show a run and its steps. RUN_ID may be the first 8 or more characters of the id."""
     from app.presenters import run_outcome
-    from pipeline.store import RunIdError
+    from pipeline.storage.run_store import RunIdError
 
-    store = migrated_store(_settings())
+    store = cli_services().store
     try:
         run_id = store.resolve_run_id(run_id, org_slug)
     except RunIdError as exc:
@@ -211,10 +205,8 @@ def orgs() -> None:
 @click.option("--name", help="Display name (default: the slug).")
 def orgs_create(org_slug: str, name: str | None) -> None:
     """Create an org and print its API key once."""
-    from pipeline.orgs import OrgService
-
     try:
-        api_key = OrgService(migrated_store(_settings())).create(org_slug, name)
+        api_key = cli_services().orgs.create(org_slug, name)
     except PipelineOpsError as exc:
         fail(str(exc))
     click.echo(f"org_slug: {org_slug}")
@@ -225,12 +217,12 @@ def orgs_create(org_slug: str, name: str | None) -> None:
 @orgs.command("list")
 def orgs_list() -> None:
     """List organizations."""
-    for org in migrated_store(_settings()).list_orgs():
+    for org in cli_services().store.list_orgs():
         click.echo(f"{org['org_slug']}\t{org['name']}\t{org['created_at'].isoformat()}")
 
 
-def _org_datasets(settings: Settings, org_slug: str | None) -> list[str]:
-    store = migrated_store(settings)
+def _org_datasets(svc: Services, org_slug: str | None) -> list[str]:
+    store, settings = svc.store, svc.settings
     if org_slug is not None:
         if store.get_org(org_slug) is None:
             fail(f"org {org_slug!r} not found")
@@ -242,17 +234,15 @@ def _org_datasets(settings: Settings, org_slug: str | None) -> list[str]:
 @click.option("--org", "org_slug", help="Only this org (default: every org).")
 def bootstrap(org_slug: str | None) -> None:
     """Create or migrate the metadata DB, and each org's dataset, tables and procedures."""
-    from pipeline.db import upgrade
-    from warehouse import from_url
     from warehouse.base import TableRef
     from warehouse.schemas import TABLE_SCHEMAS, with_lineage
 
     settings = _settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
+    svc = cli_services(settings)
     click.echo(f"metadata database: migrated ({settings.database_url.split('://', 1)[0]})")
-    warehouse = from_url(settings.warehouse_url)
-    for dataset in _org_datasets(settings, org_slug):
+    warehouse = svc.warehouse()
+    for dataset in _org_datasets(svc, org_slug):
         warehouse.ensure_dataset(dataset)
         for name, schema in TABLE_SCHEMAS.items():
             warehouse.ensure_table(TableRef(dataset, name), with_lineage(schema))
@@ -268,14 +258,13 @@ def bootstrap_sync(org_slug: str | None) -> None:
     Never drops or retypes a column: a column whose type differs is reported and left as
     it is (exit status 1), for a migration by hand.
     """
-    from warehouse import from_url
     from warehouse.base import TableRef
     from warehouse.schemas import TABLE_SCHEMAS, retype_conflicts, with_lineage
 
-    settings = _settings()
-    warehouse = from_url(settings.warehouse_url)
+    svc = cli_services()
+    warehouse = svc.warehouse()
     changed = refused = 0
-    for dataset in _org_datasets(settings, org_slug):
+    for dataset in _org_datasets(svc, org_slug):
         for name, schema in TABLE_SCHEMAS.items():
             ref = TableRef(dataset, name)
             have = warehouse.table_schema(ref)

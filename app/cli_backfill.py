@@ -11,7 +11,8 @@ from types import FrameType
 
 import click
 
-from app.cli_support import EXIT_PROBLEMS, cli_services, fail, parse_day
+from app.cli_support import EXIT_PROBLEMS, fail, parse_day
+from pipeline.bootstrap import cli_services
 from pipeline_ops_core.errors import PipelineOpsError
 
 EXIT_INTERRUPTED = 130
@@ -59,8 +60,8 @@ def backfill(
     """Run a pipeline once per date. Re-running resumes: completed dates are skipped
     (with --force they run again; dates still running are joined, never started twice)."""
     from pipeline.backfill import Backfill, Progress, date_range
-    from pipeline.runs import RunRequest
-    from pipeline.schedules import split_path
+    from pipeline.runs.service import RunRequest
+    from pipeline.schedules.service import split_path
 
     try:
         provider, domain, pipeline = split_path(pipeline_path)

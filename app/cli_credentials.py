@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from app.cli_support import EXIT_PROBLEMS, EXIT_USAGE, fail, migrated_store
-from pipeline.providers import check_credential_urls
-from pipeline.settings import Settings
+from app.cli_support import EXIT_PROBLEMS, EXIT_USAGE, fail
+from pipeline.bootstrap import cli_services
+from pipeline.definition.providers import check_credential_urls
 from pipeline_ops_core.errors import PipelineOpsError
 
 PROGRESS_EVERY = 100
@@ -23,15 +23,8 @@ PROGRESS_EVERY = 100
 
 def _open() -> tuple[Any, Any]:
     """The run store and the vault, on a migrated metadata DB."""
-    from credentials.keys import key_provider
-    from credentials.vault import VaultCredentialProvider
-    from pipeline.redact import register_decrypted
-
-    settings = Settings.from_env()
-    store = migrated_store(settings)
-    keys = key_provider(settings.master_key, settings.var_dir)
-    vault = VaultCredentialProvider(store.engine, keys, on_decrypt=register_decrypted)
-    return store, vault
+    svc = cli_services()
+    return svc.store, svc.credentials
 
 
 def _read_input(path: str | None, what: str) -> str:
@@ -83,7 +76,7 @@ def add(org_slug: str, provider: str, name: str, credential_id: str | None, path
     providers`); plain text is stored in the field the provider declares for it (OpenAI,
     Anthropic: admin_key). Missing or unknown fields are refused (exit 2), nothing stored.
     """
-    from pipeline.credential_check import checked_secret
+    from pipeline.definition.credential_check import checked_secret
 
     store, vault = _open()
     if store.get_org(org_slug) is None:
@@ -180,8 +173,8 @@ def rotate_master(new_key: str | None, new_key_file: Path | None) -> None:
     Safe to interrupt and run again: rows already on the new key id are skipped,
     and rows not yet re-wrapped keep decrypting under their old key id.
     """
-    from credentials.keys import FileKeyProvider, LazyKeys, key_id_of, parse_key
-    from credentials.rotation import key_id_counts, rewrap_all, rotating_keys
+    from credentials.keys import key_id_of, parse_key
+    from credentials.rotation import key_file_of, key_id_counts, rewrap_all, rotating_keys
 
     if (new_key is None) == (new_key_file is None):
         fail("give exactly one of --new-key-file PATH or --new-key - (stdin)", EXIT_USAGE)
@@ -194,11 +187,11 @@ def rotate_master(new_key: str | None, new_key_file: Path | None) -> None:
         text = new_key or ""
     else:
         text = _read_input(str(new_key_file) if new_key_file else "-", "new master key")
-    store, vault = _open()
+    svc = cli_services()
     try:
         key = parse_key(text, "the new master key")
-        current = vault.keys.get() if isinstance(vault.keys, LazyKeys) else vault.keys
-        keys, new_id = rotating_keys(current, key)
+        key_file = key_file_of(svc.keys)
+        keys, new_id = rotating_keys(svc.keys, key)
     except PipelineOpsError as exc:
         fail(str(exc))
     click.echo(f"re-wrapping data keys under master key id {new_id}")
@@ -207,20 +200,20 @@ def rotate_master(new_key: str | None, new_key_file: Path | None) -> None:
         if done % PROGRESS_EVERY == 0:
             click.echo(f"  re-wrapped {done}")
 
-    report = rewrap_all(store.engine, keys, new_id, progress=progress)
+    report = rewrap_all(svc.store.engine, keys, new_id, progress=progress)
     click.echo(
         f"re-wrapped {report.rewrapped}, already on {new_id}: {report.already_current}, "
         f"failed: {len(report.failed)}"
     )
     for org, cred, why in report.failed:
         click.echo(f"  failed {org}/{cred}: {why}", err=True)
-    counts = key_id_counts(store.engine)
+    counts = key_id_counts(svc.store.engine)
     left = {kid: n for kid, n in counts.items() if kid != new_id}
-    if isinstance(current, FileKeyProvider):
-        dropped = current.prune(left) if report.done else []
+    if key_file is not None:
+        dropped = key_file.prune(left) if report.done else []
         if dropped:
-            click.echo(f"dropped old key id(s) {', '.join(dropped)} from {current.keyring_path}")
-        click.echo(f"the key file {current.key_path} now holds key id {key_id_of(key)}")
+            click.echo(f"dropped old key id(s) {', '.join(dropped)} from {key_file.keyring_path}")
+        click.echo(f"the key file {key_file.key_path} now holds key id {key_id_of(key)}")
     else:
         click.echo(
             "now set PIPELINE_OPS_MASTER_KEY to the new key on every process; while any "
@@ -245,11 +238,8 @@ def rotate_master(new_key: str | None, new_key_file: Path | None) -> None:
 )
 def orgs_rotate_key(org_slug: str, overlap_seconds: int) -> None:
     """Issue a new API key for an org and print it once."""
-    from pipeline.orgs import OrgService
-
-    store = migrated_store(Settings.from_env())
     try:
-        rotated = OrgService(store).rotate_key(org_slug, overlap_seconds)
+        rotated = cli_services().orgs.rotate_key(org_slug, overlap_seconds)
     except PipelineOpsError as exc:
         fail(str(exc))
     expires = rotated["previous_key_expires_at"]
@@ -264,11 +254,8 @@ def orgs_rotate_key(org_slug: str, overlap_seconds: int) -> None:
 @click.option("--previous-only", is_flag=True, help="Only end the overlap window of the old key.")
 def orgs_revoke_key(org_slug: str, previous_only: bool) -> None:
     """Revoke an org's API key(s); `orgs rotate-key` issues a new one."""
-    from pipeline.orgs import OrgService
-
-    store = migrated_store(Settings.from_env())
     try:
-        OrgService(store).revoke_key(org_slug, previous_only)
+        cli_services().orgs.revoke_key(org_slug, previous_only)
     except PipelineOpsError as exc:
         fail(str(exc))
     what = "previous key" if previous_only else "all keys"

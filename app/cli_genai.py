@@ -11,25 +11,23 @@ from typing import Any
 
 import click
 
-from app.cli_support import EXIT_PROBLEMS, fail, migrated_store, parse_day
+from app.cli_support import EXIT_PROBLEMS, fail, parse_day
 from app.samples import DEFAULT_PORT, PROVIDERS, SAMPLE_END, SAMPLE_START, SampleAPIServer
+from pipeline.bootstrap import cli_services
 from pipeline_ops_core.errors import PipelineOpsError
 
 
 def _service() -> tuple[Any, Any]:
     """The subscription service and the run store, on one migrated metadata DB."""
-    from pipeline.settings import Settings
-    from pipeline.subscriptions import SubscriptionService
-
-    store = migrated_store(Settings.from_env())
-    return SubscriptionService(store.engine), store
+    svc = cli_services()
+    return svc.subscriptions, svc.store
 
 
 @click.command("providers")
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
 def providers(as_json: bool) -> None:
     """List the provider registry (configs/system/providers.yml)."""
-    from pipeline.providers import read_registry
+    from pipeline.definition.providers import read_registry
     from pipeline.settings import Settings
 
     path = Settings.from_env().configs_dir / "system" / "providers.yml"

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import click
 
-from app.cli_support import EXIT_USAGE, cli_services, fail
+from app.cli_support import EXIT_USAGE, fail
 from notify.base import NotificationSettings
+from pipeline.bootstrap import cli_services
 from pipeline.notifications import NotificationService
 from pipeline_ops_core.egress import EgressRefused
 from pipeline_ops_core.errors import PipelineOpsError
 
 
 def _service() -> NotificationService:
-    notifications = cli_services().notifications
-    assert notifications is not None
-    return notifications
+    return cli_services().notifications
 
 
 def _show(settings: NotificationSettings) -> None:

@@ -11,21 +11,19 @@ from typing import Any
 
 import click
 
-from app.cli_support import EXIT_USAGE, fail, migrated_store
+from app.cli_support import EXIT_USAGE, fail
+from pipeline.bootstrap import cli_services
 from pipeline_ops_core.errors import PipelineOpsError
+from quota.base import PlanAdmin
 from quota.plans import STATUSES
 
 
-def _gate(org_slug: str) -> Any:
-    """The enforcing gate on this environment's metadata DB; exits if the org is unknown."""
-    from pipeline.settings import Settings
-    from quota.factory import build_ledger_gate
-
-    settings = Settings.from_env()
-    store = migrated_store(settings)
-    if store.get_org(org_slug) is None:
+def _plans(org_slug: str) -> PlanAdmin:
+    """Plan administration on this environment's metadata DB; exits if the org is unknown."""
+    svc = cli_services()
+    if svc.store.get_org(org_slug) is None:
         fail(f"org {org_slug!r} not found")
-    return build_ledger_gate(settings, store.engine, store.clock)
+    return svc.plans
 
 
 def _mirror_line(mirror: dict[str, Any]) -> str:
@@ -55,9 +53,9 @@ def set_limits(
     """Set an org's plan limits and status; unset values keep their current value."""
     if daily is None and monthly is None and concurrent is None and status is None:
         fail("give at least one of --daily, --monthly, --concurrent or --status", EXIT_USAGE)
-    gate = _gate(org_slug)
+    plans = _plans(org_slug)
     try:
-        plan = gate.set_limits(
+        plan = plans.set_limits(
             org_slug, daily=daily, monthly=monthly, concurrent=concurrent, status=status
         )
     except PipelineOpsError as exc:
@@ -77,7 +75,7 @@ def quota() -> None:
 def show(org_slug: str, as_json: bool) -> None:
     """Print an org's limits, usage (today, this month, running) and active leases."""
     try:
-        report = _gate(org_slug).usage(org_slug)
+        report = _plans(org_slug).usage(org_slug)
     except PipelineOpsError as exc:
         fail(str(exc))
     if as_json:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from app.cli_support import cli_services, fail, when
-from pipeline.models_schedules import CATCH_UP_POLICIES
-from pipeline.schedules import ScheduleService
+from app.cli_support import fail, when
+from pipeline.bootstrap import cli_services
+from pipeline.schedules.service import ScheduleService
+from pipeline.schedules.tables import CATCH_UP_POLICIES
 from pipeline_ops_core.errors import PipelineOpsError
 
 
 def _service() -> ScheduleService:
-    svc = cli_services()
-    return ScheduleService(svc.store, svc.catalog)
+    return cli_services().schedules
 
 
 def _show(row: dict[str, object]) -> None:
@@ -118,7 +118,5 @@ def dispatches(pipeline_path: str, org_slug: str, limit: int) -> None:
 @schedules.command("dispatch")
 def dispatch_now() -> None:
     """Dispatch due ticks once, now (what beat does every minute)."""
-    from pipeline.schedule_dispatch import ScheduleDispatcher
-
-    report = ScheduleDispatcher.for_runs(cli_services().runs).tick()
+    report = cli_services().schedule_dispatcher.tick()
     click.echo("  ".join(f"{k} {v}" for k, v in report.as_dict().items()))

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
 from app.ext import services
-from pipeline.redact import redact
+from pipeline.observability.redact import redact
 from pipeline_ops_core.errors import (
     AlreadyExistsError,
     ConfigError,

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app
 
-from pipeline.services import Services
+from pipeline.bootstrap import Services
 from pipeline_ops_core.errors import NotFoundError
 
 EXTENSION = "pipeline_ops"

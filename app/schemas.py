@@ -14,8 +14,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from pipeline import state
-from pipeline.runs import MAX_RANGE_DAYS
+from pipeline.runs import state
+from pipeline.runs.service import MAX_RANGE_DAYS
 
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 CREDENTIAL_RE = r"^[a-z0-9_\-]{1,128}\Z"

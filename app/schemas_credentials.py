@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from app.schemas import CREDENTIAL_ID, UtcDateTime
-from pipeline.org_keys import MAX_OVERLAP_SECONDS
+from pipeline.orgs.keys import MAX_OVERLAP_SECONDS
 
 PROVIDER_RE = r"^[a-z0-9_]{1,64}\Z"
 

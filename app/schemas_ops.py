@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, fields, validate
 
 from app.schemas import CREDENTIAL_ID, UtcDateTime
-from pipeline.models_schedules import CATCH_UP_POLICIES
-from pipeline.schedules import MAX_CATCH_UP_LIMIT
+from pipeline.schedules.service import MAX_CATCH_UP_LIMIT
+from pipeline.schedules.tables import CATCH_UP_POLICIES
 
 _HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 

@@ -12,7 +12,6 @@ from flask import Blueprint, Response
 
 from app.auth import check_admin_path
 from app.body import json_body
-from app.errors import ApiProblem
 from app.ext import services
 from app.schemas_credentials import (
     CredentialCreateSchema,
@@ -25,10 +24,9 @@ from app.schemas_credentials import (
     NoBodySchema,
 )
 from credentials.base import CREDENTIAL_ID_RE
-from credentials.vault import VaultCredentialProvider
-from pipeline.credential_check import checked_secret
-from pipeline.providers import check_credential_urls
-from pipeline.redact import register_credential, secret_scope
+from pipeline.definition.credential_check import checked_secret
+from pipeline.definition.providers import check_credential_urls
+from pipeline.observability.redact import register_credential, secret_scope
 
 bp = Blueprint("admin_credentials", __name__, url_prefix="/admin/orgs/<org>")
 
@@ -39,13 +37,6 @@ def _check_path() -> None:
         "org and credential ids are lower-case letters, digits, _ (and -)",
         credential_id=CREDENTIAL_ID_RE,
     )
-
-
-def _vault() -> VaultCredentialProvider:
-    vault = services().credentials
-    if not isinstance(vault, VaultCredentialProvider):
-        raise ApiProblem(503, "service_unavailable", "no credential vault is configured")
-    return vault
 
 
 @bp.post("/credentials")
@@ -78,7 +69,9 @@ def add_credential(org: str) -> tuple[dict[str, Any], int]:
         register_credential(None, body["secret"])
         secret = checked_secret(body["provider"], body["secret"])
         check_credential_urls(body["provider"], secret)
-        meta = _vault().add(org, body["provider"], body["name"], secret, body["credential_id"])
+        meta = services().credentials.add(
+            org, body["provider"], body["name"], secret, body["credential_id"]
+        )
     return CredentialSchema().dump(meta), 201
 
 
@@ -99,12 +92,12 @@ def list_credentials(org: str) -> dict[str, Any]:
         403: Problem
         404: Problem
     """
-    return CredentialListSchema().dump({"credentials": _vault().list(org)})
+    return CredentialListSchema().dump({"credentials": services().credentials.list(org)})
 
 
 def _set_enabled(org: str, credential_id: str, enabled: bool) -> dict[str, Any]:
     json_body(NoBodySchema())
-    return CredentialSchema().dump(_vault().set_enabled(org, credential_id, enabled))
+    return CredentialSchema().dump(services().credentials.set_enabled(org, credential_id, enabled))
 
 
 @bp.post("/credentials/<credential_id>/disable")
@@ -170,7 +163,7 @@ def delete_credential(org: str, credential_id: str) -> Response:
         422: Problem
     """
     json_body(NoBodySchema())
-    _vault().delete(org, credential_id)
+    services().credentials.delete(org, credential_id)
     return Response(status=204)
 
 

@@ -16,9 +16,7 @@ bp = Blueprint("admin_notifications", __name__, url_prefix="/admin/orgs/<org>/no
 
 
 def _notifications() -> NotificationService:
-    notifications = services().notifications
-    assert notifications is not None
-    return notifications
+    return services().notifications
 
 
 @bp.get("")

@@ -13,8 +13,6 @@ from app.body import json_body
 from app.errors import ApiProblem
 from app.ext import services
 from pipeline_ops_core.errors import NotFoundError
-from quota.factory import build_ledger_gate
-from quota.gate import LedgerGate
 from quota.plans import STATUSES
 
 bp = Blueprint("admin_quota", __name__, url_prefix="/admin")
@@ -65,13 +63,6 @@ def _org(org: str) -> str:
     return org
 
 
-def _gate() -> LedgerGate:
-    svc = services()
-    if isinstance(svc.gate, LedgerGate):
-        return svc.gate  # so this process's plan cache is invalidated at once
-    return build_ledger_gate(svc.settings, svc.store.engine, svc.store.clock)
-
-
 @bp.put("/orgs/<org>/limits")
 def set_limits(org: str) -> dict[str, Any]:
     """Set an organization's plan limits.
@@ -96,7 +87,7 @@ def set_limits(org: str) -> dict[str, Any]:
     """
     _org(org)
     body = json_body(PlanLimitsSchema())
-    plan = _gate().set_limits(
+    plan = services().plans.set_limits(
         org,
         daily=body.get("daily_limit"),
         monthly=body.get("monthly_limit"),
@@ -124,4 +115,4 @@ def quota_usage(org: str) -> dict[str, Any]:
         404: Problem
     """
     _org(org)
-    return QuotaReportSchema().dump(_gate().usage(org))
+    return QuotaReportSchema().dump(services().plans.usage(org))

@@ -15,14 +15,13 @@ from app.schemas_ops import (
     ScheduleSchema,
     ScheduleSetSchema,
 )
-from pipeline.schedules import ScheduleService
+from pipeline.schedules.service import ScheduleService
 
 bp = Blueprint("admin_schedules", __name__, url_prefix="/admin/orgs/<org>/schedules")
 
 
 def _schedules() -> ScheduleService:
-    svc = services()
-    return ScheduleService(svc.store, svc.catalog)
+    return services().schedules
 
 
 @bp.get("")

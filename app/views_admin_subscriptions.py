@@ -15,7 +15,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from app.auth import check_admin_path
 from app.body import json_body
 from app.ext import services
-from pipeline.subscriptions import SubscriptionService
+from pipeline.subscriptions.service import SubscriptionService
 from processors.subscription.base import BILLING_CYCLES
 
 bp = Blueprint("admin_subscriptions", __name__, url_prefix="/admin/orgs/<org>/subscriptions")
@@ -68,7 +68,7 @@ def _check_path() -> None:
 
 
 def _service() -> SubscriptionService:
-    return SubscriptionService(services().store.engine)
+    return services().subscriptions
 
 
 @bp.post("")

@@ -11,7 +11,6 @@ from sqlalchemy import text
 from app.errors import clean
 from app.ext import services
 from app.schemas import HealthSchema
-from warehouse import from_url
 
 bp = Blueprint("health", __name__)
 
@@ -47,7 +46,7 @@ def check_redis() -> str:
 
 
 def check_warehouse() -> str:
-    from_url(services().settings.warehouse_url).ping()
+    services().warehouse().ping()
     return OK
 
 
@@ -83,7 +82,7 @@ def health() -> ResponseReturnValue:
     """
     results = {name: _run(check) for name, check in CHECKS.items()}
     redis_message, redis_ok = results["redis"]
-    if not redis_ok and getattr(services().gate, "mirror", None) is not None:
+    if not redis_ok and services().gate.mirrored:
         # The quota gate goes on without its Redis mirror: say so next to the error.
         results["redis"] = (f"{redis_message} ({QUOTA_DEGRADED})", False)
     healthy = all(ok for _, ok in results.values())

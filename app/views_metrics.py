@@ -31,10 +31,10 @@ from prometheus_client.core import (
 
 from app.errors import PROBLEM_MIMETYPE, ApiProblem
 from app.ext import services
-from pipeline import store_queries
-from pipeline.lock_waits import lock_wait_histogram
-from pipeline.redact import redact
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from pipeline.observability.lock_waits import lock_wait_histogram
+from pipeline.observability.redact import redact
+from pipeline.storage import queries as store_queries
 
 log = logging.getLogger("pipeline_ops.metrics")
 

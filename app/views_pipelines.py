@@ -17,7 +17,7 @@ from app.schemas import (
     RunStatusSchema,
     encode_cursor,
 )
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 
 bp = Blueprint("pipelines", __name__, url_prefix="/pipelines")
 

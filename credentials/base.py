@@ -42,6 +42,25 @@ class CredentialProvider(Protocol):
         """Decrypt and return the credential. Worker-side only; never log the result."""
 
 
+class CredentialVault(CredentialProvider, Protocol):
+    """The vault's administration (the admin API, the CLI). Returns metadata, never a secret."""
+
+    def add(
+        self,
+        org_slug: str,
+        provider: str,
+        name: str,
+        secret: str | bytes | Mapping[str, Any],
+        credential_id: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def list(self, org_slug: str | None = None) -> list[dict[str, Any]]: ...
+
+    def set_enabled(self, org_slug: str, credential_id: str, enabled: bool) -> dict[str, Any]: ...
+
+    def delete(self, org_slug: str, credential_id: str) -> None: ...
+
+
 class NoCredentials:
     """No vault: only `default`, and it is empty.
 

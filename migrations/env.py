@@ -1,12 +1,13 @@
-"""Alembic environment: the URL comes from the caller (pipeline.db.upgrade) or DATABASE_URL."""
+"""Alembic environment: the URL comes from the caller (pipeline.storage.db.upgrade) or
+DATABASE_URL; the models are every table of pipeline/storage/tables.py, on one MetaData."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from pipeline.db import make_engine, normalize_url
-from pipeline.models import metadata
 from pipeline.settings import Settings
+from pipeline.storage.db import make_engine, normalize_url
+from pipeline.storage.tables import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or normalize_url(Settings.from_env().database_url)

@@ -1,6 +1,6 @@
 """The provider registry, configs/system/providers.yml, as typed data.
 
-Processors read it at run time for API base URLs; `pipeline/providers.py` checks it and
+Processors read it at run time for API base URLs; `pipeline/definition/providers.py` checks it and
 the pipelines against it; `pipeline-ops providers` lists it. It lives here, not in
 pipeline/, because processors may not import pipeline/.
 """

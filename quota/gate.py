@@ -115,7 +115,11 @@ class LedgerGate:
                 pass
         return released
 
-    # -- administration --------------------------------------------------------------------
+    @property
+    def mirrored(self) -> bool:
+        return self.mirror is not None
+
+    # -- administration (PlanAdmin) ----------------------------------------------------------
 
     def set_limits(
         self,

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from notify.base import NotificationSettings
 from notify.store import NotificationSettingsStore
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from pipeline_ops_core.egress import EgressRefused
 from tests.integration.conftest import Stack, make_stack, write_pipeline
 from tests.integration.test_engine_e2e import table_rows

@@ -13,7 +13,7 @@ import pytest
 
 from notify.base import NotificationSettings
 from notify.webhook import verify
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from tests.integration.conftest import Stack, make_stack, write_pipeline
 from tests.support.receivers import SmtpReceiver, WebhookReceiver
 from tests.support.servers import Server

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pipeline.db import make_engine, upgrade
 from pipeline.settings import Settings
+from pipeline.storage.db import make_engine, upgrade
 from pipeline_ops_core.errors import QuotaExceededError, TerminalError, TransientError
 from quota.cache import PlanCache
 from quota.factory import build_ledger_gate, plan_source

@@ -20,7 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app import create_app
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from tests.integration.conftest import Stack, write_pipeline
 from tests.support.security import (
     WATCHED_TABLES,
@@ -154,7 +154,7 @@ def sec(sqlite_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Sec:
 
 
 def _dispatcher():  # type: ignore[no-untyped-def]
-    from tasks.canvas import CeleryDispatcher
+    from pipeline.queue import CeleryDispatcher
 
     return CeleryDispatcher()
 
@@ -565,7 +565,7 @@ def test_sql_in_params_is_stored_as_data_and_drops_nothing(sec: Sec) -> None:
 
 
 def test_a_planted_secret_appears_nowhere(sec: Sec, caplog: pytest.LogCaptureFixture) -> None:
-    from tasks.canvas import build_canvas, step_task_id
+    from pipeline.queue import build_canvas, step_task_id
     from tasks.celery_app import app as celery_app
 
     caplog.set_level(logging.DEBUG)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 
-from pipeline.lineage import stamp
+from pipeline.runs.lineage import stamp
 from pipeline_ops_core.errors import TerminalError
 from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
 from tests.support.servers import Server

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.lineage import stamp
+from pipeline.runs.lineage import stamp
 from pipeline_ops_core.errors import TerminalError
 from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
 from tests.support.servers import Server

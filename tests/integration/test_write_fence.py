@@ -18,12 +18,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import state
-from pipeline.db import upgrade
-from pipeline.fence import RunFence
-from pipeline.runs import RunRequest
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.runs import state
+from pipeline.runs.fence import RunFence
+from pipeline.runs.service import RunRequest
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
 from pipeline_ops_core.errors import RunCancelledError
 from tests.integration.conftest import write_configs
 from tests.support.doubles import NullDispatcher

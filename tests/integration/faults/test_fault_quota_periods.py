@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import state
-from pipeline.runs import RunRequest
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from pipeline.runs import state
+from pipeline.runs.service import RunRequest
 from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import ledger_services

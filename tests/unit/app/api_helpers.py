@@ -7,8 +7,9 @@ from typing import Any
 
 from werkzeug.test import TestResponse
 
-from pipeline.services import Services
+from pipeline.bootstrap import Services
 from tests.support.doubles import RecordingDispatcher
+from tests.support.records import count_runs
 
 ADMIN_KEY = "admin-key-for-the-tests-0123456789"
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
@@ -130,5 +131,5 @@ def assert_problem(response: TestResponse, status: int, code: str) -> dict[str, 
 
 
 def assert_nothing_recorded(services: Services, dispatcher: RecordingDispatcher) -> None:
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
     assert dispatcher.enqueued == []

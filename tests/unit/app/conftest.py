@@ -11,9 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from pipeline.db import upgrade
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
 
 
 @pytest.fixture

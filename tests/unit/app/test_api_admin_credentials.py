@@ -6,7 +6,8 @@ import pytest
 from api_helpers import ADMIN, OPENAI_URL, RUN_URL, RecordingDispatcher, assert_problem
 from flask.testing import FlaskClient
 
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from tests.support.records import count_runs
 
 BASE = "/admin/orgs/acme"
 SECRET = "sk-admin-api-secret-0123456789"
@@ -107,7 +108,7 @@ def test_a_run_can_use_the_credential_until_it_is_disabled(
     )
     body = assert_problem(refused, 422, "invalid_credential")
     assert "disabled" in body["detail"]
-    assert services.store.count_runs() == 1 and len(dispatcher.enqueued) == 1
+    assert count_runs(services.store) == 1 and len(dispatcher.enqueued) == 1
 
     enabled = client.post(f"{BASE}/credentials/main/enable", headers=ADMIN)
     assert enabled.get_json()["enabled"] is True and enabled.get_json()["disabled_at"] is None
@@ -127,7 +128,7 @@ def test_a_credential_of_another_provider_is_refused_with_422(
         "'test' credential"
     )
     assert "run_id" not in body
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
 
 
 def test_a_missing_credential_is_refused_with_422(
@@ -136,7 +137,7 @@ def test_a_missing_credential_is_refused_with_422(
     response = client.post(RUN_URL, json={"credential_id": "nope"}, headers=auth)
     body = assert_problem(response, 422, "invalid_credential")
     assert body["detail"] == "credential 'nope' not found for org 'acme'"
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
 
 
 def test_delete(client: FlaskClient, stored: dict[str, object], services: Services) -> None:

@@ -7,9 +7,10 @@ from api_helpers import ADMIN, ADMIN_KEY, RUN_URL, RecordingDispatcher, assert_p
 from flask.testing import FlaskClient
 
 from app import create_app
-from pipeline.db import upgrade
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
+from tests.support.records import count_runs
 
 RUN_ID = "00000000-0000-0000-0000-000000000000"
 ORG_ENDPOINTS = [
@@ -59,7 +60,7 @@ def test_another_orgs_key_is_404_on_every_org_endpoint(
 
     assert_problem(foreign, 404, "not_found")
     assert foreign.get_data() == no_such_org.get_data()
-    assert services.store.count_runs() == 1 and len(dispatcher.enqueued) == 1
+    assert count_runs(services.store) == 1 and len(dispatcher.enqueued) == 1
 
 
 @pytest.mark.parametrize(

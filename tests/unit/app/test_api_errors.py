@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import SECURITY_HEADERS, create_app
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
 from pipeline_ops_core.errors import (
     AlreadyExistsError,

@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.openapi import build_spec
-from pipeline.db import upgrade
-from pipeline.services import build_services
+from pipeline.bootstrap import build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
 
 
 def free_port() -> int:

@@ -8,9 +8,10 @@ from api_helpers import ADMIN, RUN_URL, RecordingDispatcher, assert_problem
 from flask.testing import FlaskClient
 
 from app import create_app
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
 from pipeline_ops_core.errors import QuotaExceededError
+from quota.base import AllowAllGate
 
 SCHEDULE_URL = "/admin/orgs/acme/schedules/test/demo/basic"
 
@@ -157,7 +158,7 @@ def test_metrics_survive_a_down_redis(client: FlaskClient) -> None:
     assert not any(line.startswith("pipeline_ops_queue_depth{") for line in lines)
 
 
-class _RefusingGate:
+class _RefusingGate(AllowAllGate):
     def reserve(self, org_slug: str, run_id: str) -> None:
         raise QuotaExceededError("concurrent", limit_value=2, current=2, retry_after=30)
 

@@ -10,9 +10,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app import create_app
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
 from quota import periods
+from tests.support.records import count_runs
 from tests.support.servers import free_port
 
 LIMITS_URL = "/admin/orgs/acme/limits"
@@ -64,7 +65,7 @@ def test_concurrent_refusal_is_429_with_the_limit_and_records_no_run(
     assert (problem["limit"], problem["limit_value"], problem["current"]) == ("concurrent", 1, 1)
     assert problem["detail"] == "concurrent quota exceeded: 1 of 1 used"
     assert response.headers["Retry-After"] == str(periods.CONCURRENT_RETRY_AFTER)
-    assert services.store.count_runs("acme") == 1
+    assert count_runs(services.store, "acme") == 1
     assert len(dispatcher.enqueued) == 1
 
 
@@ -82,7 +83,7 @@ def test_daily_refusal_retries_after_utc_midnight(
     assert problem["detail"] == "daily quota exceeded: 1 of 1 used"
     retry = int(response.headers["Retry-After"])
     assert abs(retry - periods.seconds_until(before, periods.next_day(before))) <= 2
-    assert services.store.count_runs("acme") == 1
+    assert count_runs(services.store, "acme") == 1
 
 
 @pytest.mark.parametrize("status", ["SUSPENDED", "CANCELLED"])
@@ -98,7 +99,7 @@ def test_an_inactive_subscription_is_403_and_records_no_run(
     problem = assert_problem(start(client, auth, "2024-05-01"), 403, "subscription_inactive")
 
     assert problem["detail"] == f"the subscription of acme is {status}: runs are not admitted"
-    assert services.store.count_runs() == 0 and dispatcher.enqueued == []
+    assert count_runs(services.store) == 0 and dispatcher.enqueued == []
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,11 @@ from api_helpers import (
 from flask.testing import FlaskClient
 
 from app import create_app
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
 from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError, TemplateError
+from quota.base import AllowAllGate
+from tests.support.records import count_runs
 from tests.support.registry import install_provider_registry
 
 
@@ -354,7 +356,7 @@ def test_duplicate_active_run_is_409_with_the_existing_run_id(
     problem = assert_problem(client.post(RUN_URL, json=body, headers=auth), 409, "run_active")
 
     assert problem["existing_run_id"] == first
-    assert services.store.count_runs() == 1
+    assert count_runs(services.store) == 1
     assert [r for r, _ in dispatcher.enqueued] == [first]
 
 
@@ -364,7 +366,7 @@ def _app_with_gate(settings: Settings, gate: object) -> tuple[FlaskClient, Servi
     return create_app(services=services).test_client(), services
 
 
-class _RefusingGate:
+class _RefusingGate(AllowAllGate):
     def __init__(self, error: Exception) -> None:
         self.error = error
 
@@ -389,7 +391,7 @@ def test_quota_exceeded_is_429_with_retry_after(
     problem = assert_problem(response, 429, "quota_exceeded")
     assert (problem["limit"], problem["limit_value"], problem["current"]) == ("daily", 10, 10)
     assert response.headers["Retry-After"] == "3600"
-    assert gated.store.count_runs() == 0
+    assert count_runs(gated.store) == 0
 
 
 def test_inactive_subscription_is_403(settings: Settings, services: Services, org_key: str) -> None:
@@ -399,7 +401,7 @@ def test_inactive_subscription_is_403(settings: Settings, services: Services, or
     response = client.post(RUN_URL, headers={"X-API-Key": org_key})
 
     assert_problem(response, 403, "subscription_inactive")
-    assert gated.store.count_runs() == 0
+    assert count_runs(gated.store) == 0
 
 
 def test_run_failing_validation_after_admission_is_422_with_run_id(
@@ -412,7 +414,7 @@ def test_run_failing_validation_after_admission_is_422_with_run_id(
     def broken_plan(*args: object, **kwargs: object) -> None:
         raise TemplateError("config.x: unknown template variable '${nope}'")
 
-    monkeypatch.setattr("pipeline.runs.build_plan", broken_plan)
+    monkeypatch.setattr("pipeline.runs.service.build_plan", broken_plan)
 
     problem = assert_problem(client.post(RUN_URL, headers=auth), 422, "run_validation_failed")
 

@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import insert
 
 from app import create_app
-from pipeline import state
-from pipeline.models import log_lines, step_logs
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.runs import state
 from pipeline.settings import Settings
+from pipeline.storage.tables import log_lines, step_logs
 
 UNKNOWN_RUN = "00000000-0000-0000-0000-000000000000"
 

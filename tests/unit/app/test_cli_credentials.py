@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from app.cli import main
 from credentials.keys import KEY_FILE, generate_key
-from pipeline.db import make_engine, upgrade
-from pipeline.orgs import OrgService
-from pipeline.store import RunStore
+from pipeline.orgs.service import OrgService
+from pipeline.storage.db import make_engine, upgrade
+from pipeline.storage.run_store import SqlRunStore
 
 SECRET = "sk-cli-secret-value-0123456789"
 
@@ -30,7 +30,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def orgs(env: Path, tmp_path: Path) -> OrgService:
-    service = OrgService(RunStore(make_engine(f"sqlite:///{tmp_path / 'meta.db'}")))
+    service = OrgService(SqlRunStore(make_engine(f"sqlite:///{tmp_path / 'meta.db'}")))
     service.create("acme")
     return service
 

@@ -93,8 +93,8 @@ def _completed_run(tmp_path: Path) -> str:
     """A run of cli/unit/daily executed in this process; its one noop step writes nothing."""
     from datetime import date
 
-    from pipeline.runs import RunRequest
-    from pipeline.services import build_services
+    from pipeline.bootstrap import build_services
+    from pipeline.runs.service import RunRequest
     from pipeline.settings import Settings
     from tests.support.doubles import NullDispatcher
 
@@ -148,14 +148,15 @@ def test_status_refuses_a_short_prefix_with_exit_2(cli: CliRunner, tmp_path: Pat
 def test_run_refuses_dates_outside_the_bounds_and_records_nothing(
     cli: CliRunner, tmp_path: Path, dates: list[str], message: str
 ) -> None:
-    from pipeline.db import make_engine
-    from pipeline.store import RunStore
+    from pipeline.storage.db import make_engine
+    from pipeline.storage.run_store import SqlRunStore
+    from tests.support.records import count_runs
 
     result = cli.invoke(main, ["run", "cli/unit/daily", "--org", "acme", *dates])
 
     assert result.exit_code == 1
     assert message in result.output
-    assert RunStore(make_engine(f"sqlite:///{tmp_path / 'meta.db'}")).count_runs() == 0
+    assert count_runs(SqlRunStore(make_engine(f"sqlite:///{tmp_path / 'meta.db'}"))) == 0
 
 
 def test_ctrl_c_during_a_start_waits_for_the_start_to_finish() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.catalog import PipelineCatalog
+from pipeline.definition.catalog import PipelineCatalog
 from pipeline_ops_core.errors import ConfigError, NotFoundError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import StepSpec
-from pipeline.dag import find_cycle, plan_levels
+from pipeline.definition.config import StepSpec
+from pipeline.definition.dag import find_cycle, plan_levels
 from pipeline_ops_core.errors import ConfigError
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import (
+from pipeline.definition.config import (
     MAX_FILE_BYTES,
     PipelineSpec,
     RetryPolicy,

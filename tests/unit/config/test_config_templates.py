@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.templates import VARIABLES, find_unknown, resolve
+from pipeline.definition.templates import VARIABLES, find_unknown_at, resolve
 from pipeline_ops_core.errors import ConfigError, TemplateError
 
 VALUES = {
@@ -95,21 +95,25 @@ def test_substituted_text_is_not_scanned_again() -> None:
 
 def test_other_bare_braces_are_text() -> None:
     assert resolve('{"json": 1} {foo}', {}) == '{"json": 1} {foo}'
-    assert find_unknown('{"json": 1} {foo}') == []
+    assert find_unknown_at('{"json": 1} {foo}') == []
 
 
-def test_find_unknown_is_recursive_and_unique() -> None:
+def test_find_unknown_is_recursive_and_names_each_place() -> None:
     value = {"a": "${foo}", "b": ["${bar}", {"c": "${foo} ${start_date}"}], "d": 5}
-    assert find_unknown(value) == ["${foo}", "${bar}"]
+    assert find_unknown_at(value) == [("a", "${foo}"), ("b[0]", "${bar}"), ("b[1].c", "${foo}")]
+
+
+def unknown(value: object) -> list[str]:
+    return [ref for _, ref in find_unknown_at(value)]
 
 
 def test_find_unknown_catches_malformed_references() -> None:
-    assert find_unknown("${ start_date }") == ["${ start_date }"]
-    assert find_unknown("${}") == ["${}"]
-    assert find_unknown("from ${start_date") == ["${start_date"]
+    assert unknown("${ start_date }") == ["${ start_date }"]
+    assert unknown("${}") == ["${}"]
+    assert unknown("from ${start_date") == ["${start_date"]
     # A bare known name other than org_slug is almost surely a missing '$'.
-    assert find_unknown("{start_date}") == ["{start_date}"]
+    assert unknown("{start_date}") == ["{start_date}"]
 
 
 def test_find_unknown_accepts_valid_references() -> None:
-    assert find_unknown(["{org_slug}", "${org_slug}", "${run_id}", "$5 {x}"]) == []
+    assert unknown(["{org_slug}", "${org_slug}", "${run_id}", "$5 {x}"]) == []

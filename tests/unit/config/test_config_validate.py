@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.validate import Problem, validate_paths
+from pipeline.definition.validate import Problem, validate_paths
 
 
 def test_problem_str_format() -> None:

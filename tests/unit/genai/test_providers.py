@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from pipeline.validate import validate_paths
+from pipeline.definition.validate import validate_paths
 from processors.providers import REGISTRY_PATH, load_registry, parse_registry
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from pipeline.db import make_engine, upgrade
-from pipeline.orgs import OrgService
-from pipeline.store import RunStore
-from pipeline.subscriptions import SqlSubscriptionReader, SubscriptionService
+from pipeline.orgs.service import OrgService
+from pipeline.storage.db import make_engine, upgrade
+from pipeline.storage.run_store import SqlRunStore
+from pipeline.subscriptions.service import SqlSubscriptionReader, SubscriptionService
 from pipeline_ops_core.errors import NotFoundError, TerminalError
 from processors.subscription.amortize import SubscriptionAmortizeProcessor, cycle_of, daily_rows
 from processors.subscription.base import Subscription
@@ -33,7 +33,7 @@ def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'meta.db'}"
     upgrade(url)
     engine = make_engine(url)
-    OrgService(RunStore(engine)).create("acme")
+    OrgService(SqlRunStore(engine)).create("acme")
     return engine
 
 

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from pipeline import state
-from pipeline.store import RunStore
+from pipeline.runs import state
+from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import IllegalTransitionError
 
 CLAIM = 30  # seconds a claim lives unless renewed
 
 
 @pytest.fixture
-def queued_run(store: RunStore, new_run: Callable[..., str]) -> str:
+def queued_run(store: SqlRunStore, new_run: Callable[..., str]) -> str:
     run_id = new_run()
     store.transition(run_id, state.VALIDATING)
     store.transition(run_id, state.QUEUED)
@@ -24,7 +24,7 @@ def queued_run(store: RunStore, new_run: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-def begin(store: RunStore, clock) -> Callable[..., datetime | None]:
+def begin(store: SqlRunStore, clock) -> Callable[..., datetime | None]:
     def _begin(
         run_id: str,
         worker: str,
@@ -50,14 +50,14 @@ def begin(store: RunStore, clock) -> Callable[..., datetime | None]:
     return _begin
 
 
-def the_attempt(store: RunStore, run_id: str, step_id: str = "extract") -> dict[str, Any]:
+def the_attempt(store: SqlRunStore, run_id: str, step_id: str = "extract") -> dict[str, Any]:
     rows = [a for a in store.step_attempts(run_id) if a["step_id"] == step_id]
     assert len(rows) == 1
     return rows[0]
 
 
 def test_first_attempt_claims_starts_the_run_and_logs(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     started = begin(queued_run, "host:1", exists=False)
 
@@ -80,7 +80,7 @@ def test_first_attempt_claims_starts_the_run_and_logs(
 
 
 def test_a_second_step_keeps_the_run_running_without_a_new_transition(
-    store: RunStore, queued_run: str, begin
+    store: SqlRunStore, queued_run: str, begin
 ) -> None:
     begin(queued_run, "host:1", exists=False)
     count = len(store.transitions(queued_run))
@@ -90,7 +90,7 @@ def test_a_second_step_keeps_the_run_running_without_a_new_transition(
 
 
 def test_a_live_claim_blocks_another_worker_until_it_expires(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     begin(queued_run, "host:A", exists=False)
     lines_before = len(store.lines(queued_run))
@@ -116,7 +116,7 @@ def test_a_live_claim_blocks_another_worker_until_it_expires(
 
 
 def test_the_same_worker_may_reclaim_its_own_attempt(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     begin(queued_run, "host:A", exists=False)
     clock.advance(5)
@@ -127,7 +127,7 @@ def test_the_same_worker_may_reclaim_its_own_attempt(
 
 
 def test_renewing_the_claim_keeps_others_out(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     begin(queued_run, "host:A", exists=False)
     clock.advance(CLAIM - 5)
@@ -140,7 +140,7 @@ def test_renewing_the_claim_keeps_others_out(
 
 
 def test_steal_from_takes_over_a_dead_holder_at_once(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     begin(queued_run, "host:A", exists=False)
     clock.advance(1)  # A's claim is still live
@@ -150,7 +150,7 @@ def test_steal_from_takes_over_a_dead_holder_at_once(
 
 
 def test_an_ended_attempt_is_free_to_restart(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     started = begin(queued_run, "host:A", exists=False)
     store.finish_attempt(
@@ -175,7 +175,7 @@ def test_an_ended_attempt_is_free_to_restart(
 
 
 def test_a_twin_inserting_the_same_attempt_stands_down(
-    store: RunStore, queued_run: str, begin
+    store: SqlRunStore, queued_run: str, begin
 ) -> None:
     assert begin(queued_run, "host:A", exists=False) is not None
     assert begin(queued_run, "host:B", exists=False) is None
@@ -184,7 +184,7 @@ def test_a_twin_inserting_the_same_attempt_stands_down(
 
 @pytest.mark.parametrize("end", [state.CANCELLED, state.FAILED])
 def test_begin_attempt_on_an_ended_run_raises_and_writes_nothing(
-    store: RunStore, queued_run: str, begin, end: str
+    store: SqlRunStore, queued_run: str, begin, end: str
 ) -> None:
     store.transition(queued_run, end)
     transitions = store.transitions(queued_run)
@@ -201,7 +201,7 @@ def test_begin_attempt_on_an_ended_run_raises_and_writes_nothing(
 
 
 def test_begin_attempt_on_a_cancelling_run_does_not_restart_an_existing_row(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     begin(queued_run, "host:A", exists=False)
     assert store.request_cancel(queued_run, "cancelled by request") == (state.RUNNING, False)
@@ -216,7 +216,7 @@ def test_begin_attempt_on_a_cancelling_run_does_not_restart_an_existing_row(
 
 
 def test_each_takeover_of_a_running_attempt_counts_a_lost_worker(
-    store: RunStore, queued_run: str, clock
+    store: SqlRunStore, queued_run: str, clock
 ) -> None:
     def claim(worker: str, exists: bool, steal_from: str | None = None):  # type: ignore[no-untyped-def]
         return store.begin_attempt(
@@ -253,7 +253,7 @@ def test_each_takeover_of_a_running_attempt_counts_a_lost_worker(
 
 
 def test_a_cancelling_run_ends_when_its_last_executing_step_finishes(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     begin(queued_run, "host:A", exists=False)
     begin(queued_run, "host:B", step_id="load", exists=False)
@@ -282,7 +282,7 @@ def test_a_cancelling_run_ends_when_its_last_executing_step_finishes(
 
 
 def test_a_cancelling_run_whose_step_process_vanished_ends_once_its_claim_lapses(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     begin(queued_run, "host:A", exists=False)
     store.request_cancel(queued_run, "cancelled by request")
@@ -296,7 +296,7 @@ def test_a_cancelling_run_whose_step_process_vanished_ends_once_its_claim_lapses
 
 
 def test_cancelling_a_run_between_steps_ends_it_at_once(
-    store: RunStore, queued_run: str, begin
+    store: SqlRunStore, queued_run: str, begin
 ) -> None:
     started = begin(queued_run, "host:A", exists=False)
     store.finish_attempt(
@@ -316,7 +316,7 @@ def test_cancelling_a_run_between_steps_ends_it_at_once(
 
 
 def test_finish_attempt_records_duration_rows_metrics_and_deadline(
-    store: RunStore, queued_run: str, begin, clock
+    store: SqlRunStore, queued_run: str, begin, clock
 ) -> None:
     started = begin(queued_run, "host:A", exists=False)
     clock.advance(1.5)
@@ -348,12 +348,14 @@ def test_finish_attempt_records_duration_rows_metrics_and_deadline(
     assert run["heartbeat_at"] == clock.now
     assert store.lines(queued_run)[-1]["message"] == "completed: 42 rows written"
     assert store.completed_steps(queued_run) == {"extract"}
-    assert store.step_completed(queued_run, "extract")
-    assert not store.step_completed(queued_run, "load")
+    assert "extract" in store.completed_steps(queued_run)
+    assert "load" not in store.completed_steps(queued_run)
     assert store.attempt_started_at(queued_run, "extract", 1) == started
 
 
-def test_finish_attempt_redacts_the_error(store: RunStore, queued_run: str, begin, clock) -> None:
+def test_finish_attempt_redacts_the_error(
+    store: SqlRunStore, queued_run: str, begin, clock
+) -> None:
     started = begin(queued_run, "host:A", exists=False)
     clock.advance(0.25)
     store.finish_attempt(
@@ -374,7 +376,9 @@ def test_finish_attempt_redacts_the_error(store: RunStore, queued_run: str, begi
     assert row["error"].startswith("401 from provider")
 
 
-def test_attempt_states_lists_every_attempt(store: RunStore, queued_run: str, begin, clock) -> None:
+def test_attempt_states_lists_every_attempt(
+    store: SqlRunStore, queued_run: str, begin, clock
+) -> None:
     started = begin(queued_run, "host:A", exists=False)
     store.finish_attempt(
         queued_run,

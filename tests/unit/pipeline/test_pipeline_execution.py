@@ -10,10 +10,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipeline import state
-from pipeline.execution import DependencyPending, StepOutcome
-from pipeline.runs import RunRequest
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from pipeline.runs import state
+from pipeline.runs.execution import DependencyPending, StepOutcome
+from pipeline.runs.service import RunRequest
 from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_FIELDS, LINEAGE_NAMES, TableRef
 from warehouse.duckdb import DuckDBWarehouse

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
-from pipeline.lineage import stamp
+from pipeline.runs.lineage import stamp
 from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_FIELDS, LINEAGE_NAMES, LineageKey
 
@@ -117,7 +117,7 @@ def test_no_rows_still_get_the_full_schema() -> None:
 
 
 def test_a_look_back_write_replaces_from_its_own_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.lineage import make_writer
+    from pipeline.runs.lineage import make_writer
     from tests.support.genai import ListLog
     from warehouse.duckdb import DuckDBWarehouse
 

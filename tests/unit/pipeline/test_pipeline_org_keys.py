@@ -8,19 +8,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from pipeline.models import organizations
-from pipeline.org_keys import MAX_OVERLAP_SECONDS, REVOKED_PREFIX
-from pipeline.orgs import OrgService
-from pipeline.store import RunStore
+from pipeline.orgs.keys import MAX_OVERLAP_SECONDS, REVOKED_PREFIX
+from pipeline.orgs.service import OrgService
+from pipeline.storage.run_store import SqlRunStore
+from pipeline.storage.tables import organizations
 from pipeline_ops_core.errors import NotFoundError, TerminalError
 
 
 @pytest.fixture
-def orgs(store: RunStore) -> OrgService:
+def orgs(store: SqlRunStore) -> OrgService:
     return OrgService(store)
 
 
-def org_row(store: RunStore, slug: str) -> dict[str, object]:
+def org_row(store: SqlRunStore, slug: str) -> dict[str, object]:
     with store.engine.connect() as conn:
         query = select(organizations).where(organizations.c.org_slug == slug)
         return dict(conn.execute(query).mappings().one())
@@ -37,7 +37,7 @@ def test_rotation_without_overlap_stops_the_old_key_at_once(orgs: OrgService, cl
 
 
 def test_the_old_key_works_until_the_overlap_window_ends(
-    orgs: OrgService, store: RunStore, clock
+    orgs: OrgService, store: SqlRunStore, clock
 ) -> None:
     old = orgs.create("initech")
 
@@ -67,7 +67,9 @@ def test_a_second_rotation_replaces_the_previous_key(orgs: OrgService) -> None:
     assert orgs.authenticate(third) == "initech"
 
 
-def test_revoke_stops_every_key_until_the_next_rotation(orgs: OrgService, store: RunStore) -> None:
+def test_revoke_stops_every_key_until_the_next_rotation(
+    orgs: OrgService, store: SqlRunStore
+) -> None:
     old = orgs.create("initech")
     current = orgs.rotate_key("initech", overlap_seconds=300)["api_key"]
 

@@ -8,28 +8,28 @@ import re
 import pytest
 from sqlalchemy import select
 
-from pipeline.models import organizations
-from pipeline.orgs import OrgService
-from pipeline.store import RunStore
+from pipeline.orgs.service import OrgService
+from pipeline.storage.run_store import SqlRunStore
+from pipeline.storage.tables import organizations
 from pipeline_ops_core.errors import AlreadyExistsError, TerminalError
 
 KEY_RE = re.compile(r"^po_([a-z0-9]{12})_([A-Za-z0-9_\-]{20,100})$")
 
 
 @pytest.fixture
-def orgs(store: RunStore) -> OrgService:
+def orgs(store: SqlRunStore) -> OrgService:
     # `store` already holds acme and globex with dummy keys; these tests add their own.
     return OrgService(store)
 
 
-def org_row(store: RunStore, slug: str) -> dict[str, object]:
+def org_row(store: SqlRunStore, slug: str) -> dict[str, object]:
     with store.engine.connect() as conn:
         row = conn.execute(select(organizations).where(organizations.c.org_slug == slug)).mappings()
         return dict(row.one())
 
 
 def test_create_returns_a_key_that_authenticates_to_the_org(
-    orgs: OrgService, store: RunStore
+    orgs: OrgService, store: SqlRunStore
 ) -> None:
     key = orgs.create("initech", "Initech Corp")
 
@@ -40,7 +40,7 @@ def test_create_returns_a_key_that_authenticates_to_the_org(
     assert "initech" in [o["org_slug"] for o in store.list_orgs()]
 
 
-def test_the_name_defaults_to_the_slug(orgs: OrgService, store: RunStore) -> None:
+def test_the_name_defaults_to_the_slug(orgs: OrgService, store: SqlRunStore) -> None:
     orgs.create("hooli")
     assert store.get_org("hooli")["name"] == "hooli"
 
@@ -53,7 +53,7 @@ def test_each_org_gets_its_own_key(orgs: OrgService) -> None:
     assert orgs.authenticate(b) == "org_b"
 
 
-def test_only_the_prefix_and_a_sha256_hash_are_stored(orgs: OrgService, store: RunStore) -> None:
+def test_only_the_prefix_and_a_sha256_hash_are_stored(orgs: OrgService, store: SqlRunStore) -> None:
     key = orgs.create("initech")
     prefix, secret = KEY_RE.match(key).groups()
 
@@ -112,7 +112,7 @@ def test_an_unknown_prefix_is_refused(orgs: OrgService) -> None:
     ["a", "Acme", "acme-corp", "acme corp", "", "x" * 65, "../etc", "acme\n", "café"],
 )
 def test_invalid_slugs_are_refused_with_a_clear_message(
-    orgs: OrgService, store: RunStore, slug: str
+    orgs: OrgService, store: SqlRunStore, slug: str
 ) -> None:
     before = store.list_orgs()
     with pytest.raises(TerminalError, match=r"invalid org slug .*lower-case letters, digits and _"):
@@ -125,7 +125,7 @@ def test_valid_slug_edges_are_accepted(orgs: OrgService, slug: str) -> None:
     assert orgs.authenticate(orgs.create(slug)) == slug
 
 
-def test_a_duplicate_org_is_refused_and_keeps_its_key(orgs: OrgService, store: RunStore) -> None:
+def test_a_duplicate_org_is_refused_and_keeps_its_key(orgs: OrgService, store: SqlRunStore) -> None:
     key = orgs.create("initech")
     row = org_row(store, "initech")
 

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from pipeline.orgs import new_api_key
-from pipeline.redact import MASK, redact, register_secret
+from pipeline.observability.redact import MASK, redact, register_secret
+from pipeline.orgs.service import new_api_key
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_secrets_registered_in_a_scope_are_masked_there_and_forgotten_after() ->
     import contextvars
     import threading
 
-    from pipeline.redact import register_secrets, scoped_secret_count, secret_scope
+    from pipeline.observability.redact import register_secrets, scoped_secret_count, secret_scope
 
     secret = "tenant-a-secret-value-91"
     with secret_scope() as scope:
@@ -145,7 +145,7 @@ def test_secrets_registered_in_a_scope_are_masked_there_and_forgotten_after() ->
 
 
 def test_a_credential_registers_only_its_declared_secret_fields() -> None:
-    from pipeline.redact import register_decrypted, secret_scope
+    from pipeline.observability.redact import register_decrypted, secret_scope
 
     credential = {
         "admin_key": "sk-admin-zzzzzzzz-1234",
@@ -158,7 +158,7 @@ def test_a_credential_registers_only_its_declared_secret_fields() -> None:
 
 
 def test_an_undeclared_providers_credential_is_all_secret_for_its_scope() -> None:
-    from pipeline.redact import register_decrypted, secret_scope
+    from pipeline.observability.redact import register_decrypted, secret_scope
 
     with secret_scope():
         register_decrypted("no_such_provider", {"token_value": "opaque-value-123456"})
@@ -170,7 +170,7 @@ def test_an_undeclared_providers_credential_is_all_secret_for_its_scope() -> Non
 
 
 def test_long_text_is_cut_to_the_limit_with_a_note() -> None:
-    from pipeline.redact import cap_text
+    from pipeline.observability.redact import cap_text
 
     text = "é" * (3 * 1024 * 1024)  # 6 MiB of UTF-8
     capped = cap_text(text, 4096)

@@ -11,9 +11,10 @@ from datetime import date
 import pytest
 
 from credentials.errors import CredentialError
-from pipeline import state
-from pipeline.runs import RunRequest
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from pipeline.runs import state
+from pipeline.runs.service import RunRequest
+from tests.support.records import count_runs
 from tests.support.registry import install_provider_registry
 
 SECRET = {"api_key": "sk-run-cred-000000000"}
@@ -74,7 +75,7 @@ def test_an_unusable_credential_is_refused_before_recording(
         services.runs.start(request(credential_id=credential_id))
 
     assert message in str(info.value)
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
     assert dispatcher.enqueued == []
 
 
@@ -118,7 +119,7 @@ def test_a_provider_that_needs_a_credential_is_refused_without_one(
         "`pipeline-ops credentials add acme aws --name NAME --file key.json` and give its id "
         "as credential_id (or store it with --id default)"
     )
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
     assert dispatcher.enqueued == []
     ledger = services.gate.ledger.snapshot("acme", services.store.clock())  # type: ignore[attr-defined]
     assert (ledger.daily_runs, ledger.concurrent_running) == (0, 0)

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipeline import state
-from pipeline.runs import DateRangeError, RunRequest, idempotency_key
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from pipeline.runs import state
+from pipeline.runs.service import DateRangeError, RunRequest, idempotency_key
 from pipeline_ops_core.errors import (
     ConfigError,
     ConflictError,
@@ -17,6 +17,7 @@ from pipeline_ops_core.errors import (
     ServiceUnavailableError,
     TerminalError,
 )
+from tests.support.records import count_runs
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 
@@ -107,7 +108,7 @@ steps:
 
 
 def nothing_recorded(services: Services, dispatcher, clock) -> None:
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
     assert dispatcher.enqueued == []
     ledger = services.gate.ledger.snapshot("acme", clock.now)  # type: ignore[attr-defined]
     assert (ledger.daily_runs, ledger.monthly_runs, ledger.concurrent_running) == (0, 0, 0)
@@ -186,7 +187,7 @@ def test_bad_dates_raise_and_record_nothing(
 ) -> None:
     with pytest.raises(TerminalError, match=message):
         services.runs.start(request(start_date=start, end_date=end))
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
     assert dispatcher.enqueued == []
 
 
@@ -195,7 +196,7 @@ def test_an_unknown_org_raises_not_found_and_records_nothing(
 ) -> None:
     with pytest.raises(NotFoundError, match="org 'initech' not found"):
         services.runs.start(request(org_slug="initech"))
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
     assert dispatcher.enqueued == []
 
 
@@ -213,7 +214,7 @@ def test_an_unknown_pipeline_raises_not_found_and_records_nothing(
 ) -> None:
     with pytest.raises(NotFoundError, match="not found"):
         services.runs.start(request(**where))
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
 
 
 def test_an_invalid_pipeline_file_raises_and_records_nothing(
@@ -234,7 +235,7 @@ def test_an_invalid_pipeline_file_raises_and_records_nothing(
     )
     with pytest.raises(ConfigError, match="yesterday"):
         services.runs.start(request(pipeline="broken"))
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
 
 
 @pytest.mark.parametrize("credential", ["Bad Cred", "../x", "a/b", "x" * 129, "key;drop"])
@@ -246,7 +247,7 @@ def test_a_malformed_credential_id_is_refused_before_recording(
     # must never reach the run, the idempotency key or any row's x_credential_id.
     with pytest.raises(TerminalError, match="credential"):
         services.runs.start(request(credential_id=credential))
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
     assert dispatcher.enqueued == []
 
 
@@ -255,11 +256,11 @@ def test_a_second_start_with_the_same_key_conflicts(services: Services, dispatch
     with pytest.raises(ConflictError) as info:
         services.runs.start(request())
     assert info.value.existing_run_id == first["run_id"]
-    assert services.store.count_runs() == 1
+    assert count_runs(services.store) == 1
     assert len(dispatcher.enqueued) == 1
     # Another credential or another org is another key.
     services.runs.start(request(credential_id="default", org_slug="globex"))
-    assert services.store.count_runs() == 2
+    assert count_runs(services.store) == 2
 
 
 def test_a_failing_enqueue_fails_the_run_and_raises_unavailable(

@@ -1,4 +1,4 @@
-"""Schedules and the beat dispatcher, on a controlled clock (pipeline/schedule_dispatch.py)."""
+"""Schedules and the beat dispatcher, on a controlled clock (pipeline/schedules/dispatch.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.db import upgrade
-from pipeline.schedule_dispatch import ScheduleDispatcher, due_ticks
-from pipeline.schedules import ScheduleService
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.schedules.dispatch import ScheduleDispatcher, due_ticks
+from pipeline.schedules.service import ScheduleService
+from pipeline.storage.db import upgrade
 from pipeline_ops_core.errors import NotFoundError, QuotaExceededError, TerminalError
+from quota.base import AllowAllGate
+from tests.support.records import count_runs
 from tests.support.registry import install_provider_registry
 
 DAILY = """\
@@ -138,7 +140,7 @@ def test_a_disabled_schedule_does_not_fire(services, schedules, clock, dispatche
     assert beat.tick().started == 1
 
 
-class RefusingGate:
+class RefusingGate(AllowAllGate):
     """The quota says no: the daily limit is used up."""
 
     def reserve(self, org_slug: str, run_id: str) -> None:
@@ -166,7 +168,7 @@ def test_a_quota_refusal_is_recorded_as_a_skipped_tick(
     report = beat.tick()
 
     assert report.skipped == 1 and report.started == 0
-    assert dispatcher.enqueued == [] and svc.store.count_runs("acme") == 0
+    assert dispatcher.enqueued == [] and count_runs(svc.store, "acme") == 0
     record = ScheduleService(svc.store, svc.catalog).dispatches("acme")[0]
     assert record["status"] == "skipped" and record["run_id"] is None
     assert "quota_exceeded" in record["reason"] and "429" in record["reason"]
@@ -189,7 +191,7 @@ def test_a_tick_of_a_provider_that_needs_a_credential_without_one_is_skipped(
     report = dispatcher_for(services, clock).tick()
 
     assert report.skipped == 1 and report.started == 0
-    assert dispatcher.enqueued == [] and services.store.count_runs("acme") == 0
+    assert dispatcher.enqueued == [] and count_runs(services.store, "acme") == 0
     record = ScheduleService(services.store, services.catalog).dispatches("acme")[0]
     assert record["status"] == "skipped" and record["run_id"] is None
     assert record["reason"].startswith(

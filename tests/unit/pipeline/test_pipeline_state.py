@@ -1,4 +1,4 @@
-"""The run state machine through RunStore.transition, on a real SQLite metadata DB."""
+"""The run state machine through SqlRunStore.transition, on a real SQLite metadata DB."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline import state
-from pipeline.store import RunStore
+from pipeline.runs import state
+from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import IllegalTransitionError
 
 ALL = list(state.ALL)
@@ -33,11 +33,11 @@ ILLEGAL = [
     (from_status, to_status)
     for from_status in ALL
     for to_status in ALL
-    if from_status != to_status and not state.can_transition(from_status, to_status)
+    if from_status != to_status and from_status not in state.ALLOWED_FROM.get(to_status, ())
 ]
 
 
-def run_at(store: RunStore, new_run: Callable[..., str], status: str) -> str:
+def run_at(store: SqlRunStore, new_run: Callable[..., str], status: str) -> str:
     run_id = new_run()
     for step in PATH_TO[status]:
         assert store.transition(run_id, step, f"to {step}") is True
@@ -64,7 +64,7 @@ def test_the_table_matches_the_documented_flow() -> None:
 
 
 def test_a_new_run_is_pending_with_one_transition(
-    store: RunStore, new_run: Callable[..., str]
+    store: SqlRunStore, new_run: Callable[..., str]
 ) -> None:
     run_id = new_run()
     assert store.get_run(run_id)["status"] == state.PENDING
@@ -74,7 +74,7 @@ def test_a_new_run_is_pending_with_one_transition(
 
 @pytest.mark.parametrize(("from_status", "to_status"), LEGAL)
 def test_every_legal_move_works_and_records_a_transition(
-    store: RunStore, new_run: Callable[..., str], clock, from_status: str, to_status: str
+    store: SqlRunStore, new_run: Callable[..., str], clock, from_status: str, to_status: str
 ) -> None:
     run_id = run_at(store, new_run, from_status)
     before = len(store.transitions(run_id))
@@ -100,7 +100,7 @@ def test_every_legal_move_works_and_records_a_transition(
 
 @pytest.mark.parametrize(("from_status", "to_status"), ILLEGAL)
 def test_every_illegal_move_raises_and_changes_nothing(
-    store: RunStore, new_run: Callable[..., str], from_status: str, to_status: str
+    store: SqlRunStore, new_run: Callable[..., str], from_status: str, to_status: str
 ) -> None:
     run_id = run_at(store, new_run, from_status)
     before_run = store.get_run(run_id)
@@ -126,7 +126,7 @@ def test_every_illegal_move_raises_and_changes_nothing(
     ],
 )
 def test_named_illegal_moves_say_what_was_refused(
-    store: RunStore, new_run: Callable[..., str], from_status: str, to_status: str
+    store: SqlRunStore, new_run: Callable[..., str], from_status: str, to_status: str
 ) -> None:
     run_id = run_at(store, new_run, from_status)
     with pytest.raises(IllegalTransitionError, match=f"{from_status} -> {to_status}"):
@@ -136,7 +136,7 @@ def test_named_illegal_moves_say_what_was_refused(
 
 @pytest.mark.parametrize("status", sorted(state.ALLOWED_FROM))
 def test_moving_to_the_current_status_is_a_no_op(
-    store: RunStore, new_run: Callable[..., str], status: str
+    store: SqlRunStore, new_run: Callable[..., str], status: str
 ) -> None:
     run_id = run_at(store, new_run, status)
     before_run = store.get_run(run_id)
@@ -148,7 +148,7 @@ def test_moving_to_the_current_status_is_a_no_op(
     assert store.transitions(run_id) == before_rows
 
 
-def test_pending_is_never_a_target(store: RunStore, new_run: Callable[..., str]) -> None:
+def test_pending_is_never_a_target(store: SqlRunStore, new_run: Callable[..., str]) -> None:
     # `pending` is only entered by create_run, so it is not in the table at all.
     run_id = new_run()
     with pytest.raises(IllegalTransitionError):
@@ -158,7 +158,7 @@ def test_pending_is_never_a_target(store: RunStore, new_run: Callable[..., str])
 
 @pytest.mark.parametrize("bogus", ["done", "RUNNING", "", "cancelled "])
 def test_an_unknown_status_raises_and_changes_nothing(
-    store: RunStore, new_run: Callable[..., str], bogus: str
+    store: SqlRunStore, new_run: Callable[..., str], bogus: str
 ) -> None:
     run_id = run_at(store, new_run, state.QUEUED)
     with pytest.raises(IllegalTransitionError, match="unknown status"):
@@ -167,13 +167,13 @@ def test_an_unknown_status_raises_and_changes_nothing(
     assert len(store.transitions(run_id)) == 3
 
 
-def test_a_missing_run_raises(store: RunStore) -> None:
+def test_a_missing_run_raises(store: SqlRunStore) -> None:
     with pytest.raises(IllegalTransitionError, match="does not exist"):
         store.transition("no-such-run", state.FAILED)
 
 
 def test_fields_are_written_with_the_move_and_error_messages_redacted(
-    store: RunStore, new_run: Callable[..., str]
+    store: SqlRunStore, new_run: Callable[..., str]
 ) -> None:
     run_id = run_at(store, new_run, state.RUNNING)
     secret = "sk-live0123456789abcdef"
@@ -188,7 +188,7 @@ def test_fields_are_written_with_the_move_and_error_messages_redacted(
 
 
 def test_two_terminal_moves_race_only_one_wins(
-    store: RunStore, new_run: Callable[..., str]
+    store: SqlRunStore, new_run: Callable[..., str]
 ) -> None:
     run_id = run_at(store, new_run, state.RUNNING)
     assert store.transition(run_id, state.COMPLETED) is True

@@ -1,4 +1,4 @@
-"""RunStore: create_run's idempotency guard and list_runs' keyset pagination."""
+"""SqlRunStore: create_run's idempotency guard and list_runs' keyset pagination."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline import state
-from pipeline.store import RunStore
+from pipeline.runs import state
+from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import ConflictError
+from tests.support.records import count_runs
 
 KEY = "acme|test_pipe|default|2026-01-01|2026-01-01"
 
 
-def end_as(store: RunStore, run_id: str, status: str) -> None:
+def end_as(store: SqlRunStore, run_id: str, status: str) -> None:
     if status == state.COMPLETED:
         for step in (state.VALIDATING, state.QUEUED, state.RUNNING, state.COMPLETED):
             store.transition(run_id, step)
@@ -23,19 +24,19 @@ def end_as(store: RunStore, run_id: str, status: str) -> None:
 
 
 def test_a_second_active_run_with_the_same_key_conflicts(
-    store: RunStore, new_run: Callable[..., str]
+    store: SqlRunStore, new_run: Callable[..., str]
 ) -> None:
     first = new_run(key=KEY)
     with pytest.raises(ConflictError) as info:
         new_run(key=KEY)
     assert info.value.existing_run_id == first
-    assert store.count_runs() == 1
+    assert count_runs(store) == 1
     assert store.find_active_run(KEY) == first
 
 
 @pytest.mark.parametrize("status", [state.VALIDATING, state.QUEUED, state.RUNNING])
 def test_the_key_stays_held_while_the_run_is_active(
-    store: RunStore, new_run: Callable[..., str], status: str
+    store: SqlRunStore, new_run: Callable[..., str], status: str
 ) -> None:
     first = new_run(key=KEY)
     for step in (state.VALIDATING, state.QUEUED, state.RUNNING):
@@ -45,12 +46,12 @@ def test_the_key_stays_held_while_the_run_is_active(
     with pytest.raises(ConflictError) as info:
         new_run(key=KEY)
     assert info.value.existing_run_id == first
-    assert store.count_runs() == 1
+    assert count_runs(store) == 1
 
 
 @pytest.mark.parametrize("status", [state.COMPLETED, state.FAILED, state.CANCELLED])
 def test_the_key_is_free_again_once_the_run_ended(
-    store: RunStore, new_run: Callable[..., str], status: str
+    store: SqlRunStore, new_run: Callable[..., str], status: str
 ) -> None:
     first = new_run(key=KEY)
     end_as(store, first, status)
@@ -60,22 +61,22 @@ def test_the_key_is_free_again_once_the_run_ended(
     assert second != first
     assert store.get_run(second)["status"] == state.PENDING
     assert store.find_active_run(KEY) == second
-    assert store.count_runs() == 2
+    assert count_runs(store) == 2
     # ... and the new run holds it in turn.
     with pytest.raises(ConflictError) as info:
         new_run(key=KEY)
     assert info.value.existing_run_id == second
 
 
-def test_different_keys_do_not_conflict(store: RunStore, new_run: Callable[..., str]) -> None:
+def test_different_keys_do_not_conflict(store: SqlRunStore, new_run: Callable[..., str]) -> None:
     new_run(key=KEY)
     new_run(key=KEY.replace("2026-01-01|2026-01-01", "2026-01-02|2026-01-02"))
     new_run(key=KEY.replace("default", "other"))
-    assert store.count_runs() == 3
+    assert count_runs(store) == 3
 
 
 def test_create_run_writes_the_row_and_its_first_transition(
-    store: RunStore, new_run: Callable[..., str], clock
+    store: SqlRunStore, new_run: Callable[..., str], clock
 ) -> None:
     run_id = new_run(key=KEY, params={"k": "v"}, trigger="cli")
     run = store.get_run(run_id)
@@ -91,7 +92,7 @@ def test_create_run_writes_the_row_and_its_first_transition(
 
 
 @pytest.fixture
-def history(store: RunStore, new_run: Callable[..., str], clock) -> list[str]:
+def history(store: SqlRunStore, new_run: Callable[..., str], clock) -> list[str]:
     """Seven acme runs (the last two created in the same instant) and one globex run;
     returns the acme ids newest first, as list_runs must order them."""
     made: list[tuple[object, str]] = []
@@ -109,7 +110,7 @@ def history(store: RunStore, new_run: Callable[..., str], clock) -> list[str]:
     return [run_id for _, run_id in sorted(made, key=lambda m: (m[0], m[1]), reverse=True)]
 
 
-def page_through(store: RunStore, size: int, **filters: object) -> list[list[str]]:
+def page_through(store: SqlRunStore, size: int, **filters: object) -> list[list[str]]:
     pages: list[list[str]] = []
     cursor = None
     while True:
@@ -122,7 +123,7 @@ def page_through(store: RunStore, size: int, **filters: object) -> list[list[str
 
 
 def test_list_runs_is_newest_first_and_scoped_to_the_org(
-    store: RunStore, history: list[str]
+    store: SqlRunStore, history: list[str]
 ) -> None:
     rows = store.list_runs("acme")
     assert [r["run_id"] for r in rows] == history
@@ -136,7 +137,7 @@ def test_list_runs_is_newest_first_and_scoped_to_the_org(
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 50])
 def test_keyset_pages_cover_every_run_once_in_order(
-    store: RunStore, history: list[str], size: int
+    store: SqlRunStore, history: list[str], size: int
 ) -> None:
     pages = page_through(store, size)
     assert all(len(page) <= size for page in pages)
@@ -144,7 +145,7 @@ def test_keyset_pages_cover_every_run_once_in_order(
 
 
 def test_a_cursor_inside_a_tie_continues_with_the_other_run(
-    store: RunStore, history: list[str]
+    store: SqlRunStore, history: list[str]
 ) -> None:
     first = store.list_runs("acme", limit=1)
     assert [r["run_id"] for r in first] == ["run-z"]
@@ -152,7 +153,7 @@ def test_a_cursor_inside_a_tie_continues_with_the_other_run(
     assert [r["run_id"] for r in rest] == ["run-y"]
 
 
-def test_list_runs_filters_by_status(store: RunStore, history: list[str]) -> None:
+def test_list_runs_filters_by_status(store: SqlRunStore, history: list[str]) -> None:
     cancelled = store.list_runs("acme", status=state.CANCELLED)
     assert [r["run_id"] for r in cancelled] == ["run-3", "run-1"]
     pending = page_through(store, 2, status=state.PENDING)
@@ -163,7 +164,7 @@ def test_list_runs_filters_by_status(store: RunStore, history: list[str]) -> Non
 
 
 def test_list_runs_filters_by_pipeline_and_status_together(
-    store: RunStore, history: list[str]
+    store: SqlRunStore, history: list[str]
 ) -> None:
     b_runs = [r["run_id"] for r in store.list_runs("acme", pipeline_id="pipe_b")]
     assert b_runs == ["run-3", "run-1"]

@@ -11,7 +11,7 @@ from pipeline.settings import Settings
 from pipeline_ops_core.errors import TerminalError, TransientError
 from quota.base import AllowAllGate
 from quota.cache import PlanCache
-from quota.factory import build_gate, plan_source
+from quota.factory import build_quota, plan_source
 from quota.gate import LedgerGate
 from quota.plans import DatabasePlanSource, Plan, PlanDefaults, changed_plan
 from quota.plans_supabase import SupabasePlanSource
@@ -132,8 +132,11 @@ def test_the_factory_picks_sources_and_gates_from_settings(
     both = only_url.with_(supabase_service_role_key="service-role")
     assert isinstance(plan_source(both, engine, clock), SupabasePlanSource)
 
-    gate = build_gate(base, engine, clock)
+    gate, plans = build_quota(base, engine, clock)
     assert isinstance(gate, LedgerGate) and gate.mirror is not None
-    eager = build_gate(base.with_(eager=True), engine, clock)
+    assert plans is gate  # limits set through the admin reach this gate's plan cache at once
+    eager, _ = build_quota(base.with_(eager=True), engine, clock)
     assert isinstance(eager, LedgerGate) and eager.mirror is None
-    assert isinstance(build_gate(base.with_(quota_enabled=False), engine, clock), AllowAllGate)
+    off, off_plans = build_quota(base.with_(quota_enabled=False), engine, clock)
+    assert isinstance(off, AllowAllGate)
+    assert isinstance(off_plans, LedgerGate)  # plans are still administered on the ledger

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.api_core import exceptions as gexc
 
-from pipeline.lineage import make_writer
+from pipeline.runs.lineage import make_writer
 from pipeline_ops_core.errors import TerminalError, TransientError
 from warehouse import from_url
 from warehouse.base import LINEAGE_FIELDS, JobContext, LineageKey, TableRef, WriteResult

@@ -1,0 +1,2 @@
+"""The metadata database: its tables (every one, on one MetaData), the run store, the
+statements and read-only queries it is made of, engines and migrations, and the database clock."""
