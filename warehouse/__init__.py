@@ -1,4 +1,5 @@
-"""warehouse."""
+"""The warehouse: the backend contract (base.py), DuckDB and BigQuery backends, table
+schemas, stored procedures, and `from_url`, which picks a backend from WAREHOUSE_URL."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def from_url(url: str, on_lock_wait: LockWaitObserver | None = None) -> Warehous
         return DuckDBWarehouse("/" + parts.path.lstrip("/"), on_lock_wait=on_lock_wait, **kwargs)
     if parts.scheme == "bigquery":
         try:
-            from warehouse.bigquery import BigQueryWarehouse
+            from warehouse.bigquery.backend import BigQueryWarehouse
         except ImportError as exc:  # google-cloud-bigquery is in requirements.txt
             raise TerminalError(f"bigquery backend unavailable: {exc}") from None
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline_ops_core.errors import TerminalError
-from warehouse.schemas_cloud import FOCUS_EXPORT_RAW, FOCUS_RAW_NAMES, snake_case
+from warehouse.schemas.cloud import FOCUS_EXPORT_RAW, FOCUS_RAW_NAMES, snake_case
 
 # Pre-1.3 names (FOCUS 1.0 and the 1.0-preview) -> raw column.
 BUILTIN_RENAMES: dict[str, str] = {

@@ -54,9 +54,15 @@ from processors.cloud.gcp_export_rows import (
 )
 from processors.generic.http_extract import mask_secrets
 from processors.sdk_egress import guarded
-from warehouse.bigquery_client import BigQueryConfig, make_client, service_account_credentials
-from warehouse.bigquery_errors import TERMINAL_REASONS, TRANSIENT_REASONS, classify
-from warehouse.bigquery_sql import check_project
+from warehouse.bigquery import (
+    TERMINAL_REASONS,
+    TRANSIENT_REASONS,
+    BigQueryConfig,
+    check_project,
+    classify,
+    make_client,
+    service_account_credentials,
+)
 
 RAW_TABLE = "gcp_billing_export_raw"
 SECRET_FIELDS = ("private_key", "private_key_id", "catalog_api_key")

@@ -48,7 +48,7 @@ from processors.cloud.gcp_billing_export import (
 )
 from processors.generic.http_extract import error_excerpt, mask_secrets, retry_after_seconds
 from processors.sdk_egress import guarded
-from warehouse.schemas_gcp import GCP_SKU_PRICES
+from warehouse.schemas.gcp import GCP_SKU_PRICES
 
 PRICES_TABLE = "gcp_sku_prices"
 DEFAULT_BASE_URL = "https://cloudbilling.googleapis.com"
@@ -78,7 +78,7 @@ def _access_token(info: Mapping[str, Any]) -> str:
     import google.auth.transport.requests
     from google.auth import exceptions as auth_exc
 
-    from warehouse.bigquery_client import service_account_credentials
+    from warehouse.bigquery import service_account_credentials
 
     check_token_uri(info)
     creds = service_account_credentials(info).with_scopes([CATALOG_SCOPE])

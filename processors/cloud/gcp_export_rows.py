@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline_ops_core.errors import TerminalError
-from warehouse.bigquery_sql import check_project
-from warehouse.schemas_gcp import GCP_BILLING_EXPORT_RAW
+from warehouse.bigquery import check_project
+from warehouse.schemas.gcp import GCP_BILLING_EXPORT_RAW
 
 PartitionFilter = Literal["partitiontime", "usage_start_time"]
 PARTITION_FILTERS: tuple[str, ...] = ("partitiontime", "usage_start_time")

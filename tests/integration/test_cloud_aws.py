@@ -37,7 +37,7 @@ from tests.support.genai import ListLog
 from tests.support.moto_server import MotoAws, moto_aws, s3_statements  # noqa: F401 - fixture
 from tests.support.servers import free_port
 from warehouse.duckdb import DuckDBWarehouse
-from warehouse.schemas_genai import FOCUS_1_3_COLUMNS
+from warehouse.schemas.focus import FOCUS_1_3_COLUMNS
 
 PIPELINE = "configs/cloud/aws/cost/billing.yml"
 BUCKET, PREFIX, EXPORT = "acme-billing", "cur", "focus12"

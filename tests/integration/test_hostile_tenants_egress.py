@@ -464,7 +464,7 @@ def test_boto3_azure_oci_and_google_auth_are_refused_before_any_socket(rig: Rig)
         client.list_objects("bling", "b")
 
     def token(url: str) -> None:
-        from warehouse.bigquery_client import service_account_credentials
+        from warehouse.bigquery.client import service_account_credentials
 
         info = service_account_key(f"{url}/token", client_email="a@b.iam.gserviceaccount.com")
         service_account_credentials(info).refresh(google.auth.transport.requests.Request())

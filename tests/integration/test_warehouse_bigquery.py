@@ -32,8 +32,8 @@ from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # no
 from tests.support.servers import Server
 from warehouse import from_url
 from warehouse.base import JobContext, LineageKey, TableRef
-from warehouse.bigquery import BigQueryWarehouse
-from warehouse.bigquery_jobs import WriteJobs
+from warehouse.bigquery.backend import BigQueryWarehouse
+from warehouse.bigquery.jobs import WriteJobs
 from warehouse.schemas import TABLE_SCHEMAS, with_lineage
 
 D1 = date(2026, 1, 1)

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline_ops_core.errors import TerminalError
 from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
-from warehouse.schemas_cloud import FOCUS_EXPORT_RAW, snake_case
+from warehouse.schemas.cloud import FOCUS_EXPORT_RAW, snake_case
 
 
 def test_snake_case_of_focus_names() -> None:

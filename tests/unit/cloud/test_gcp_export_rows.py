@@ -18,7 +18,7 @@ from processors.cloud.gcp_export_rows import (
     parse_table_name,
     watermark,
 )
-from warehouse.schemas_gcp import GCP_BILLING_EXPORT_RAW
+from warehouse.schemas.gcp import GCP_BILLING_EXPORT_RAW
 
 STANDARD = "acme-billing.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9"
 DETAILED = "acme-billing.billing_export.gcp_billing_export_resource_v1_01A2B3_C4D5E6_F7A8B9"

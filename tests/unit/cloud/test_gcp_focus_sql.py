@@ -16,7 +16,7 @@ from tests.support.genai import step_context
 from warehouse.duckdb import DuckDBWarehouse
 from warehouse.procedures import load_procedure
 from warehouse.schemas import with_lineage
-from warehouse.schemas_gcp import GCP_BILLING_EXPORT_RAW, GCP_SKU_PRICES, GCP_TABLE_SCHEMAS
+from warehouse.schemas.gcp import GCP_BILLING_EXPORT_RAW, GCP_SKU_PRICES, GCP_TABLE_SCHEMAS
 
 D0, D1 = date(2026, 10, 1), date(2026, 10, 2)
 PIPELINE = "cloud_gcp_billing"

@@ -303,7 +303,7 @@ def test_the_sdks_are_refused_metadata_and_private_hosts_before_any_socket(
 
     from processors.sdk_egress import guarded, refusal_in
     from tests.support.gcp_catalog_server import service_account_key
-    from warehouse.bigquery_client import service_account_credentials
+    from warehouse.bigquery.client import service_account_credentials
 
     monkeypatch.setenv(ALLOW_ENV, "")
     calls = no_connections(monkeypatch)

@@ -21,7 +21,7 @@ from sqlglot.tokens import TokenType
 
 from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LineageKey, TableRef, check_identifier
-from warehouse.bigquery_types import sql_literal
+from warehouse.bigquery.types import sql_literal
 from warehouse.procedures import DATASET_PLACEHOLDER, Procedure, referenced_params, tokenize
 
 _PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{3,61}[a-z0-9]$")

@@ -49,16 +49,16 @@ from warehouse.base import (
     WriteResult,
     check_identifier,
 )
-from warehouse.bigquery_client import (
+from warehouse.bigquery.client import (
     BigQueryConfig,
     make_client,
     service_account_credentials,
 )
-from warehouse.bigquery_errors import BigQueryError, bq_errors
-from warehouse.bigquery_jobs import adhoc_context
-from warehouse.bigquery_sql import call_procedure, check_project, create_procedure, param_names
-from warehouse.bigquery_types import bq_type_name, infer_param_type
-from warehouse.bigquery_write import StagedWrite, arrow_field, schema_fields
+from warehouse.bigquery.errors import BigQueryError, bq_errors
+from warehouse.bigquery.jobs import adhoc_context
+from warehouse.bigquery.sql import call_procedure, check_project, create_procedure, param_names
+from warehouse.bigquery.types import bq_type_name, infer_param_type
+from warehouse.bigquery.write import StagedWrite, arrow_field, schema_fields
 from warehouse.checks import check_layout, check_write
 from warehouse.procedures import (
     SQL_DIR,

@@ -24,11 +24,11 @@ from google.cloud import bigquery
 
 from pipeline_ops_core.errors import PipelineOpsError, TerminalError
 from warehouse.base import JobContext, LineageKey, TableRef, WriteMode, WriteResult
-from warehouse.bigquery_client import BigQueryConfig
-from warehouse.bigquery_errors import bq_errors
-from warehouse.bigquery_jobs import STAGING_TTL, WriteJobs, find_reusable, start_once
-from warehouse.bigquery_sql import Script, merge_script, replace_script
-from warehouse.bigquery_types import arrow_type, bq_type_name
+from warehouse.bigquery.client import BigQueryConfig
+from warehouse.bigquery.errors import bq_errors
+from warehouse.bigquery.jobs import STAGING_TTL, WriteJobs, find_reusable, start_once
+from warehouse.bigquery.sql import Script, merge_script, replace_script
+from warehouse.bigquery.types import arrow_type, bq_type_name
 
 
 class StagedWrite:

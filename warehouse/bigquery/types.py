@@ -1,6 +1,6 @@
 """Arrow <-> BigQuery types, query parameters and SQL literals, without a client.
 
-Both backends take their DDL from the same Arrow schemas (warehouse/schemas.py). The
+Both backends take their DDL from the same Arrow schemas (warehouse/schemas/__init__.py). The
 BigQuery type system is the reference: `bq_type_name` also serves to compare a table's
 columns with a wanted schema on any backend (bootstrap-sync's retype check).
 """

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pipeline_ops_core.errors import TerminalError
-from warehouse.bigquery_sql import check_project
+from warehouse.bigquery.sql import check_project
 
 BIGQUERY_SCOPES = ("https://www.googleapis.com/auth/bigquery",)
 _SERVICE_ACCOUNT_KEYS = ("client_email", "private_key", "token_uri")

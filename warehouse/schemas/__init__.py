@@ -1,4 +1,5 @@
-"""Table schemas the engine knows ahead of time (without lineage columns).
+"""Table schemas the engine knows ahead of time (without lineage columns), by source:
+genai.py (GenAI and subscription costs), cloud.py, gcp.py, focus.py (FOCUS 1.3).
 
 `bootstrap` creates these tables in each org dataset and `bootstrap-sync` adds
 columns that a newer release defines to tables that already exist. Both
@@ -11,11 +12,14 @@ import pyarrow as pa
 
 from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_FIELDS
-from warehouse.bigquery_types import bq_type_name
-from warehouse.schemas_cloud import CLOUD_TABLE_SCHEMAS
-from warehouse.schemas_gcp import GCP_TABLE_SCHEMAS
-from warehouse.schemas_genai import FOCUS_TABLE_SCHEMAS as _FOCUS_TABLE_SCHEMAS
-from warehouse.schemas_genai import GENAI_TABLE_SCHEMAS
+from warehouse.schemas.cloud import CLOUD_TABLE_SCHEMAS
+from warehouse.schemas.focus import FOCUS_TABLE_SCHEMAS
+from warehouse.schemas.gcp import GCP_TABLE_SCHEMAS
+from warehouse.schemas.genai import GENAI_TABLE_SCHEMAS
+
+# The FOCUS table, which sp_convert_to_focus creates (see schemas/focus.py), and the tables
+# `bootstrap` creates.
+__all__ = ["FOCUS_TABLE_SCHEMAS", "TABLE_SCHEMAS", "retype_conflicts", "with_lineage"]
 
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "demo_usage_raw": pa.schema(
@@ -54,7 +58,6 @@ TABLE_SCHEMAS.update(GENAI_TABLE_SCHEMAS)
 # Raw rows of the cloud billing exports (issue 8).
 TABLE_SCHEMAS.update(CLOUD_TABLE_SCHEMAS)
 TABLE_SCHEMAS.update(GCP_TABLE_SCHEMAS)
-FOCUS_TABLE_SCHEMAS = _FOCUS_TABLE_SCHEMAS  # created by sp_convert_to_focus, see schemas_genai
 
 
 def with_lineage(schema: pa.Schema) -> pa.Schema:
@@ -67,6 +70,10 @@ def retype_conflicts(have: pa.Schema, want: pa.Schema) -> list[str]:
     Types compare as the BigQuery types both backends store, so int32 and int64, or a
     JSON and a string column, are the same. Schema sync never changes these by itself.
     """
+
+    # BigQuery's type names are the ones an operator reads in reports (and the backend's
+    # module is only imported when something is compared).
+    from warehouse.bigquery.types import bq_type_name
 
     def type_of(field: pa.Field) -> str:
         try:

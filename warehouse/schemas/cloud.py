@@ -15,7 +15,7 @@ import re
 
 import pyarrow as pa
 
-from warehouse.schemas_genai import FOCUS_1_3_COLUMNS
+from warehouse.schemas.focus import FOCUS_1_3_COLUMNS
 
 _TYPES = {
     "String": pa.string(),

@@ -29,7 +29,7 @@ from google.api_core import exceptions as gexc
 from google.api_core.exceptions import GoogleAPIError
 
 from warehouse.base import JobContext, TableRef
-from warehouse.bigquery_errors import BigQueryTransientError, bq_errors
+from warehouse.bigquery.errors import BigQueryTransientError, bq_errors
 
 # Staging tables expire on their own if a worker dies before dropping one.
 STAGING_TTL = timedelta(hours=24)
