@@ -217,7 +217,7 @@ def credential_url_problems(key: str, secret: Mapping[str, Any]) -> list[str]:
     blob = "account_url"
     if isinstance(secret.get("connection_string"), str) and blob in kind.fields:
         # A connection string names its endpoint inside; it is held to account_url's hosts.
-        from processors.cloud.azure_export_manifest import connection_string_endpoint
+        from processors.cloud.azure.manifest import connection_string_endpoint
 
         endpoint = connection_string_endpoint(secret["connection_string"])
         if endpoint is not None:

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 from pipeline_ops_core.egress import Limits
 from pipeline_ops_core.errors import TerminalError
 from processors.base import SourceRead, StepContext, StepResult
-from processors.cloud.export_files import read_export_file
-from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
+from processors.cloud.exports.files import read_export_file
+from processors.cloud.exports.focus import normalize_focus_export, rows_in_dates
 from processors.providers import endpoint_hosts
 from processors.sdk_egress import guarded
 

@@ -13,7 +13,7 @@ from app.cli import main
 from pipeline.definition.validate import validate_paths
 from processors.providers import REGISTRY_PATH, load_registry, parse_registry
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_the_shipped_registry_and_configs_are_valid() -> None:

@@ -20,7 +20,7 @@ from botocore.exceptions import (
 )
 
 from pipeline_ops_core.errors import TerminalError, TransientError
-from processors.cloud.aws_data_export import (
+from processors.cloud.aws.data_export import (
     AwsExportSettings,
     _session_name,
     aws_error,

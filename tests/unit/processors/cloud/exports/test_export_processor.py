@@ -13,7 +13,7 @@ import pytest
 
 from pipeline_ops_core.errors import TerminalError
 from processors.base import StepContext
-from processors.cloud.export_processor import FocusExportProcessor, billing_months
+from processors.cloud.exports.processor import FocusExportProcessor, billing_months
 from tests.support.genai import step_context
 from warehouse.base import TableRef
 from warehouse.duckdb import DuckDBWarehouse

@@ -14,7 +14,7 @@ from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
 
 from pipeline_ops_core.errors import TerminalError, TransientError
-from processors.cloud.gcp_billing_export import (
+from processors.cloud.gcp.billing_export import (
     ExternalBqExtractor,
     bigquery_client,
     read_errors,
@@ -22,7 +22,7 @@ from processors.cloud.gcp_billing_export import (
     service_account_info,
     translate,
 )
-from processors.cloud.gcp_export_rows import parse_table_name
+from processors.cloud.gcp.export_rows import parse_table_name
 from tests.support.gcp_catalog_server import pem_lines, service_account_key
 from tests.support.genai import step_context
 from warehouse.duckdb import DuckDBWarehouse

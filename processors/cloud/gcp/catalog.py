@@ -37,7 +37,7 @@ import pyarrow as pa
 from pipeline_ops_core.egress import EgressClient, page_tokens, split_url
 from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.base import StepContext, StepResult
-from processors.cloud.gcp_billing_export import (
+from processors.cloud.gcp.billing_export import (
     GOOGLE_API_HOSTS,
     RAW_TABLE,
     TOKEN_HOSTS,

@@ -10,7 +10,7 @@ import pytest
 from google.cloud.bigquery import SchemaField
 
 from pipeline_ops_core.errors import TerminalError
-from processors.cloud.gcp_export_rows import (
+from processors.cloud.gcp.export_rows import (
     Window,
     export_query,
     flatten,

@@ -14,7 +14,7 @@ from azure.core.exceptions import (
 )
 
 from pipeline_ops_core.errors import TerminalError, TransientError
-from processors.cloud.azure_cost_export import (
+from processors.cloud.azure.cost_export import (
     AzureCostExportProcessor,
     AzureExportSettings,
     azure_error,

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline_ops_core.errors import TerminalError
-from processors.cloud.focus_export import normalize_focus_export, rows_in_dates
+from processors.cloud.exports.focus import normalize_focus_export, rows_in_dates
 from warehouse.schemas.cloud import FOCUS_EXPORT_RAW, snake_case
 
 

@@ -40,13 +40,13 @@ from botocore.exceptions import (
 from pipeline_ops_core.egress import Limits, policy, spool
 from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import RunLog, StepContext
-from processors.cloud.aws_manifest import (
+from processors.cloud.aws.manifest import (
     billing_period,
     manifest_key,
     parse_manifest,
     s3_uri,
 )
-from processors.cloud.export_processor import FocusExportProcessor
+from processors.cloud.exports.processor import FocusExportProcessor
 from processors.providers import endpoint_hosts
 from processors.sdk_egress import refusal_in
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_ops_core.errors import TerminalError
-from processors.cloud.export_files import export_format, read_export_file
+from processors.cloud.exports.files import export_format, read_export_file
 
 CSV = "\ufeffBilledCost,ChargePeriodStart,Tags\n1.50,2026-10-01T00:00:00Z,\n007,2026-10-02,x\n"
 

@@ -36,7 +36,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 from pipeline_ops_core.egress import Limits, page_tokens, policy, spool
 from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import RunLog, StepContext
-from processors.cloud.azure_export_manifest import (
+from processors.cloud.azure.manifest import (
     MANIFEST_SUFFIX,
     ExportBlob,
     blob_candidates,
@@ -48,7 +48,7 @@ from processors.cloud.azure_export_manifest import (
     month_bounds,
     parse_manifest,
 )
-from processors.cloud.export_processor import FocusExportProcessor
+from processors.cloud.exports.processor import FocusExportProcessor
 from processors.providers import endpoint_hosts
 
 # The SDK retries throttling, 5xx and dropped connections itself first (its default waits

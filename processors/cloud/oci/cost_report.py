@@ -18,8 +18,8 @@ import pyarrow as pa
 from pipeline_ops_core.egress import Limits, page_tokens, policy, spool
 from pipeline_ops_core.errors import TerminalError
 from processors.base import StepContext
-from processors.cloud.export_processor import FocusExportProcessor
-from processors.cloud.oci_reports import (
+from processors.cloud.exports.processor import FocusExportProcessor
+from processors.cloud.oci.reports import (
     REPORTS_ROOT,
     FolderRange,
     ReportLocation,

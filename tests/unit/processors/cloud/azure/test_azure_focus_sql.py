@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from processors.cloud.focus_export import normalize_focus_export
+from processors.cloud.exports.focus import normalize_focus_export
 from tests.support.cloud import (
     FOCUS_EXPORT_SAMPLE,
     FOCUS_EXPORT_SAMPLE_BILLED,

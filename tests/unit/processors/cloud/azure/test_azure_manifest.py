@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline_ops_core.errors import TerminalError
-from processors.cloud.azure_export_manifest import (
+from processors.cloud.azure.manifest import (
     Manifest,
     blob_candidates,
     check_manifest,

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from pipeline_ops_core.errors import TerminalError
-from processors.cloud.aws_manifest import (
+from processors.cloud.aws.manifest import (
     billing_period,
     export_root,
     manifest_key,

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline_ops_core.errors import TerminalError, TransientError
-from processors.cloud.focus_export import normalize_focus_export
-from processors.cloud.oci_reports import (
+from processors.cloud.exports.focus import normalize_focus_export
+from processors.cloud.oci.reports import (
     FolderRange,
     ReportLocation,
     day_folder,

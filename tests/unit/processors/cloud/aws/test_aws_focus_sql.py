@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from processors.cloud.focus_export import normalize_focus_export
+from processors.cloud.exports.focus import normalize_focus_export
 from tests.support.cloud import call_sp_focus
 from tests.support.genai import step_context
 from warehouse.duckdb import DuckDBWarehouse

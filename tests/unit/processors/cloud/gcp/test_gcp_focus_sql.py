@@ -114,7 +114,7 @@ def unify(
 
 
 def mapped_services() -> list[tuple[str, str, str]]:
-    sql = (Path(__file__).resolve().parents[3] / "warehouse/sql/sp_focus_gcp.sql").read_text()
+    sql = (Path(__file__).resolve().parents[5] / "warehouse/sql/sp_focus_gcp.sql").read_text()
     return re.findall(
         r"SELECT '([^']+)'(?: AS service_description)?, '([^']+)'(?: AS \w+)?, '([^']+)'", sql
     )

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline_ops_core.egress import EgressClient
 from pipeline_ops_core.errors import TerminalError, TransientError
-from processors.cloud.gcp_catalog import GcpApiExtractor, list_skus, price_rows, unit_price
+from processors.cloud.gcp.catalog import GcpApiExtractor, list_skus, price_rows, unit_price
 from tests.support.gcp_catalog_server import (
     CatalogServer,
     TokenServer,
@@ -23,7 +23,7 @@ from tests.support.genai import ListLog, step_context
 from warehouse.base import TableRef
 from warehouse.duckdb import DuckDBWarehouse
 
-DATA = Path(__file__).resolve().parents[2] / "data/cloud/gcp"
+DATA = Path(__file__).resolve().parents[4] / "data/cloud/gcp"
 KEY = "AIzaSyUnit-test-catalog-key-abcdef0123"
 COMPUTE, STORAGE, VERTEX = "6F81-5844-456A", "95FF-2EF5-5EA1", "C7E2-9256-1C43"
 DAY = date(2026, 10, 1)

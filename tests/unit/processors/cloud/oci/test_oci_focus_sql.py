@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from processors.cloud.focus_export import normalize_focus_export
+from processors.cloud.exports.focus import normalize_focus_export
 from tests.support.cloud import assert_focus_rows_valid, call_sp_focus, text_table
 from tests.support.genai import step_context
 from warehouse.duckdb import DuckDBWarehouse

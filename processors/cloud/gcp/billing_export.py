@@ -41,7 +41,7 @@ from google.auth import exceptions as auth_exc
 from pipeline_ops_core.egress import host_matches, policy, split_url
 from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from processors.base import StepContext, StepResult
-from processors.cloud.gcp_export_rows import (
+from processors.cloud.gcp.export_rows import (
     PARTITION_FILTERS,
     ExportTable,
     PartitionFilter,
