@@ -6,16 +6,15 @@ before recording the run, while decryption stays in the worker (`get`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from credentials.errors import CredentialError
 from pipeline_ops_core.errors import NotFoundError
+from pipeline_ops_core.identifiers import CREDENTIAL_ID_RE
 
 DEFAULT_ID = "default"
-CREDENTIAL_ID_RE = re.compile(r"[a-z0-9_\-]{1,128}")
 CREDENTIAL_ID_DOC = "1-128 of lower-case letters, digits, _ and -"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.samples import (  # noqa: E402  (the server `pipeline-ops samples serve` runs)
+from app.cli.samples import (  # noqa: E402  (the server `pipeline-ops samples serve` runs)
     DEFAULT_PORT,
     PROVIDERS,
     SAMPLE_END,
@@ -147,6 +147,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="loopback port to serve")
     parser.add_argument("--org", default="acme", help="org the printed commands are for")
     args = parser.parse_args()
-    from app.cli_genai import serve_samples
+    from app.cli.genai import serve_samples
 
     serve_samples(args.port, args.org)

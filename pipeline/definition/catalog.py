@@ -9,18 +9,17 @@ a second fence, not the only one.
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 
 from pipeline.definition.config import PipelineSpec, load_pipeline
 from pipeline_ops_core.errors import ConfigError, NotFoundError
+from pipeline_ops_core.identifiers import IDENT_RE
 
 Key = tuple[str, str, str]
 
 SUFFIXES = (".yml", ".yaml")
 SYSTEM_DIR = "system"  # configs/system/ holds registries such as providers.yml
-_SEGMENT = re.compile(r"[a-z0-9_]+")
 
 
 def pipeline_key(path: Path) -> Key:
@@ -29,7 +28,7 @@ def pipeline_key(path: Path) -> Key:
 
 
 def is_valid_segment(segment: object) -> bool:
-    return isinstance(segment, str) and _SEGMENT.fullmatch(segment) is not None
+    return isinstance(segment, str) and IDENT_RE.fullmatch(segment) is not None
 
 
 def _is_configs_root(folder: Path, root: Path) -> bool:

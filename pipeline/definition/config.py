@@ -19,10 +19,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from pipeline.definition.dag import find_cycle, format_cycle
 from pipeline.definition.templates import find_unknown_at
 from pipeline_ops_core.errors import ConfigError, NotFoundError
+from pipeline_ops_core.identifiers import IDENT_RE
 from processors.registry import is_known, known_types
 
 MAX_FILE_BYTES = 256 * 1024
-IDENT = r"^[a-z0-9_]+\Z"  # \Z: `$` would also accept a trailing newline
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,9 @@ class _StrictBool(fields.Boolean):
 
 
 def _ident(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Regexp(IDENT, error="must match ^[a-z0-9_]+$"), **kwargs)
+    return fields.String(
+        validate=validate.Regexp(IDENT_RE, error="must match ^[a-z0-9_]+$"), **kwargs
+    )
 
 
 def _check_ps_type(value: str) -> None:

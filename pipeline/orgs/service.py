@@ -15,8 +15,8 @@ from typing import Any
 from pipeline.orgs import keys as org_keys
 from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import AlreadyExistsError, TerminalError
+from pipeline_ops_core.identifiers import ORG_SLUG_RE
 
-ORG_SLUG_RE = re.compile(r"^[a-z0-9_]{2,64}\Z")
 _KEY_RE = re.compile(r"^po_([a-z0-9]{12})_([A-Za-z0-9_\-]{20,100})\Z")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from credentials.base import CREDENTIAL_ID_RE, CredentialProvider, NoCredentials, check_usable
+from credentials.base import CredentialProvider, NoCredentials, check_usable
 from credentials.errors import CredentialError
 from pipeline.definition import templates
 from pipeline.definition.catalog import PipelineCatalog
@@ -33,6 +33,7 @@ from pipeline_ops_core.errors import (
     ServiceUnavailableError,
     TerminalError,
 )
+from pipeline_ops_core.identifiers import CREDENTIAL_ID_RE
 from quota.base import QuotaGate
 
 MAX_RANGE_DAYS = 366

@@ -15,12 +15,12 @@ from croniter import croniter
 from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from credentials.base import CREDENTIAL_ID_RE
 from pipeline.definition.catalog import PipelineCatalog, is_valid_segment
 from pipeline.schedules.tables import CATCH_UP_POLICIES, dispatches, schedules
 from pipeline.storage.run_store import SqlRunStore
 from pipeline.storage.statements import row_dict
 from pipeline_ops_core.errors import NotFoundError, TerminalError
+from pipeline_ops_core.identifiers import CREDENTIAL_ID_RE
 
 MAX_CATCH_UP_LIMIT = 1000
 DEFAULT_CATCH_UP_LIMIT = 24

@@ -349,7 +349,7 @@ class SqlRunStore:
             return left, ended
 
     def settle_cancel(self, run_id: str, reason: str, force: bool = False) -> bool:
-        """End a cancelling run once no step of it executes any more (see store_ops)."""
+        """End a cancelling run once no step of it executes any more (see statements.py)."""
         with self.engine.begin() as conn:
             return settle_cancel(
                 conn, run_id, self.clock(), self.db_time, reason, force=force, limit=self.text_limit

@@ -4,7 +4,6 @@ API, and the reader the subscription processor gets through its StepContext.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime
@@ -23,10 +22,9 @@ from sqlalchemy import (
 from pipeline.storage.statements import row_dict, utcnow
 from pipeline.subscriptions.tables import org_saas_subscriptions
 from pipeline_ops_core.errors import NotFoundError, TerminalError
+from pipeline_ops_core.identifiers import CURRENCY_RE, PROVIDER_RE
 from processors.subscription.base import BILLING_CYCLES, Subscription
 
-_PROVIDER = re.compile(r"^[a-z0-9_]{1,64}\Z")
-_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 FIELDS = ("provider", "plan", "seats", "unit_price", "currency", "billing_cycle")
 
 
@@ -41,7 +39,7 @@ def check_fields(values: dict[str, Any]) -> dict[str, Any]:
     problems: list[str] = []
     out: dict[str, Any] = {}
     provider = str(values.get("provider") or "").lower()
-    if not _PROVIDER.match(provider):
+    if not PROVIDER_RE.match(provider):
         problems.append("provider must be 1-64 of a-z, 0-9 and _")
     out["provider"] = provider
     plan = str(values.get("plan") or "").strip()
@@ -60,7 +58,7 @@ def check_fields(values: dict[str, Any]) -> dict[str, Any]:
     except InvalidOperation:
         problems.append("unit_price must be a non-negative number")
     currency = str(values.get("currency") or "USD").upper()
-    if not _CURRENCY.match(currency):
+    if not CURRENCY_RE.match(currency):
         problems.append("currency must be an ISO 4217 code such as USD")
     out["currency"] = currency
     cycle = values.get("billing_cycle") or "monthly"

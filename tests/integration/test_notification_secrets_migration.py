@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
-from app.schemas_ops import present_notifications
+from app.admin.presenters import present_notifications
 from credentials.models import org_sealed_secrets
 from pipeline.bootstrap import build_services
 from pipeline.settings import Settings

@@ -4,15 +4,15 @@ A write loads the rows (Parquet, a load job; never streaming inserts, whose buff
 DML) into a staging table named per run, step and attempt, which expires on its own; then
 one multi-statement transaction DELETEs the key's slice and INSERTs from staging (replace),
 or a MERGE with explicit column lists upserts (merge). Job ids are deterministic, so a
-redelivered attempt reuses what already ran (bigquery_jobs). The staging table is dropped
+redelivered attempt reuses what already ran (jobs.py). The staging table is dropped
 after the write.
 
 Emulator gaps (bqemulator 1.4.0) and how this module works around them, all switched on
 only by an `endpoint=` URL option:
-1. load jobs ignore the given job id; query job ids may repeat (see bigquery_jobs);
+1. load jobs ignore the given job id; query job ids may repeat (see jobs.py);
 2. `MERGE ... INSERT ROW` does not parse: the column list is always explicit;
 3. query parameters are dropped in multi-statement queries and CALL: values become
-   literals in the script's DECLAREs and the CALL's arguments (bigquery_sql.declare);
+   literals in the script's DECLAREs and the CALL's arguments (sql.declare);
 4. `BEGIN TRANSACTION` inside a procedure body does not parse: the body runs without it;
 5. table expiration is not stored: staging tables rely on being dropped;
 6. REQUIRED (NOT NULL) columns of tables made through the tables API are not enforced;

@@ -2,7 +2,7 @@
 
 `WAREHOUSE_URL=bigquery://PROJECT?location=US` uses Application Default Credentials.
 `&endpoint=http://127.0.0.1:PORT` points at an emulator (bqemulator) instead: credentials
-are then anonymous and the emulator workarounds switch on (see bigquery_sql, bigquery.py).
+are then anonymous and the emulator workarounds switch on (see sql.py, backend.py).
 An org's own service account comes in as its JSON key (`service_account_credentials`).
 """
 

@@ -94,7 +94,7 @@ def infer_param_type(value: object) -> str:
 
 
 def sql_literal(value: object, bq_type: str) -> str:
-    """A GoogleSQL literal for `value`, for the emulator only (see bigquery_sql.inline_params).
+    """A GoogleSQL literal for `value`, for the emulator only (see sql.inline_params).
 
     Production always binds values as query parameters; this exists because the emulator
     drops query parameters in multi-statement queries and CALL.

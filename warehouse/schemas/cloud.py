@@ -6,7 +6,7 @@ FOCUS_EXPORT_RAW: the snake_case of every FOCUS 1.3 column (the warehouse accept
 lower-case identifiers), the charge date the rows are keyed by, the source's extension
 columns as JSON, and the file each row came from. Each cloud has its own raw table of this
 layout and its own procedure (warehouse/sql/sp_focus_<cloud>.sql) mapping it to FOCUS 1.3.
-GCP's export is not FOCUS-shaped; its tables live in schemas_gcp.py.
+GCP's export is not FOCUS-shaped; its tables live in schemas/gcp.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""sp_focus_gcp on DuckDB: its DDL matches schemas_gcp, and raw rows map to valid FOCUS 1.3."""
+"""sp_focus_gcp on DuckDB: its DDL matches warehouse/schemas/gcp.py, raw rows map to FOCUS 1.3."""
 
 from __future__ import annotations
 
