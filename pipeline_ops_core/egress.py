@@ -300,11 +300,6 @@ class EgressPolicy:
         self._static(scheme, host, port, where, hosts)
         return host
 
-    def vet_url(self, url: str, where: str, hosts: Iterable[str] | None = None) -> Vetted:
-        """The full decision for a URL: `check_url`, then every resolved address."""
-        scheme, host, port = split_url(url, where)
-        return self.vet(scheme, host, port, where, hosts)
-
     def vet(
         self, scheme: str, host: str, port: int, where: str, hosts: Iterable[str] | None = None
     ) -> Vetted:

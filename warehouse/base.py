@@ -128,18 +128,7 @@ class LockWait:
 LockWaitObserver = Callable[[LockWait], None]
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What a backend can do, declared as data so callers branch on it, not on names."""
-
-    supports_merge: bool = True
-    supports_procedures: bool = True
-    transactional_replace: bool = True
-
-
 class Warehouse(Protocol):
-    capabilities: Capabilities
-
     def fenced(self, fence: WriteFence) -> Warehouse:
         """The same backend, with every change it commits checked by `fence`."""
 

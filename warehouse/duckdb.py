@@ -30,7 +30,6 @@ from pipeline_ops_core.errors import PipelineOpsError, TerminalError, WarehouseL
 from warehouse.base import (
     DEFAULT_CLUSTER,
     PARTITION_FIELD,
-    Capabilities,
     JobContext,
     LineageKey,
     LockWait,
@@ -58,8 +57,6 @@ class _Statement:
 
 
 class DuckDBWarehouse:
-    capabilities = Capabilities()
-
     def __init__(
         self,
         path: str | Path,

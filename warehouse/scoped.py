@@ -37,7 +37,6 @@ class OrgScopedWarehouse:
     def __init__(self, inner: Warehouse, dataset: str) -> None:
         self.inner = inner
         self.dataset = dataset
-        self.capabilities = inner.capabilities
 
     def _missing(self, name: str) -> OutOfScope:
         return OutOfScope(f"table {name} not found in dataset {self.dataset}")

@@ -137,12 +137,6 @@ def secret_scope() -> Iterator[set[str]]:
         scope.clear()
 
 
-def scoped_secret_count() -> int:
-    """How many secrets the current scope holds (0 outside a scope)."""
-    scope = _scope.get()
-    return len(scope) if scope is not None else 0
-
-
 def display_url(url: str) -> str:
     """A server URL to show people: its password masked, and no mask where none was set."""
     parts = urlsplit(url)

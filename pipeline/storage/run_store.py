@@ -171,10 +171,6 @@ class SqlRunStore:
             raise conflict from None
         return row
 
-    def find_active_run(self, idempotency_key: str) -> str | None:
-        found = self.active_run(idempotency_key)
-        return found[0] if found else None
-
     def active_run(self, idempotency_key: str) -> tuple[str, str] | None:
         """(run_id, status) of the active run holding `idempotency_key`, if any."""
         with self.engine.connect() as conn:
@@ -458,9 +454,6 @@ class SqlRunStore:
         with self.engine.connect() as conn:
             rows = conn.execute(ATTEMPT_STATES, {"b_run_id": run_id}).all()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-    def completed_steps(self, run_id: str) -> set[str]:
-        return {step for step, _, status, _ in self.attempt_states(run_id) if status == "completed"}
 
     def begin_attempt(
         self,

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -107,7 +107,7 @@ def rig(
         stack, stop = make_stack("sqlite", tmp, redis_server, None, test_configs_dir)
         assert stack.env["PIPELINE_OPS_EGRESS_ALLOW"] == allow
         write_pipeline(stack, "hostile/test/quick", QUICK)
-        settings = stack.settings.with_(admin_key=ADMIN_KEY)
+        settings = replace(stack.settings, admin_key=ADMIN_KEY)
         client = create_app(settings, stack.services).test_client()
         keys = {org: stack.services.orgs.create(org) for org in (VICTIM, ATTACKER)}
         built = Rig(stack, client, api, token, internal, redis_server, keys)

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ def admin_post(client: FlaskClient, path: str, body: dict[str, Any]) -> dict[str
 @pytest.fixture(scope="module")
 def sec(sqlite_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Sec:
     stack = sqlite_stack
-    services = build_services(stack.settings.with_(admin_key=ADMIN), _dispatcher())
+    services = build_services(replace(stack.settings, admin_key=ADMIN), _dispatcher())
     client = create_app(services=services).test_client()
     marker = tmp_path_factory.mktemp("sec") / "pwned"
     for key, text in {

@@ -40,7 +40,6 @@ from pipeline_ops_core.errors import TerminalError
 from warehouse.base import (
     DEFAULT_CLUSTER,
     PARTITION_FIELD,
-    Capabilities,
     JobContext,
     LineageKey,
     TableRef,
@@ -70,8 +69,6 @@ from warehouse.procedures import (
 
 
 class BigQueryWarehouse:
-    capabilities = Capabilities()
-
     def __init__(
         self, config: BigQueryConfig, credentials: Any | None = None, sql_dir: Path = SQL_DIR
     ) -> None:

@@ -77,7 +77,6 @@ SOURCE_FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 # Without these it is not a billing export; reading on would only produce nonsense rows.
 REQUIRED_FIELDS = ("usage_start_time", "usage_end_time", "export_time", "cost", "currency")
-CREDIT_FIELDS = ("name", "amount", "full_name", "id", "type")
 # On a credit row the parent's amounts would be counted twice by any SUM; units stay.
 _CREDIT_NULLED = ("cost_at_list", "usage_amount", "usage_amount_in_pricing_units")
 
@@ -91,10 +90,6 @@ class ExportTable:
     @property
     def name(self) -> str:
         return f"{self.project}.{self.dataset}.{self.table}"
-
-    @property
-    def detailed(self) -> bool:
-        return self.table.startswith("gcp_billing_export_resource_v1_")
 
 
 def parse_table_name(value: object) -> ExportTable:

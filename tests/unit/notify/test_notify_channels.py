@@ -10,9 +10,9 @@ import pytest
 from notify.base import EMAIL, SLACK, WEBHOOK, Message, NotificationSettings
 from notify.channels import build_notifier
 from notify.email import EmailNotifier, SmtpRelay
-from notify.webhook import SlackNotifier, WebhookNotifier, sign, verify
+from notify.webhook import SlackNotifier, WebhookNotifier, sign
 from pipeline_ops_core.errors import TerminalError, TransientError
-from tests.support.receivers import SmtpReceiver, WebhookReceiver
+from tests.support.receivers import SmtpReceiver, WebhookReceiver, verify
 
 SECRET = "whsec_test_secret_0123456789"
 MESSAGE = Message(

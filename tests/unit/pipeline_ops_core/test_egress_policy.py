@@ -20,11 +20,13 @@ from pipeline_ops_core.egress import (
     EgressRefused,
     LimitExceeded,
     Limits,
+    Vetted,
     address_problem,
     inflate,
     normalize_host,
     page_tokens,
     parse_allow_list,
+    split_url,
     spool,
 )
 
@@ -43,6 +45,12 @@ def _resolver(host: str, port: Any, **_: Any) -> list[tuple[Any, ...]]:
     if host not in DNS:
         raise AssertionError(f"the policy tried to resolve {host!r}; it must refuse it first")
     return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in DNS[host]]
+
+
+def vet_url(policy: EgressPolicy, url: str, where: str, hosts: Any = None) -> Vetted:
+    """The full decision for a URL, as a caller makes it: split it, then vet the parts."""
+    scheme, host, port = split_url(url, where)
+    return policy.vet(scheme, host, port, where, hosts)
 
 
 def strict(allow: str = "") -> EgressPolicy:
@@ -108,7 +116,7 @@ HOSTILE = [
 @pytest.mark.parametrize(("url", "reason"), HOSTILE)
 def test_hostile_destinations_are_refused(url: str, reason: str) -> None:
     with pytest.raises(EgressRefused) as refused:
-        strict().vet_url(url, "the webhook URL")
+        vet_url(strict(), url, "the webhook URL")
     message = str(refused.value)
     assert message.startswith("the webhook URL"), message
     assert reason in message, message
@@ -125,17 +133,17 @@ def test_hostile_destinations_are_refused(url: str, reason: str) -> None:
 )
 def test_metadata_addresses_are_refused_even_when_allow_listed(url: str) -> None:
     with pytest.raises(EgressRefused, match="metadata"):
-        strict("* 169.254.169.254:* [fd00:ec2::254]:*").vet_url(url, "field base_url")
+        vet_url(strict("* 169.254.169.254:* [fd00:ec2::254]:*"), url, "field base_url")
 
 
 def test_known_provider_hosts_only_for_a_provider_field() -> None:
     hosts = ("api.openai.com",)
-    vetted = strict().vet_url("https://api.openai.com/v1", "field base_url", hosts)
+    vetted = vet_url(strict(), "https://api.openai.com/v1", "field base_url", hosts)
     assert vetted.addresses == ("162.159.140.245",) and not vetted.allow_listed
     with pytest.raises(EgressRefused, match=r"not a known endpoint.*api\.openai\.com"):
-        strict().vet_url("https://hooks.example.com/v1", "field base_url", hosts)
+        vet_url(strict(), "https://hooks.example.com/v1", "field base_url", hosts)
     with pytest.raises(EgressRefused, match="https"):
-        strict().vet_url("http://api.openai.com/v1", "field base_url", hosts)
+        vet_url(strict(), "http://api.openai.com/v1", "field base_url", hosts)
 
 
 def test_a_token_uri_must_be_googles_unless_allow_listed() -> None:
@@ -152,12 +160,12 @@ def test_a_token_uri_must_be_googles_unless_allow_listed() -> None:
 
 def test_allow_listed_hosts_may_be_http_and_private() -> None:
     policy = strict("127.0.0.1:* *.corp.example:443 [::1]:8080")
-    assert policy.vet_url("http://127.0.0.1:6379/", "f").addresses == ("127.0.0.1",)
+    assert vet_url(policy, "http://127.0.0.1:6379/", "f").addresses == ("127.0.0.1",)
     # Another spelling of an allow-listed address is the same address.
-    assert policy.vet_url("http://2130706433:80/", "f").host == "127.0.0.1"
-    assert policy.vet_url("http://[::1]:8080/", "f").allow_listed
+    assert vet_url(policy, "http://2130706433:80/", "f").host == "127.0.0.1"
+    assert vet_url(policy, "http://[::1]:8080/", "f").allow_listed
     with pytest.raises(EgressRefused):
-        policy.vet_url("http://[::1]:8081/", "f")
+        vet_url(policy, "http://[::1]:8081/", "f")
     assert policy.check_url("https://api.corp.example/", "f")
     with pytest.raises(EgressRefused, match="https"):
         policy.check_url("http://api.corp.example:8080/", "f")
@@ -167,7 +175,7 @@ def test_allow_listed_hosts_may_be_http_and_private() -> None:
     "url", ["https://hooks.example.com/x", "https://HOOKS.example.com./x", "https://93.184.216.34/"]
 )
 def test_public_destinations_pass(url: str) -> None:
-    assert strict().vet_url(url, "the webhook URL").addresses == ("93.184.216.34",)
+    assert vet_url(strict(), url, "the webhook URL").addresses == ("93.184.216.34",)
 
 
 def test_host_normalization() -> None:

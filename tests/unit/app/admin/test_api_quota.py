@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -146,7 +147,7 @@ def test_openapi_documents_the_quota_endpoints(client: FlaskClient) -> None:
 def test_health_says_quota_is_degraded_when_redis_is_unreachable(
     settings: Settings, services: Services
 ) -> None:
-    live = settings.with_(eager=False, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    live = replace(settings, eager=False, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     client = create_app(services=build_services(live, RecordingDispatcher())).test_client()
 
     response = client.get("/health")

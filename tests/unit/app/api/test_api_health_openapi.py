@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import fakeredis
 import pytest
@@ -45,7 +46,7 @@ def test_health_needs_no_key(client: FlaskClient) -> None:
 def test_health_is_503_when_the_database_is_unreachable(settings: Settings) -> None:
     url = f"postgresql://health:sup3rs3cret@127.0.0.1:{free_port()}/meta"
 
-    response = _client(settings.with_(database_url=url)).get("/health")
+    response = _client(replace(settings, database_url=url)).get("/health")
 
     assert response.status_code == 503
     data = response.get_json()
@@ -58,7 +59,7 @@ def test_health_is_503_when_the_database_is_unreachable(settings: Settings) -> N
 
 def test_health_is_503_when_redis_is_unreachable(settings: Settings) -> None:
     upgrade(settings.database_url)
-    live = settings.with_(eager=False, redis_url=f"redis://:r3dispw@127.0.0.1:{free_port()}/0")
+    live = replace(settings, eager=False, redis_url=f"redis://:r3dispw@127.0.0.1:{free_port()}/0")
 
     response = _client(live).get("/health")
 
@@ -79,7 +80,7 @@ def test_health_pings_redis_when_not_eager(
         classmethod(lambda cls, url, **kw: fakeredis.FakeRedis(server=server)),
     )
 
-    response = _client(settings.with_(eager=False)).get("/health")
+    response = _client(replace(settings, eager=False)).get("/health")
 
     assert response.status_code == 200
     assert response.get_json()["checks"]["redis"] == "ok"
@@ -88,7 +89,7 @@ def test_health_pings_redis_when_not_eager(
 def test_health_is_503_when_the_warehouse_is_misconfigured(settings: Settings) -> None:
     upgrade(settings.database_url)
 
-    response = _client(settings.with_(warehouse_url="duckdb://relative.duckdb")).get("/health")
+    response = _client(replace(settings, warehouse_url="duckdb://relative.duckdb")).get("/health")
 
     assert response.status_code == 503
     assert response.get_json()["checks"]["warehouse"].startswith("TerminalError")

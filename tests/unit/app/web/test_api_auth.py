@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -183,7 +185,7 @@ def test_org_key_is_not_an_admin_key(client: FlaskClient, org_key: str) -> None:
 def test_admin_is_403_when_no_admin_key_is_configured(
     settings: Settings, method: str, url: str, headers: dict[str, str]
 ) -> None:
-    no_admin = settings.with_(admin_key=None)
+    no_admin = replace(settings, admin_key=None)
     upgrade(no_admin.database_url)
     services = build_services(no_admin, RecordingDispatcher())
     client = create_app(services=services).test_client()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import replace
 
 import pytest
 from flask import Flask
@@ -115,7 +116,7 @@ def test_unexpected_error_is_a_bare_500_and_is_logged(
 
 
 def test_unreachable_database_is_503(settings: Settings) -> None:
-    down = settings.with_(database_url=f"postgresql://u:pw@127.0.0.1:{free_port()}/db")
+    down = replace(settings, database_url=f"postgresql://u:pw@127.0.0.1:{free_port()}/db")
     client = create_app(services=build_services(down, RecordingDispatcher())).test_client()
 
     response = client.post(RUN_URL, headers={"X-API-Key": "po_aaaaaaaaaaaa_" + "b" * 43})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import fakeredis
 import pytest
 from flask.testing import FlaskClient
@@ -25,7 +27,7 @@ def client_for(settings: Settings) -> tuple[FlaskClient, object]:
 
 @pytest.fixture
 def protected(settings: Settings, services: object) -> tuple[FlaskClient, object]:
-    return client_for(settings.with_(metrics_token=TOKEN, org_rate_limit=3))
+    return client_for(replace(settings, metrics_token=TOKEN, org_rate_limit=3))
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def test_a_second_active_run_with_the_same_key_conflicts(
         new_run(key=KEY)
     assert info.value.existing_run_id == first
     assert count_runs(store) == 1
-    assert store.find_active_run(KEY) == first
+    assert store.active_run(KEY)[0] == first
 
 
 @pytest.mark.parametrize("status", [state.VALIDATING, state.QUEUED, state.RUNNING])
@@ -60,7 +60,7 @@ def test_the_key_is_free_again_once_the_run_ended(
 
     assert second != first
     assert store.get_run(second)["status"] == state.PENDING
-    assert store.find_active_run(KEY) == second
+    assert store.active_run(KEY)[0] == second
     assert count_runs(store) == 2
     # ... and the new run holds it in turn.
     with pytest.raises(ConflictError) as info:

@@ -27,8 +27,8 @@ DETAILED = "acme-billing.billing_export.gcp_billing_export_resource_v1_01A2B3_C4
 def test_standard_and_detailed_export_names_parse() -> None:
     standard = parse_table_name(STANDARD)
     assert (standard.project, standard.dataset) == ("acme-billing", "billing_export")
-    assert standard.name == STANDARD and not standard.detailed
-    assert parse_table_name(f"  {DETAILED} ").detailed
+    assert standard.name == STANDARD
+    assert parse_table_name(f"  {DETAILED} ").name == DETAILED
     domain = parse_table_name(
         "example.com:acme-billing.ds.gcp_billing_export_v1_0A0B0C_0D0E0F_010203"
     )
