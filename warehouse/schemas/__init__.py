@@ -53,9 +53,9 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
-# GenAI usage and cost, subscriptions and the FOCUS 1.3 table (issue 5).
+# GenAI usage and cost, and subscriptions (the FOCUS 1.3 table is sp_convert_to_focus's).
 TABLE_SCHEMAS.update(GENAI_TABLE_SCHEMAS)
-# Raw rows of the cloud billing exports (issue 8).
+# Raw rows of the cloud billing exports.
 TABLE_SCHEMAS.update(CLOUD_TABLE_SCHEMAS)
 TABLE_SCHEMAS.update(GCP_TABLE_SCHEMAS)
 

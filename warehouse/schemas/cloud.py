@@ -1,4 +1,4 @@
-"""Raw tables of the cloud billing pipelines (issue 8).
+"""Raw tables of the cloud billing pipelines.
 
 AWS (FOCUS 1.2 export), Azure (FocusCost export) and OCI (FOCUS reports) deliver files that
 are already FOCUS-shaped, in different FOCUS versions. Their rows land in one raw layout,

@@ -1,4 +1,4 @@
-"""Tables of the GCP billing pipeline (issue 8): the flattened export and the SKU list prices.
+"""Tables of the GCP billing pipeline: the flattened export and the SKU list prices.
 
 `gcp_billing_export_raw` holds one row per row of the customer's Cloud Billing export
 (record_type 'charge') plus one row per credit of it (record_type 'credit', `cost` = the
