@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     LargeBinary,
     String,
@@ -21,7 +22,12 @@ from pipeline_ops_core.metadata import metadata
 org_credentials = Table(
     "org_credentials",
     metadata,
-    Column("org_slug", String(64), primary_key=True),
+    Column(
+        "org_slug",
+        String(64),
+        ForeignKey("organizations.org_slug", name="fk_org_credentials_org"),
+        primary_key=True,
+    ),
     Column("credential_id", String(128), primary_key=True),
     Column("provider", String(64), nullable=False),
     Column("name", String(200), nullable=False),
@@ -44,7 +50,7 @@ org_credentials = Table(
 org_sealed_secrets = Table(
     "org_sealed_secrets",
     metadata,
-    Column("org_slug", String(64), primary_key=True),
+    Column("org_slug", String(64), ForeignKey("organizations.org_slug"), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("key_id", String(64), nullable=False),
     Column("wrapped_key", LargeBinary, nullable=False),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 
 from pipeline.settings import Settings
-from pipeline.storage.db import make_engine, normalize_url
+from pipeline.storage.db import COMPARE_OPTIONS, make_engine, normalize_url
 from pipeline.storage.tables import metadata
 
 config = context.config
@@ -22,7 +22,12 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=True,
+            **COMPARE_OPTIONS,
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

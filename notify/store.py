@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    ForeignKey,
     String,
     Table,
     Text,
@@ -35,7 +36,7 @@ from pipeline_ops_core.metadata import metadata
 notification_settings = Table(
     "org_notification_settings",
     metadata,
-    Column("org_slug", String(64), primary_key=True),
+    Column("org_slug", String(64), ForeignKey("organizations.org_slug"), primary_key=True),
     Column("on_failure", Boolean, nullable=False, server_default=true()),
     Column("on_success", Boolean, nullable=False, server_default=false()),
     Column("webhook_url", Text, nullable=True),

@@ -50,6 +50,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+# How Alembic compares the models with the database (migrations/env.py, and the test that
+# runs `alembic check`): column types and server defaults too, not only tables and columns.
+COMPARE_OPTIONS = {"compare_type": True, "compare_server_default": True}
+
+
 def alembic_config(url: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Index, Integer, Numeric, String, Table
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Table
 
 from pipeline_ops_core.metadata import metadata
 
@@ -11,7 +11,12 @@ org_saas_subscriptions = Table(
     "org_saas_subscriptions",
     metadata,
     Column("subscription_id", String(32), primary_key=True),
-    Column("org_slug", String(64), nullable=False),
+    Column(
+        "org_slug",
+        String(64),
+        ForeignKey("organizations.org_slug", name="fk_org_saas_subscriptions_org"),
+        nullable=False,
+    ),
     Column("provider", String(64), nullable=False),
     Column("plan", String(200), nullable=False),
     Column("seats", Integer, nullable=False),
