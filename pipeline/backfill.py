@@ -14,8 +14,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
-from pipeline.runs import state
 from pipeline.runs.service import RunRequest, RunService
+from pipeline.storage import state
 from pipeline.storage.queries import completed_dates, run_statuses
 from pipeline_ops_core.errors import (
     ConflictError,

@@ -41,7 +41,7 @@ def from_url(url: str, on_lock_wait: LockWaitObserver | None = None) -> Warehous
         return DuckDBWarehouse("/" + parts.path.lstrip("/"), on_lock_wait=on_lock_wait, **kwargs)
     if parts.scheme == "bigquery":
         try:
-            from warehouse.bigquery.backend import BigQueryWarehouse
+            from warehouse.bigquery import BigQueryWarehouse
         except ImportError as exc:  # google-cloud-bigquery is in requirements.txt
             raise TerminalError(f"bigquery backend unavailable: {exc}") from None
 

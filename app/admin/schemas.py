@@ -9,8 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from app.web.fields import CREDENTIAL_ID, UtcDateTime
 from pipeline.orgs.keys import MAX_OVERLAP_SECONDS
-from pipeline.schedules.service import MAX_CATCH_UP_LIMIT
-from pipeline.schedules.tables import CATCH_UP_POLICIES
+from pipeline.schedules.service import CATCH_UP_POLICIES, MAX_CATCH_UP_LIMIT
 from pipeline_ops_core.identifiers import CURRENCY_RE, ORG_SLUG_RE, PROVIDER_RE
 from processors.subscription.base import BILLING_CYCLES
 from quota.plans import STATUSES

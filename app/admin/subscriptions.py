@@ -14,7 +14,7 @@ from app.admin.paths import PathRule
 from app.admin.schemas import SubscriptionCreateSchema, SubscriptionListSchema, SubscriptionSchema
 from app.web.body import json_body
 from app.web.ext import services
-from pipeline.subscriptions.service import SubscriptionService
+from pipeline.subscriptions import SubscriptionService
 from pipeline_ops_core.identifiers import SUBSCRIPTION_ID_RE
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/subscriptions")

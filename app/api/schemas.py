@@ -16,8 +16,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.web.fields import CREDENTIAL_ID, IsoDate, UtcDateTime
-from pipeline.runs import state
 from pipeline.runs.service import MAX_RANGE_DAYS
+from pipeline.storage import state
 from pipeline_ops_core.identifiers import IDENT_RE, RUN_ID_RE
 
 PARAM_KEY_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")

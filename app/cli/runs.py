@@ -13,8 +13,8 @@ import click
 
 from app.cli.support import EXIT_PROBLEMS, EXIT_USAGE, fail, parse_day
 from pipeline.bootstrap import cli_services
-from pipeline.runs import state
 from pipeline.settings import Settings
+from pipeline.storage import state
 from pipeline_ops_core.errors import (
     ConflictError,
     PipelineOpsError,

@@ -6,8 +6,7 @@ import click
 
 from app.cli.support import fail, when
 from pipeline.bootstrap import cli_services
-from pipeline.schedules.service import ScheduleService
-from pipeline.schedules.tables import CATCH_UP_POLICIES
+from pipeline.schedules.service import CATCH_UP_POLICIES, ScheduleService
 from pipeline_ops_core.errors import PipelineOpsError
 
 

@@ -1,2 +1,2 @@
 """Runs: the run service (admit, plan, enqueue, cancel, end, reap), step execution, the
-state machine, the write fence and lineage."""
+write fence and lineage."""

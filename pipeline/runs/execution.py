@@ -24,14 +24,14 @@ from typing import Any
 from credentials.base import CredentialProvider
 from pipeline.observability.lock_waits import lock_wait_reporter
 from pipeline.observability.redact import redact
-from pipeline.runs import state
 from pipeline.runs.fence import RunFence
 from pipeline.runs.lineage import make_writer
 from pipeline.runs.service import RunService
 from pipeline.settings import Settings
+from pipeline.storage import state
 from pipeline.storage.run_store import SqlRunStore
 from pipeline.storage.statements import stored
-from pipeline.subscriptions.service import SqlSubscriptionReader
+from pipeline.subscriptions import SqlSubscriptionReader
 from pipeline_ops_core.errors import (
     IllegalTransitionError,
     PipelineOpsError,

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, select, update
 
-from pipeline.runs import state
+from pipeline.storage import state
 from pipeline.storage.tables import pipeline_runs, step_logs
 from pipeline_ops_core.errors import RunCancelledError
 

@@ -21,8 +21,8 @@ from pipeline.definition.config import PipelineSpec
 from pipeline.definition.dag import plan_levels
 from pipeline.definition.providers import read_registry, registry_path_for
 from pipeline.observability.redact import redact
-from pipeline.runs import state
 from pipeline.settings import Settings
+from pipeline.storage import state
 from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import (
     NotFoundError,

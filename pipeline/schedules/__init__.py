@@ -1,1 +1,1 @@
-"""Per-org pipeline schedules: their tables, the operator API and the dispatcher beat runs."""
+"""Per-org pipeline schedules: the operator API (service) and the dispatcher beat runs."""

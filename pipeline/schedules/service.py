@@ -16,11 +16,17 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.definition.catalog import PipelineCatalog, is_valid_segment
-from pipeline.schedules.tables import CATCH_UP_POLICIES, dispatches, schedules
 from pipeline.storage.run_store import SqlRunStore
 from pipeline.storage.statements import row_dict
+from pipeline.storage.tables import dispatches, schedules
 from pipeline_ops_core.errors import NotFoundError, TerminalError
 from pipeline_ops_core.identifiers import CREDENTIAL_ID_RE
+
+# Catch-up policies for ticks missed while beat was down:
+#   latest - run only the latest missed tick (the default),
+#   all    - run every missed tick, at most `catch_up_limit` of the most recent,
+#   none   - run no missed tick; only a tick that is due right now fires.
+CATCH_UP_POLICIES = ("latest", "all", "none")
 
 MAX_CATCH_UP_LIMIT = 1000
 DEFAULT_CATCH_UP_LIMIT = 24

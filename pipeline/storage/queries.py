@@ -12,9 +12,8 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, select
 
-from pipeline.runs import state
-from pipeline.schedules.tables import dispatches
-from pipeline.storage.tables import pipeline_runs, step_logs
+from pipeline.storage import state
+from pipeline.storage.tables import dispatches, pipeline_runs, step_logs
 
 
 def completed_dates(

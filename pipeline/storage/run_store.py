@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.runs import state
+from pipeline.storage import state
 from pipeline.storage.db_time import DATABASE_TIME, DbTime
 from pipeline.storage.statements import (
     ATTEMPT_STARTED_AT,

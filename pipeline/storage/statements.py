@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, exists, insert, select, update
 
 from pipeline.observability.redact import cap_text, redact
-from pipeline.runs import state
+from pipeline.storage import state
 from pipeline.storage.db_time import DbTime
 from pipeline.storage.tables import log_lines, pipeline_runs, state_transitions, step_logs
 from pipeline_ops_core.errors import IllegalTransitionError

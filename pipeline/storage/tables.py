@@ -1,6 +1,6 @@
 """The tables of the metadata database (SQLAlchemy Core), all on one MetaData.
 
-The run records are defined here; the other packages' tables are imported so that
+The engine's tables are defined here; the other packages' tables are imported so that
 `metadata` below, the one migrations/env.py hands Alembic, carries every table. Alembic
 migrations in migrations/ create them; tests/integration/test_migrations.py checks
 that the two agree (`alembic check`).
@@ -10,29 +10,31 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Table,
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 
 from credentials.models import org_credentials, org_sealed_secrets
 from notify.store import notification_settings
-from pipeline.runs import state
-from pipeline.schedules.tables import dispatches, schedules
-from pipeline.subscriptions.tables import org_saas_subscriptions
+from pipeline.storage import state
 from pipeline_ops_core.metadata import metadata
 from quota.models import org_quota_leases, org_quota_ledger, org_subscriptions
 
-# Every table of the metadata database: those of the run records (below) and, imported
-# above, those of schedules, subscriptions, quota, the vault and notifications.
+# Every table of the metadata database: the engine's own (below: organizations, the run
+# records, schedules, subscriptions) and, imported above, those of quota, the vault and
+# notifications.
 __all__ = [
     "dispatches",
     "log_lines",
@@ -159,4 +161,75 @@ log_lines = Table(
     Column("attempt", Integer, nullable=True),
     Column("message", Text, nullable=False),
     Index("ix_log_lines_run", "run_id", "id"),
+)
+
+# -- schedules (pipeline/schedules) -------------------------------------------------------
+
+schedules = Table(
+    "org_pipeline_schedules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_slug", String(64), ForeignKey("organizations.org_slug"), nullable=False),
+    # provider/domain/pipeline: the address of the YAML file, as in the API path.
+    Column("pipeline_path", String(200), nullable=False),
+    Column("credential_id", String(128), nullable=False, server_default="default"),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    # NULL: the pipeline YAML's `schedule`.
+    Column("cron", String(100), nullable=True),
+    # NULL: UTC. An IANA name such as Europe/Berlin evaluates the cron in local time.
+    Column("timezone", String(64), nullable=True),
+    Column("catch_up", String(16), nullable=False, server_default="latest"),
+    Column("catch_up_limit", Integer, nullable=False, server_default="24"),
+    # The latest tick already handled (dispatched, skipped or passed over): ticks
+    # after it and not after now are due.
+    Column("last_tick", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("org_slug", "pipeline_path", name="uq_schedule_org_pipeline"),
+)
+
+dispatches = Table(
+    "org_pipeline_schedule_dispatches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_slug", String(64), nullable=False),
+    Column("pipeline_path", String(200), nullable=False),
+    Column("scheduled_time", DateTime(timezone=True), nullable=False),
+    # claimed (inserted, run not started yet) -> started | skipped | failed
+    Column("status", String(16), nullable=False),
+    Column("run_id", String(36), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("dispatcher", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The guarantee against duplicate scheduled runs: whoever inserts this row first
+    # starts the run; any other beat (or a retried task) loses on this constraint.
+    UniqueConstraint("org_slug", "pipeline_path", "scheduled_time", name="uq_dispatch_tick"),
+    Index("ix_dispatch_org_created", "org_slug", "created_at"),
+)
+
+# -- SaaS subscriptions (pipeline/subscriptions.py) --------------------------------------
+
+org_saas_subscriptions = Table(
+    "org_saas_subscriptions",
+    metadata,
+    Column("subscription_id", String(32), primary_key=True),
+    Column(
+        "org_slug",
+        String(64),
+        ForeignKey("organizations.org_slug", name="fk_org_saas_subscriptions_org"),
+        nullable=False,
+    ),
+    Column("provider", String(64), nullable=False),
+    Column("plan", String(200), nullable=False),
+    Column("seats", Integer, nullable=False),
+    # Per seat per billing cycle, in `currency`.
+    Column("unit_price", Numeric(18, 6), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("billing_cycle", String(16), nullable=False),
+    Column("start_date", Date, nullable=False),
+    # Last day covered (inclusive); null while the subscription runs on.
+    Column("end_date", Date, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_org_saas_subscriptions_org", "org_slug", "start_date"),
 )

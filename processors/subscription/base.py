@@ -1,7 +1,7 @@
 """What the subscription processor reads, and the protocol it reads it through.
 
 Subscriptions live in the metadata DB, which processors may not reach (they must not
-import pipeline/). pipeline/ implements `SubscriptionReader` (pipeline/subscriptions/service.py)
+import pipeline/). pipeline/ implements `SubscriptionReader` (pipeline/subscriptions.py)
 and hands it over as `ctx.readers["subscriptions"]`; tests hand over a list.
 """
 

@@ -56,9 +56,9 @@ def main() -> dict[str, float]:
 
         from pipeline.bootstrap import build_services
         from pipeline.queue import CeleryDispatcher
-        from pipeline.runs.state import TERMINAL
         from pipeline.settings import Settings
         from pipeline.storage.db import upgrade
+        from pipeline.storage.state import TERMINAL
         from tests.bench.bench_tasks import noop
 
         settings = Settings.from_env()

@@ -148,7 +148,7 @@ def child() -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="po-bench-steps-"))
     svc, web, key, servers = _stack(tmp, with_worker=True)
     try:
-        from pipeline.runs.state import TERMINAL
+        from pipeline.storage.state import TERMINAL
 
         http = httpx.Client(base_url=web.url, headers={"X-API-Key": key}, timeout=30)
 

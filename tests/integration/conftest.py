@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import pytest
 
 from pipeline.bootstrap import Services, build_services
-from pipeline.runs.state import TERMINAL
 from pipeline.settings import Settings
 from pipeline.storage.db import upgrade
+from pipeline.storage.state import TERMINAL
 from quota.gate import LedgerGate
 from tests.support.doubles import ManualClock, NullDispatcher
 from tests.support.servers import (

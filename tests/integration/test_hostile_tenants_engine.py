@@ -27,8 +27,8 @@ import duckdb
 import httpx
 import pytest
 
-from pipeline.runs import state
 from pipeline.runs.service import RunRequest
+from pipeline.storage import state
 from tests.integration.conftest import (
     Stack,
     make_stack,

@@ -14,9 +14,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, inspect
 
 import credentials.models
 import notify.store
-import pipeline.schedules.tables
 import pipeline.storage.tables
-import pipeline.subscriptions.tables
 import quota.models
 from pipeline.storage.db import alembic_config, make_engine, upgrade
 from pipeline.storage.tables import metadata
@@ -51,13 +49,7 @@ def test_every_table_of_the_database_is_on_the_one_metadata(migrated: tuple[str,
     assert in_database == set(metadata.tables)
     # The other packages' tables are on that same MetaData, not on one of their own.
     assert metadata is shared.metadata
-    for module in (
-        quota.models,
-        credentials.models,
-        notify.store,
-        pipeline.schedules.tables,
-        pipeline.subscriptions.tables,
-    ):
+    for module in (quota.models, credentials.models, notify.store, pipeline.storage.tables):
         tables = [v for v in vars(module).values() if getattr(v, "metadata", None) is not None]
         assert tables and all(t.metadata is metadata for t in tables), module.__name__
 

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from pipeline.bootstrap import Services, build_services
 from pipeline.schedules.dispatch import ScheduleDispatcher, TickReport
 from pipeline.schedules.service import ScheduleService
-from pipeline.schedules.tables import dispatches
 from pipeline.settings import Settings
 from pipeline.storage.db import upgrade
+from pipeline.storage.tables import dispatches
 from tests.integration.conftest import write_configs
 from tests.support.doubles import ManualClock as Clock
 from tests.support.doubles import NullDispatcher

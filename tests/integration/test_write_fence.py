@@ -19,10 +19,10 @@ import pyarrow as pa
 import pytest
 
 from pipeline.bootstrap import Services, build_services
-from pipeline.runs import state
 from pipeline.runs.fence import RunFence
 from pipeline.runs.service import RunRequest
 from pipeline.settings import Settings
+from pipeline.storage import state
 from pipeline.storage.db import upgrade
 from pipeline_ops_core.errors import RunCancelledError
 from tests.integration.conftest import write_configs

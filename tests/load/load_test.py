@@ -80,9 +80,9 @@ def main() -> dict[str, float]:
     import requests
 
     from pipeline.bootstrap import build_services
-    from pipeline.runs.state import TERMINAL
     from pipeline.settings import Settings
     from pipeline.storage.db import upgrade
+    from pipeline.storage.state import TERMINAL
     from tests.support.servers import (
         app_env,
         create_pg_database,

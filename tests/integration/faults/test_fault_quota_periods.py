@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from pipeline.bootstrap import Services
-from pipeline.runs import state
 from pipeline.runs.service import RunRequest
+from pipeline.storage import state
 from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import ledger_services

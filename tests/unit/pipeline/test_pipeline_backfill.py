@@ -9,8 +9,8 @@ import pytest
 
 from pipeline.backfill import Backfill, Progress, date_range
 from pipeline.bootstrap import Services, build_services
-from pipeline.runs import state
 from pipeline.runs.service import DateRangeError, RunRequest
+from pipeline.storage import state
 from pipeline.storage.db import upgrade
 from pipeline_ops_core.errors import QuotaExceededError
 from quota.base import AllowAllGate

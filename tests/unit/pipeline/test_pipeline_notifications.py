@@ -11,8 +11,8 @@ import pytest
 from notify.base import Message, NotificationSettings
 from pipeline.bootstrap import Services, build_services
 from pipeline.notifications import NotificationService
-from pipeline.runs import state
 from pipeline.runs.service import RunRequest
+from pipeline.storage import state
 from pipeline.storage.db import upgrade
 from pipeline_ops_core.errors import TerminalError
 

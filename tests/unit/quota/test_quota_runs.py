@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from pipeline.bootstrap import Services, build_services
-from pipeline.runs import state
 from pipeline.runs.service import RunRequest
 from pipeline.settings import Settings
+from pipeline.storage import state
 from pipeline.storage.db import upgrade
 from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError
 from quota.gate import LedgerGate

@@ -12,8 +12,8 @@ from sqlalchemy import insert
 
 from app import create_app
 from pipeline.bootstrap import Services, build_services
-from pipeline.runs import state
 from pipeline.settings import Settings
+from pipeline.storage import state
 from pipeline.storage.tables import log_lines, step_logs
 from tests.support.api import RUN_URL, SINGLE_URL, RecordingDispatcher, assert_problem
 

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.bootstrap import Services
-from pipeline.runs import state
 from pipeline.runs.execution import DependencyPending, StepOutcome
 from pipeline.runs.service import RunRequest
+from pipeline.storage import state
 from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_FIELDS, LINEAGE_NAMES, TableRef
 from warehouse.duckdb import DuckDBWarehouse

@@ -12,8 +12,8 @@ import pytest
 
 from credentials.errors import CredentialError
 from pipeline.bootstrap import Services
-from pipeline.runs import state
 from pipeline.runs.service import RunRequest
+from pipeline.storage import state
 from tests.support.records import count_runs
 from tests.support.registry import install_provider_registry
 

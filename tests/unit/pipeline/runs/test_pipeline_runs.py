@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import pytest
 
 from pipeline.bootstrap import Services
-from pipeline.runs import state
 from pipeline.runs.service import DateRangeError, RunRequest, idempotency_key
+from pipeline.storage import state
 from pipeline_ops_core.errors import (
     ConfigError,
     ConflictError,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.runs import state
+from pipeline.storage import state
 from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import IllegalTransitionError
 

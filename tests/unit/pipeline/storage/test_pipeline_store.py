@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.runs import state
+from pipeline.storage import state
 from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import ConflictError
 from tests.support.records import count_runs

@@ -13,7 +13,7 @@ from app.cli import main
 from pipeline.orgs.service import OrgService
 from pipeline.storage.db import make_engine, upgrade
 from pipeline.storage.run_store import SqlRunStore
-from pipeline.subscriptions.service import SqlSubscriptionReader, SubscriptionService
+from pipeline.subscriptions import SqlSubscriptionReader, SubscriptionService
 from pipeline_ops_core.errors import NotFoundError, TerminalError
 from processors.subscription.amortize import SubscriptionAmortizeProcessor, cycle_of, daily_rows
 from processors.subscription.base import Subscription

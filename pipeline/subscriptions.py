@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 
 from pipeline.storage.statements import row_dict, utcnow
-from pipeline.subscriptions.tables import org_saas_subscriptions
+from pipeline.storage.tables import org_saas_subscriptions
 from pipeline_ops_core.errors import NotFoundError, TerminalError
 from pipeline_ops_core.identifiers import CURRENCY_RE, PROVIDER_RE
 from processors.subscription.base import BILLING_CYCLES, Subscription

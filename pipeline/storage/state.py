@@ -1,7 +1,9 @@
-"""The run state machine. Every change is a row in org_meta_state_transitions.
+"""The run state machine: a run record's statuses and the moves between them. Every change
+is a row in org_meta_state_transitions.
 
-`allowed_from` is the rule: the run store moves a run with one conditional UPDATE per
-status it names (pipeline/storage/statements.py), so no other check can disagree with it.
+`allowed_from` is the rule, and the store is what applies it: a run moves with one
+conditional UPDATE per status it names (statements.py), so no other check can disagree
+with it and two processes racing to move the same run can't both win.
 """
 
 from __future__ import annotations
