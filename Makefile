@@ -49,9 +49,11 @@ bqemulator: $(STAMP)
 azurite: $(STAMP)
 	$(BIN)/python -m tests.support.azurite install
 
+# ruff, the import contracts of pyproject.toml ([tool.importlinter]) and the pipeline files.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/pipeline-ops validate configs
 
 bench: $(STAMP)

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from celery.schedules import crontab
 
+from pipeline.queue import DISPATCH_SCHEDULES, REAP
 from pipeline.settings import Settings
 
 _settings = Settings.from_env()
+
+# The task modules: workers load them at start, an eager process (--local) before its
+# first task (pipeline/queue.py).
+include = ["tasks.steps", "tasks.lifecycle", "tasks.beat", "tasks.notifications"]
 
 broker_url = _settings.redis_url
 result_backend = _settings.redis_url
@@ -26,7 +31,8 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 # A process grown past this after a task is replaced (Celery counts KiB). Caps on what a
-# step reads (egress.Limits) keep one task well below it; this clears what tasks leave.
+# step reads (pipeline_ops_core.egress.Limits) keep one task well below it; this clears what tasks
+# leave.
 worker_max_memory_per_child = _settings.worker_max_memory_mb * 1024
 # No STARTED state in the result backend: step starts are recorded in the metadata DB,
 # and Flower sees them through events; this saves a Redis write per task.
@@ -50,11 +56,11 @@ broker_transport_options = {
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 
 beat_schedule = {
-    "reap-stale-runs": {"task": "pipeline_ops.reap", "schedule": 60.0},
+    "reap-stale-runs": {"task": REAP, "schedule": 60.0},
     # On the minute (crontab), so a 03:00 tick starts at 03:00, not up to a minute late.
     # A tick left queued past the next one is dropped: the next tick covers it.
     "dispatch-schedules": {
-        "task": "pipeline_ops.dispatch_schedules",
+        "task": DISPATCH_SCHEDULES,
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },

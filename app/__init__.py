@@ -1,4 +1,5 @@
-"""The Flask API: create_app(), blueprints, auth, schemas, problem+json errors.
+"""The Flask app: create_app() registers api/ (the org API, /health, /metrics, the OpenAPI
+document) and admin/ (the admin API); web/ is what both share. cli/ is `pipeline-ops`.
 
 No business logic lives here: views parse, call a pipeline/ service, and return.
 """
@@ -9,9 +10,9 @@ import logging
 
 from flask import Flask, Response
 
-from app.ext import EXTENSION
-from pipeline.logs import configure_logging
-from pipeline.services import Services, build_services
+from app.web.ext import EXTENSION
+from pipeline.bootstrap import Services, web_services
+from pipeline.observability.logs import configure_logging
 from pipeline.settings import Settings
 
 SECURITY_HEADERS = {
@@ -29,18 +30,14 @@ def _security_headers(response: Response) -> Response:
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    from app import auth, openapi, views_admin, views_health, views_logs, views_pipelines
-    from app.errors import register_error_handlers
+    """The Flask app, with its services from pipeline.bootstrap.web_services() unless given
+    (tests build theirs with build_services())."""
+    from app import admin, api
+    from app.web import auth
+    from app.web.problems import register_error_handlers
 
     if services is None:
-        from tasks.canvas import CeleryDispatcher
-        from tasks.notifications import CeleryNotificationQueue
-
-        services = build_services(
-            settings or Settings.from_env(),
-            CeleryDispatcher(),
-            notifications=CeleryNotificationQueue(),
-        )
+        services = web_services(settings)
     settings = settings or services.settings
     if not logging.getLogger().handlers:
         # Under gunicorn nothing configured the root logger yet; tests and the CLI did.
@@ -54,20 +51,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     register_error_handlers(app)
     auth.init_app(app)
     app.after_request(_security_headers)
-    for module in (views_pipelines, views_logs, views_admin, views_health, openapi):
-        app.register_blueprint(module.bp)
-    # Schedules, notifications and /metrics (issue 7); views_metrics also counts 429s.
-    from app import views_admin_notifications, views_admin_schedules, views_metrics
-
-    for module in (views_admin_schedules, views_admin_notifications, views_metrics):
-        app.register_blueprint(module.bp)
-    from app.views_admin_credentials import bp as admin_credentials  # issue 4
-
-    app.register_blueprint(admin_credentials)
-    from app.views_admin_quota import bp as admin_quota  # issue 3
-
-    app.register_blueprint(admin_quota)
-    from app.views_admin_subscriptions import bp as admin_subscriptions  # issue 5
-
-    app.register_blueprint(admin_subscriptions)
+    # The org API and the operational endpoints; api.metrics also counts quota 429s.
+    for blueprint in api.BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    app.register_blueprint(admin.bp)
     return app

@@ -6,16 +6,15 @@ before recording the run, while decryption stays in the worker (`get`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from credentials.errors import CredentialError
-from errors import NotFoundError
+from pipeline_ops_core.errors import NotFoundError
+from pipeline_ops_core.identifiers import CREDENTIAL_ID_RE
 
 DEFAULT_ID = "default"
-CREDENTIAL_ID_RE = re.compile(r"[a-z0-9_\-]{1,128}")
 CREDENTIAL_ID_DOC = "1-128 of lower-case letters, digits, _ and -"
 
 
@@ -40,6 +39,25 @@ class CredentialProvider(Protocol):
 
     def get(self, org_slug: str, credential_id: str) -> Mapping[str, Any]:
         """Decrypt and return the credential. Worker-side only; never log the result."""
+
+
+class CredentialVault(CredentialProvider, Protocol):
+    """The vault's administration (the admin API, the CLI). Returns metadata, never a secret."""
+
+    def add(
+        self,
+        org_slug: str,
+        provider: str,
+        name: str,
+        secret: str | bytes | Mapping[str, Any],
+        credential_id: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def list(self, org_slug: str | None = None) -> list[dict[str, Any]]: ...
+
+    def set_enabled(self, org_slug: str, credential_id: str, enabled: bool) -> dict[str, Any]: ...
+
+    def delete(self, org_slug: str, credential_id: str) -> None: ...
 
 
 class NoCredentials:

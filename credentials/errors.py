@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 
 
 class CredentialError(TerminalError):

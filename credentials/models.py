@@ -1,7 +1,6 @@
-"""The vault's table. Its own MetaData: credentials/ must not import pipeline/.
+"""The vault's tables, on the shared MetaData (pipeline_ops_core/metadata.py).
 
-Migration 0003_credentials creates it (with a foreign key to organizations, which
-this MetaData does not know about and does not need for its queries).
+Migrations 0003_credentials and 0006b_engine_safeguards create them.
 """
 
 from __future__ import annotations
@@ -10,20 +9,25 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     LargeBinary,
-    MetaData,
     String,
     Table,
     true,
 )
 
-metadata = MetaData()
+from pipeline_ops_core.metadata import metadata
 
 org_credentials = Table(
     "org_credentials",
     metadata,
-    Column("org_slug", String(64), primary_key=True),
+    Column(
+        "org_slug",
+        String(64),
+        ForeignKey("organizations.org_slug", name="fk_org_credentials_org"),
+        primary_key=True,
+    ),
     Column("credential_id", String(128), primary_key=True),
     Column("provider", String(64), nullable=False),
     Column("name", String(200), nullable=False),
@@ -46,7 +50,7 @@ org_credentials = Table(
 org_sealed_secrets = Table(
     "org_sealed_secrets",
     metadata,
-    Column("org_slug", String(64), primary_key=True),
+    Column("org_slug", String(64), ForeignKey("organizations.org_slug"), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("key_id", String(64), nullable=False),
     Column("wrapped_key", LargeBinary, nullable=False),

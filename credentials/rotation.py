@@ -114,6 +114,14 @@ def _rewrap_table(
                     progress(report.rewrapped)
 
 
+def key_file_of(keys: KeyProvider) -> FileKeyProvider | None:
+    """The key file behind `keys` when the master key is the embedded default (under
+    PIPELINE_OPS_VAR_DIR), or None when it comes from PIPELINE_OPS_MASTER_KEY."""
+    if isinstance(keys, LazyKeys):
+        keys = keys.get()
+    return keys if isinstance(keys, FileKeyProvider) else None
+
+
 def rotating_keys(current: KeyProvider, new_key: bytes) -> tuple[KeyProvider, str]:
     """A provider that opens everything `current` can and also holds `new_key`.
 

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 
 from credentials.base import (
     CREDENTIAL_ID_DOC,
-    CREDENTIAL_ID_RE,
     DEFAULT_ID,
     IMPLICIT_DEFAULT,
     CredentialInfo,
@@ -31,9 +30,9 @@ from credentials.crypto import Sealed, open_sealed, seal
 from credentials.errors import CredentialError
 from credentials.keys import KeyProvider
 from credentials.models import org_credentials as t
-from errors import AlreadyExistsError, NotFoundError, TerminalError
+from pipeline_ops_core.errors import AlreadyExistsError, NotFoundError, TerminalError
+from pipeline_ops_core.identifiers import CREDENTIAL_ID_RE, PROVIDER_RE
 
-PROVIDER_RE = re.compile(r"[a-z0-9_]{1,64}")
 MAX_SECRET_BYTES = 64 * 1024
 MAX_NAME = 200
 # Everything but the sealed columns: what list/describe may show.

@@ -1,12 +1,13 @@
-"""Alembic environment: the URL comes from the caller (pipeline.db.upgrade) or DATABASE_URL."""
+"""Alembic environment: the URL comes from the caller (pipeline.storage.db.upgrade) or
+DATABASE_URL; the models are every table of pipeline/storage/tables.py, on one MetaData."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from pipeline.db import make_engine, normalize_url
-from pipeline.models import metadata
 from pipeline.settings import Settings
+from pipeline.storage.db import COMPARE_OPTIONS, make_engine, normalize_url
+from pipeline.storage.tables import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or normalize_url(Settings.from_env().database_url)
@@ -21,7 +22,12 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=True,
+            **COMPARE_OPTIONS,
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -1,6 +1,6 @@
 """What a notification says, who gets it, and the contract every channel implements.
 
-notify/ is a leaf: it imports only errors.py and third-party libraries. The engine
+notify/ is a leaf: it imports only pipeline_ops_core/errors.py and third-party libraries. The engine
 (pipeline/) builds the `Message` from its records and hands it to a `Notifier`.
 """
 
@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 
 WEBHOOK, SLACK, EMAIL = "webhook", "slack", "email"
 CHANNELS = (WEBHOOK, SLACK, EMAIL)
@@ -98,7 +98,8 @@ class NotificationSettings:
 
 def check_settings(settings: NotificationSettings) -> None:
     """Refuse settings that could never deliver (bad addresses), and URLs the egress policy
-    refuses (egress.py): the same decision is made again when a notification is sent."""
+    refuses (pipeline_ops_core/egress.py): the same decision is made again when a notification is
+    sent."""
     from notify.http import check_url
 
     if settings.webhook_url is not None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from errors import TerminalError
 from notify.base import EMAIL, SLACK, WEBHOOK, NotificationSettings, Notifier
 from notify.email import EmailNotifier, SmtpRelay
 from notify.webhook import SlackNotifier, WebhookNotifier
+from pipeline_ops_core.errors import TerminalError
 
 
 def build_notifier(

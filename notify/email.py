@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from errors import TerminalError, TransientError
 from notify.base import EMAIL, Message
+from pipeline_ops_core.errors import TerminalError, TransientError
 
 TIMEOUT_SECONDS = 15.0
 

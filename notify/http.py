@@ -1,7 +1,8 @@
 """POSTing a notification over HTTP, with the outcome mapped to our two error roots.
 
 Webhook and Slack URLs are the tenant's, so every POST goes through the egress policy
-(egress.py): a private, loopback or metadata target is refused before any connection,
+(pipeline_ops_core/egress.py): a private, loopback or metadata target is refused before any
+connection,
 and the caps and total deadline apply. What a receiver answers is the tenant's view of
 that host, so it is reported carefully: for a host the operator allow-listed, the HTTP
 status; for any other host, one fixed "delivery failed", retried like a 5xx whatever
@@ -16,8 +17,8 @@ import logging
 
 import httpx
 
-from egress import EgressClient, EgressRefused, policy, split_url
-from errors import TerminalError, TransientError
+from pipeline_ops_core.egress import EgressClient, EgressRefused, policy, split_url
+from pipeline_ops_core.errors import TerminalError, TransientError
 
 TIMEOUT_SECONDS = 10.0
 USER_AGENT = "pipeline-ops-notify/1"

@@ -1,8 +1,8 @@
 """Per-org notification settings in the metadata DB (table created by migration 0005).
 
-notify owns this table on its own MetaData, so it stays a leaf; the engine passes
-in the SQLAlchemy engine and the vault (`SecretStore`) that keeps the two secrets: the
-webhook's signing secret and the Slack webhook URL are sealed there (migration 0006b
+notify owns this table, on the shared MetaData of pipeline_ops_core, so it stays a leaf;
+the engine passes in the SQLAlchemy engine and the vault (`SecretStore`) that keeps the two secrets:
+the webhook's signing secret and the Slack webhook URL are sealed there (migration 0006b
 moved them out of this table), never stored here in plaintext.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
-    MetaData,
+    ForeignKey,
     String,
     Table,
     Text,
@@ -31,13 +31,12 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import false
 
 from notify.base import NotificationSettings
-
-metadata = MetaData()
+from pipeline_ops_core.metadata import metadata
 
 notification_settings = Table(
     "org_notification_settings",
     metadata,
-    Column("org_slug", String(64), primary_key=True),
+    Column("org_slug", String(64), ForeignKey("organizations.org_slug"), primary_key=True),
     Column("on_failure", Boolean, nullable=False, server_default=true()),
     Column("on_success", Boolean, nullable=False, server_default=false()),
     Column("webhook_url", Text, nullable=True),

@@ -13,36 +13,18 @@ import json
 import time
 from collections.abc import Callable
 
-from errors import TerminalError
 from notify.base import SLACK, WEBHOOK, Message
 from notify.http import post
+from pipeline_ops_core.errors import TerminalError
 
 SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Timestamp"
 EVENT_HEADER = "X-Pipeline-Ops-Event"
-DEFAULT_TOLERANCE_SECONDS = 300
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + digest.hexdigest()
-
-
-def verify(
-    secret: str,
-    timestamp: str,
-    body: bytes,
-    signature: str,
-    now: float | None = None,
-    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
-) -> bool:
-    """What a receiver does: constant-time compare, and refuse stale timestamps."""
-    if not timestamp.isdigit():
-        return False
-    current = time.time() if now is None else now
-    if abs(current - int(timestamp)) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 class WebhookNotifier:

@@ -14,10 +14,15 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
-from errors import ConflictError, QuotaExceededError, RunValidationError, TerminalError
-from pipeline import state
-from pipeline.runs import RunRequest, RunService
-from pipeline.store_queries import completed_dates, run_statuses
+from pipeline.runs.service import RunRequest, RunService
+from pipeline.storage import state
+from pipeline.storage.queries import completed_dates, run_statuses
+from pipeline_ops_core.errors import (
+    ConflictError,
+    QuotaExceededError,
+    RunValidationError,
+    TerminalError,
+)
 
 MAX_DATES = 3660
 # One 429 wait is at most this long, and the total time spent waiting on the quota

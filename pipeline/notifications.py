@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from credentials.keys import KeyProvider, key_provider
+from credentials.keys import KeyProvider
 from credentials.sealed import SealedSecrets
-from errors import NotFoundError
 from notify.base import EVENTS, Message, NotificationSettings, Notifier, check_settings
 from notify.channels import build_notifier
 from notify.store import NotificationSettingsStore
-from pipeline.redact import redact, register_secret
+from pipeline.observability.redact import redact, register_secret
 from pipeline.settings import Settings
-from pipeline.store import RunStore
+from pipeline.storage.run_store import SqlRunStore
+from pipeline_ops_core.errors import NotFoundError
 
 logger = logging.getLogger("pipeline_ops.notify")
 
@@ -56,17 +56,16 @@ class NotificationService:
     def __init__(
         self,
         settings: Settings,
-        store: RunStore,
+        store: SqlRunStore,
         queue: NotificationQueue,
+        keys: KeyProvider,
         notifier_factory: NotifierFactory = build_notifier,
-        keys: KeyProvider | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.notifier_factory = notifier_factory
         # The webhook secret and the Slack URL are sealed in the credential vault.
-        keys = keys or key_provider(settings.master_key, settings.var_dir)
         secrets = SealedSecrets(store.engine, keys, store.clock)
         self.org_settings = NotificationSettingsStore(store.engine, secrets, store.clock)
 

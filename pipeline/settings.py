@@ -7,7 +7,7 @@ With no variable set, everything falls back to the embedded defaults under
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,9 +130,6 @@ class Settings:
             eager=env.get("PIPELINE_OPS_EAGER", "").lower() in ("1", "true", "yes"),
             log_level=env.get("PIPELINE_OPS_LOG_LEVEL", "INFO").upper(),
         )
-
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     def org_dataset(self, org_slug: str) -> str:
         return f"{org_slug}_{self.env}"

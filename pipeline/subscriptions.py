@@ -1,13 +1,9 @@
-"""Per-org SaaS subscriptions in the metadata DB: the table, the service behind the CLI and
-the admin API, and the reader the subscription processor gets through its StepContext.
-
-Its own MetaData, like credentials/models.py: migration 0004_subscriptions creates the
-table. This module imports neither app/ nor tasks/.
+"""Per-org SaaS subscriptions in the metadata DB: the service behind the CLI and the admin
+API, and the reader the subscription processor gets through its StepContext.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime
@@ -15,16 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    Date,
-    DateTime,
     Engine,
-    Index,
-    Integer,
-    MetaData,
-    Numeric,
-    String,
-    Table,
     and_,
     delete,
     insert,
@@ -32,33 +19,12 @@ from sqlalchemy import (
     select,
 )
 
-from errors import NotFoundError, TerminalError
-from pipeline.store_ops import row_dict, utcnow
+from pipeline.storage.statements import row_dict, utcnow
+from pipeline.storage.tables import org_saas_subscriptions
+from pipeline_ops_core.errors import NotFoundError, TerminalError
+from pipeline_ops_core.identifiers import CURRENCY_RE, PROVIDER_RE
 from processors.subscription.base import BILLING_CYCLES, Subscription
 
-metadata = MetaData()
-
-org_saas_subscriptions = Table(
-    "org_saas_subscriptions",
-    metadata,
-    Column("subscription_id", String(32), primary_key=True),
-    Column("org_slug", String(64), nullable=False),
-    Column("provider", String(64), nullable=False),
-    Column("plan", String(200), nullable=False),
-    Column("seats", Integer, nullable=False),
-    # Per seat per billing cycle, in `currency`.
-    Column("unit_price", Numeric(18, 6), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("billing_cycle", String(16), nullable=False),
-    Column("start_date", Date, nullable=False),
-    # Last day covered (inclusive); null while the subscription runs on.
-    Column("end_date", Date, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_org_saas_subscriptions_org", "org_slug", "start_date"),
-)
-
-_PROVIDER = re.compile(r"^[a-z0-9_]{1,64}\Z")
-_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 FIELDS = ("provider", "plan", "seats", "unit_price", "currency", "billing_cycle")
 
 
@@ -73,7 +39,7 @@ def check_fields(values: dict[str, Any]) -> dict[str, Any]:
     problems: list[str] = []
     out: dict[str, Any] = {}
     provider = str(values.get("provider") or "").lower()
-    if not _PROVIDER.match(provider):
+    if not PROVIDER_RE.match(provider):
         problems.append("provider must be 1-64 of a-z, 0-9 and _")
     out["provider"] = provider
     plan = str(values.get("plan") or "").strip()
@@ -92,7 +58,7 @@ def check_fields(values: dict[str, Any]) -> dict[str, Any]:
     except InvalidOperation:
         problems.append("unit_price must be a non-negative number")
     currency = str(values.get("currency") or "USD").upper()
-    if not _CURRENCY.match(currency):
+    if not CURRENCY_RE.match(currency):
         problems.append("currency must be an ISO 4217 code such as USD")
     out["currency"] = currency
     cycle = values.get("billing_cycle") or "monthly"

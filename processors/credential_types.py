@@ -33,7 +33,7 @@ class CredentialField:
     secret: bool = False
     url: bool = False
     # A URL field's well-known provider hosts (`*.suffix` patterns); any other host needs
-    # the operator's allow-list (egress.py).
+    # the operator's allow-list (pipeline_ops_core/egress.py).
     hosts: tuple[str, ...] = ()
     nested: str | None = None  # the kind of credential this field holds
     doc: str = ""

@@ -1,6 +1,6 @@
 """The provider registry, configs/system/providers.yml, as typed data.
 
-Processors read it at run time for API base URLs; `pipeline/providers.py` checks it and
+Processors read it at run time for API base URLs; `pipeline/definition/providers.py` checks it and
 the pipelines against it; `pipeline-ops providers` lists it. It lives here, not in
 pipeline/, because processors may not import pipeline/.
 """
@@ -16,15 +16,14 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from egress import EgressClient, EgressRefused
-from egress import policy as egress_policy
-from errors import TerminalError
+from pipeline_ops_core.egress import EgressClient, EgressRefused
+from pipeline_ops_core.egress import policy as egress_policy
+from pipeline_ops_core.errors import TerminalError
+from pipeline_ops_core.identifiers import IDENT_RE, PIPELINE_PATH_RE
 from processors.base import PROJECT_ROOT
 from processors.credential_types import NONE, CredentialType, parse_credential_types
 
 REGISTRY_PATH = PROJECT_ROOT / "configs" / "system" / "providers.yml"
-_KEY = re.compile(r"^[a-z0-9_]+\Z")
-_PIPELINE_PATH = re.compile(r"^[a-z0-9_]+/[a-z0-9_]+/[a-z0-9_]+\Z")
 FIELDS = (
     "key",
     "display_name",
@@ -111,7 +110,7 @@ def parse_registry(raw: Any) -> tuple[dict[str, ProviderInfo], list[str]]:
 
 def _entry_problems(entry: Mapping[str, Any]) -> list[str]:
     problems = [f"unknown field {name!r}" for name in entry if name not in FIELDS]
-    if not isinstance(entry.get("key"), str) or not _KEY.match(entry["key"]):
+    if not isinstance(entry.get("key"), str) or not IDENT_RE.match(entry["key"]):
         problems.append("key must match ^[a-z0-9_]+$")
     for name in ("display_name", "credential_type"):
         if not isinstance(entry.get(name), str) or not entry[name].strip():
@@ -119,14 +118,14 @@ def _entry_problems(entry: Mapping[str, Any]) -> list[str]:
     domains = entry.get("domains")
     if not isinstance(domains, list) or not domains:
         problems.append("domains must be a non-empty list")
-    elif not all(isinstance(d, str) and _KEY.match(d) for d in domains):
+    elif not all(isinstance(d, str) and IDENT_RE.match(d) for d in domains):
         problems.append("each domain must match ^[a-z0-9_]+$")
     url = entry.get("api_base_url")
     if url is not None and not is_http_url(url):
         problems.append("api_base_url must be an http(s) URL or null")
     pipelines = entry.get("default_pipelines") or []
     if not isinstance(pipelines, list) or not all(
-        isinstance(p, str) and _PIPELINE_PATH.match(p) for p in pipelines
+        isinstance(p, str) and PIPELINE_PATH_RE.match(p) for p in pipelines
     ):
         problems.append("default_pipelines must be a list of provider/domain/pipeline paths")
     return problems
@@ -217,7 +216,7 @@ def credential_url_problems(key: str, secret: Mapping[str, Any]) -> list[str]:
     blob = "account_url"
     if isinstance(secret.get("connection_string"), str) and blob in kind.fields:
         # A connection string names its endpoint inside; it is held to account_url's hosts.
-        from processors.cloud.azure_export_manifest import connection_string_endpoint
+        from processors.cloud.azure.manifest import connection_string_endpoint
 
         endpoint = connection_string_endpoint(secret["connection_string"])
         if endpoint is not None:

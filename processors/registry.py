@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from errors import UnknownProcessorError
+from pipeline_ops_core.errors import UnknownProcessorError
 from processors.base import Processor
 
 REGISTRY: dict[str, str] = {
@@ -19,11 +19,11 @@ REGISTRY: dict[str, str] = {
     "genai.payg_usage": "processors.genai.payg_usage:PaygUsageProcessor",
     "genai.payg_cost": "processors.genai.payg_cost:PaygCostProcessor",
     "subscription.amortize": "processors.subscription.amortize:SubscriptionAmortizeProcessor",
-    "cloud.gcp_billing_export": "processors.cloud.gcp_billing_export:ExternalBqExtractor",
-    "cloud.gcp_sku_prices": "processors.cloud.gcp_catalog:GcpApiExtractor",
-    "cloud.aws_data_export": "processors.cloud.aws_data_export:AwsDataExportProcessor",
-    "cloud.azure_cost_export": "processors.cloud.azure_cost_export:AzureCostExportProcessor",
-    "cloud.oci_cost_report": "processors.cloud.oci_cost_report:OciCostReportProcessor",
+    "cloud.gcp_billing_export": "processors.cloud.gcp.billing_export:ExternalBqExtractor",
+    "cloud.gcp_sku_prices": "processors.cloud.gcp.catalog:GcpApiExtractor",
+    "cloud.aws_data_export": "processors.cloud.aws.data_export:AwsDataExportProcessor",
+    "cloud.azure_cost_export": "processors.cloud.azure.cost_export:AzureCostExportProcessor",
+    "cloud.oci_cost_report": "processors.cloud.oci.cost_report:OciCostReportProcessor",
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import urllib3.util.connection as urllib3_connection
 
-from egress import EgressPolicy, EgressRefused, EgressUnresolved, policy
+from pipeline_ops_core.egress import EgressPolicy, EgressRefused, EgressUnresolved, policy
 
 
 @dataclass(frozen=True)

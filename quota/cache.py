@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from errors import TransientError
+from pipeline_ops_core.errors import TransientError
 from quota.plans import Plan, PlanDefaults, PlanSource
 
 log = logging.getLogger("pipeline_ops.quota")

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from quota.base import AllowAllGate, QuotaGate
+from quota.base import AllowAllGate, PlanAdmin, QuotaGate
 from quota.cache import PlanCache
 from quota.gate import LedgerGate
 from quota.ledger import SqlLedger
@@ -72,16 +72,23 @@ def mirror_prefix(engine: Engine) -> str:
     return f"pipeline_ops:quota:{hashlib.sha256(ledger.encode()).hexdigest()[:12]}:"
 
 
-def build_gate(settings: GateSettings, engine: Engine, clock: Callable[[], datetime]) -> QuotaGate:
-    if not settings.quota_enabled:
-        return AllowAllGate()
-    return build_ledger_gate(settings, engine, clock)
+def build_quota(
+    settings: GateSettings, engine: Engine, clock: Callable[[], datetime]
+) -> tuple[QuotaGate, PlanAdmin]:
+    """The gate runs pass, and the plan administration operators use.
+
+    Plans are administered on the enforcing gate even with PIPELINE_OPS_QUOTA=off (runs
+    then pass an AllowAllGate); with the quota on, the two are one object, so a limit
+    changed through it reaches this process's plan cache at once.
+    """
+    ledger = build_ledger_gate(settings, engine, clock)
+    return (ledger if settings.quota_enabled else AllowAllGate()), ledger
 
 
 def build_ledger_gate(
     settings: GateSettings, engine: Engine, clock: Callable[[], datetime]
 ) -> LedgerGate:
-    """The enforcing gate, even with PIPELINE_OPS_QUOTA=off (admin tools set limits)."""
+    """The enforcing gate, whatever PIPELINE_OPS_QUOTA says."""
     cache = PlanCache(
         plan_source(settings, engine, clock), plan_defaults(settings), settings.plan_cache_seconds
     )

@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from errors import QuotaExceededError, SubscriptionInactiveError, TransientError
+from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError, TransientError
 from quota import periods
 from quota.cache import CachedPlan, PlanCache
 from quota.ledger import PlanChanged, SqlLedger
@@ -134,7 +134,11 @@ class LedgerGate:
                 pass
         return released
 
-    # -- administration --------------------------------------------------------------------
+    @property
+    def mirrored(self) -> bool:
+        return self.mirror is not None
+
+    # -- administration (PlanAdmin) ----------------------------------------------------------
 
     def set_limits(
         self,

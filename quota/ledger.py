@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, case, insert, select, update
 
-from errors import QuotaExceededError, TransientError
+from pipeline_ops_core.errors import QuotaExceededError, TransientError
 from quota.models import dialect_insert, org_quota_leases, org_quota_ledger
 from quota.periods import as_utc, day_of, month_of
 from quota.plans import Plan

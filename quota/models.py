@@ -1,4 +1,4 @@
-"""Quota tables (SQLAlchemy Core), in their own MetaData: quota never imports pipeline.
+"""Quota tables (SQLAlchemy Core), on the shared MetaData (pipeline_ops_core/metadata.py).
 
 migrations/versions/0002_quota.py creates them in the metadata database.
 """
@@ -14,13 +14,12 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-metadata = MetaData()
+from pipeline_ops_core.metadata import metadata
 
 # The plan limits of each org: the embedded plan source, and in production the very
 # table that Supabase serves (the metadata DB is the Supabase database there).

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, select
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from quota.models import dialect_insert, org_subscriptions
 
 ACTIVE, TRIAL, SUSPENDED, CANCELLED = "ACTIVE", "TRIAL", "SUSPENDED", "CANCELLED"

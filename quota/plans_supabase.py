@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from quota.plans import Plan, PlanDefaults, plan_from_row
 
 TABLE = "org_subscriptions"

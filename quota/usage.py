@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from errors import QuotaExceededError
+from pipeline_ops_core.errors import QuotaExceededError
 from quota import periods
 from quota.plans import Plan
 

@@ -41,14 +41,10 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def demo_api_key(settings) -> str:  # type: ignore[no-untyped-def]
+def demo_api_key(services) -> str:  # type: ignore[no-untyped-def]
     """The demo org's API key, kept in var/ (mode 0600) so `make demo` can run again."""
-    from pipeline.db import make_engine
-    from pipeline.orgs import OrgService
-    from pipeline.store import RunStore
-
-    orgs = OrgService(RunStore(make_engine(settings.database_url)))
-    key_file = settings.var_dir / "demo_api_key"
+    orgs = services.orgs
+    key_file = services.settings.var_dir / "demo_api_key"
     if key_file.exists():
         key = key_file.read_text().strip()
         if orgs.authenticate(key) == ORG:
@@ -64,9 +60,8 @@ def demo_api_key(settings) -> str:  # type: ignore[no-untyped-def]
     return key
 
 
-def print_report(settings, run: dict, steps: list[dict]) -> None:  # type: ignore[type-arg, no-untyped-def]
-    from warehouse import from_url
-
+def print_report(services, run: dict, steps: list[dict]) -> None:  # type: ignore[type-arg, no-untyped-def]
+    settings = services.settings
     say()
     say(
         f"run {run['run_id']}: {run['status']}"
@@ -83,7 +78,7 @@ def print_report(settings, run: dict, steps: list[dict]) -> None:  # type: ignor
         )
     dataset = settings.org_dataset(ORG)
     sample = (
-        from_url(settings.warehouse_url)
+        services.warehouse()
         .query(
             f"SELECT usage_date, provider, model, requests, ROUND(cost_usd, 4) AS cost_usd, "
             f"x_run_id FROM `{dataset}.demo_daily_cost` "
@@ -93,7 +88,7 @@ def print_report(settings, run: dict, steps: list[dict]) -> None:  # type: ignor
         .to_pylist()
     )
     totals = (
-        from_url(settings.warehouse_url)
+        services.warehouse()
         .query(
             f"SELECT provider, SUM(requests) AS requests, ROUND(SUM(cost_usd), 2) AS cost_usd "
             f"FROM `{dataset}.demo_daily_cost` WHERE x_org_slug = @org "
@@ -116,27 +111,28 @@ def print_report(settings, run: dict, steps: list[dict]) -> None:  # type: ignor
     say(f"warehouse file: {settings.warehouse_url.split('///', 1)[1]}")
 
 
-def run_genai(settings, run: Callable[[], bool]) -> bool:  # type: ignore[no-untyped-def]
+def run_genai(services, run: Callable[[], bool]) -> bool:  # type: ignore[no-untyped-def]
     """OpenAI and Anthropic sample data over HTTP, then consolidated (scripts/demo_genai.py)."""
     say()
     server = demo_genai.SampleAPIServer()
     try:
         say(f"sample OpenAI and Anthropic admin APIs on {server.url} (sample_data/genai/)")
-        demo_genai.store_credentials(settings, ORG, server)
+        demo_genai.store_credentials(services, ORG, server)
         ok = run()
     finally:
         server.close()
     say()
-    demo_genai.print_spend(settings, *GENAI, say)
+    demo_genai.print_spend(services, *GENAI, say)
     say()
     return ok
 
 
-def run_with_servers(settings, api_key: str) -> int:  # type: ignore[no-untyped-def]
+def run_with_servers(services, api_key: str) -> int:  # type: ignore[no-untyped-def]
     import httpx
 
     from tests.support.servers import free_port, start_gunicorn, start_redis, start_worker
 
+    settings = services.settings
     started = []
     try:
         redis = start_redis()
@@ -188,9 +184,9 @@ def run_with_servers(settings, api_key: str) -> int:  # type: ignore[no-untyped-
             timings = http.get(f"/pipelines/logs/{ORG}/{run_id}/steps").json()["steps"]
         durations = {t["step_id"]: t["duration_ms"] for t in timings if t["status"] == "completed"}
         steps = [{**s, "duration_ms": durations.get(s["step_id"])} for s in status["steps"]]
-        print_report(settings, status, steps)
+        print_report(services, status, steps)
         genai_ok = run_genai(
-            settings, lambda: demo_genai.run_over_http(web.url, api_key, *GENAI, say)
+            services, lambda: demo_genai.run_over_http(web.url, api_key, *GENAI, say)
         )
         say(f"logs: {logs}")
         return 0 if status["status"] == "completed" and genai_ok else 1
@@ -200,17 +196,11 @@ def run_with_servers(settings, api_key: str) -> int:  # type: ignore[no-untyped-
         say("stopped the worker, the API and redis-server")
 
 
-def run_local(settings) -> int:  # type: ignore[no-untyped-def]
-    os.environ["PIPELINE_OPS_EAGER"] = "1"
+def run_local(svc) -> int:  # type: ignore[no-untyped-def]
     from datetime import date
 
-    from pipeline.runs import RunRequest
-    from pipeline.services import build_services
-    from tasks.canvas import CeleryDispatcher
-    from tasks.runtime import use_services
+    from pipeline.runs.service import RunRequest
 
-    svc = build_services(settings.with_(eager=True), CeleryDispatcher())
-    use_services(svc)
     provider, domain, name = PIPELINE
     run = svc.runs.start(
         RunRequest(
@@ -237,32 +227,38 @@ def run_local(settings) -> int:  # type: ignore[no-untyped-def]
     ]
     if run["ended_at"] and run["created_at"]:
         run["duration_ms"] = int((run["ended_at"] - run["created_at"]).total_seconds() * 1000)
-    print_report(settings, run, steps)
-    genai_ok = run_genai(settings, lambda: demo_genai.run_local(svc, *GENAI, say))
+    print_report(svc, run, steps)
+    genai_ok = run_genai(svc, lambda: demo_genai.run_local(svc, *GENAI, say))
     return 0 if run["status"] == "completed" and genai_ok else 1
 
 
 def main() -> int:
-    from pipeline.db import upgrade
+    from pipeline.bootstrap import cli_services
     from pipeline.settings import Settings
 
+    # Without redis-server (or asked to) the demo runs in-process, like `pipeline-ops run
+    # --local`: eager tasks, which must be set before the Celery app is first configured.
+    asked_local = os.environ.get("PIPELINE_OPS_DEMO_LOCAL") == "1"
+    local = asked_local or shutil.which("redis-server") is None
+    if local:
+        os.environ["PIPELINE_OPS_EAGER"] = "1"
     settings = Settings.from_env()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     # The GenAI part serves the sample Admin API answers from a loopback server; as an
     # operator would for a proxy, the demo allow-lists it for the egress policy.
     os.environ.setdefault("PIPELINE_OPS_EGRESS_ALLOW", "127.0.0.1:*")
-    upgrade(settings.database_url)
+    services = cli_services(settings)  # migrates the metadata DB first
     say(f"metadata DB: {settings.database_url}")
     say(f"warehouse:   {settings.warehouse_url}")
-    api_key = demo_api_key(settings)
-    if os.environ.get("PIPELINE_OPS_DEMO_LOCAL") == "1":
+    api_key = demo_api_key(services)
+    if asked_local:
         say("PIPELINE_OPS_DEMO_LOCAL=1: running in-process, without Redis, a worker or the API")
-        return run_local(settings)
-    if shutil.which("redis-server") is None:
+        return run_local(services)
+    if local:
         say("redis-server is not installed, so the demo runs in-process (like `pipeline-ops run")
         say("--local`). For the full API + worker demo: sudo apt-get install -y redis-server")
-        return run_local(settings)
-    return run_with_servers(settings, api_key)
+        return run_local(services)
+    return run_with_servers(services, api_key)
 
 
 if __name__ == "__main__":

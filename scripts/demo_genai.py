@@ -19,7 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.samples import (  # noqa: E402  (the server `pipeline-ops samples serve` runs)
+from app.cli.samples import (  # noqa: E402  (the server `pipeline-ops samples serve` runs)
     DEFAULT_PORT,
     PROVIDERS,
     SAMPLE_END,
@@ -33,18 +33,13 @@ CREDENTIAL = {"genai/payg/openai": "openai_sample", "genai/payg/anthropic": "ant
 Say = Callable[[str], None]
 
 
-def store_credentials(settings: Any, org: str, server: SampleAPIServer) -> None:
+def store_credentials(services: Any, org: str, server: SampleAPIServer) -> None:
     """(Re)store the demo org's sample credentials, checked as `credentials add` checks
     them; the server's port changes every run."""
-    from credentials.keys import key_provider
-    from credentials.vault import VaultCredentialProvider
-    from errors import NotFoundError
-    from pipeline.credential_check import checked_secret
-    from pipeline.db import make_engine
+    from pipeline.definition.credential_check import checked_secret
+    from pipeline_ops_core.errors import NotFoundError
 
-    vault = VaultCredentialProvider(
-        make_engine(settings.database_url), key_provider(settings.master_key, settings.var_dir)
-    )
+    vault = services.credentials
     for provider in PROVIDERS:
         credential_id = f"{provider}_sample"
         with suppress(NotFoundError):
@@ -82,7 +77,7 @@ def run_over_http(base_url: str, api_key: str, org: str, start: str, end: str, s
 def run_local(services: Any, org: str, start: str, end: str, say: Say) -> bool:
     from datetime import date
 
-    from pipeline.runs import RunRequest
+    from pipeline.runs.service import RunRequest
 
     ok = True
     for path in PIPELINES:
@@ -108,16 +103,14 @@ def describe(prefix: str, status: dict[str, Any]) -> str:
     return f"{prefix}: {status['status']} ({steps}){error}"
 
 
-def print_spend(settings: Any, org: str, start: str, end: str, say: Say) -> None:
-    from warehouse import from_url
-
+def print_spend(services: Any, org: str, start: str, end: str, say: Say) -> None:
     rows = (
-        from_url(settings.warehouse_url)
+        services.warehouse()
         .query(
             "SELECT ServiceProviderName AS provider, x_model AS model,"
             " SUM(ConsumedQuantity) AS quantity, SUM(ListCost) AS list_cost,"
             " SUM(ContractedCost) AS contracted_cost, SUM(BilledCost) AS billed_cost"
-            f" FROM `{settings.org_dataset(org)}.cost_data_standard_1_3`"
+            f" FROM `{services.settings.org_dataset(org)}.cost_data_standard_1_3`"
             " WHERE x_org_slug = @org AND x_source = 'genai_payg'"
             " GROUP BY provider, model ORDER BY billed_cost DESC",
             {"org": org},
@@ -154,6 +147,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="loopback port to serve")
     parser.add_argument("--org", default="acme", help="org the printed commands are for")
     args = parser.parse_args()
-    from app.cli_genai import serve_samples
+    from app.cli.genai import serve_samples
 
     serve_samples(args.port, args.org)

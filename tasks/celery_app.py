@@ -1,19 +1,21 @@
-"""The Celery application. Workers: `celery -A tasks.celery_app worker -P prefork`."""
+"""The Celery application the workers run: `celery -A tasks.celery_app worker -P prefork`.
+
+The app itself is pipeline.queue's (the API and the CLI send with it, by task name); the
+task modules it loads are celeryconfig.include. This module adds what only a worker needs:
+fresh services in each prefork child, and JSON logs with task context and redaction.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 from kombu import Connection
 
-from pipeline.redact import display_url
+from pipeline.observability.redact import display_url
+from pipeline.queue import celery_app as app
 
-app = Celery(
-    "pipeline_ops", include=["tasks.steps", "tasks.lifecycle", "tasks.beat", "tasks.notifications"]
-)
-app.config_from_object("celeryconfig")
+__all__ = ["app"]
 
 
 @worker_process_init.connect
@@ -48,7 +50,7 @@ class BrokerUrlFilter(logging.Filter):
 @after_setup_task_logger.connect
 def _json_logs(logger: object, loglevel: object = None, **_: object) -> None:
     # Celery sets up its own handlers; swap their formatter for JSON with redaction.
-    from pipeline.logs import JsonFormatter
+    from pipeline.observability.logs import JsonFormatter
     from tasks.log_context import TaskContextFilter
 
     urls = [str(app.conf.broker_url or ""), str(app.conf.result_backend or "")]

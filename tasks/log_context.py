@@ -13,12 +13,14 @@ from typing import Any
 
 from celery.signals import task_postrun, task_prerun
 
+from pipeline.queue import FINALIZE_RUN, ON_RUN_ERROR, RUN_STEP, SEND_NOTIFICATION
+
 # Task name -> the names of its leading positional arguments worth binding.
 _BOUND_ARGS: dict[str, tuple[str, ...]] = {
-    "pipeline_ops.run_step": ("run_id", "step_id"),
-    "pipeline_ops.finalize_run": ("run_id",),
-    "pipeline_ops.on_run_error": ("run_id",),
-    "pipeline_ops.send_notification": ("run_id",),
+    RUN_STEP: ("run_id", "step_id"),
+    FINALIZE_RUN: ("run_id",),
+    ON_RUN_ERROR: ("run_id",),
+    SEND_NOTIFICATION: ("run_id",),
 }
 
 _current: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(

@@ -1,7 +1,7 @@
 """The notification task: one channel of one run's notification, retried with backoff.
 
 Queued by the run's end (pipeline.notifications.NotificationService.run_ended, through
-`CeleryNotificationQueue`). Whatever happens here, the run's result is already final:
+pipeline.queue.CeleryNotificationQueue). Whatever happens here, the run's result is already final:
 a failure is logged and noted in the run log, never raised into the run.
 """
 
@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from errors import TransientError
-from pipeline.redact import secret_scope
+from pipeline.observability.redact import secret_scope
+from pipeline.queue import SEND_NOTIFICATION
+from pipeline_ops_core.errors import TransientError
 from tasks.celery_app import app
+from tasks.retries import backoff_countdown, describe
 from tasks.runtime import services
-from tasks.steps import backoff_countdown, describe
 
 logger = logging.getLogger("pipeline_ops.notify")
 
@@ -25,7 +26,7 @@ MAX_RETRIES = 10
 
 @app.task(
     bind=True,
-    name="pipeline_ops.send_notification",
+    name=SEND_NOTIFICATION,
     acks_late=True,
     ignore_result=True,
     max_retries=MAX_RETRIES,
@@ -38,7 +39,6 @@ def send_notification(self: Any, run_id: str, status: str, channel: str) -> dict
 
 def _send(self: Any, run_id: str, status: str, channel: str) -> dict[str, Any]:
     notifications = services().notifications
-    assert notifications is not None
     attempt = int(self.request.retries) + 1
     bound = {"run_id": run_id, "task_id": self.request.id}
     try:
@@ -72,16 +72,6 @@ def _gave_up(run_id: str, channel: str, error: str) -> dict[str, Any]:
 
 def _note(run_id: str, channel: str, error: str | None) -> None:
     try:
-        notifications = services().notifications
-        assert notifications is not None
-        notifications.record(run_id, channel, error)
+        services().notifications.record(run_id, channel, error)
     except Exception:  # the run log is a courtesy; the process log has it already
         logger.warning("could not note the notification in the run log", exc_info=True)
-
-
-class CeleryNotificationQueue:
-    """pipeline.notifications.NotificationQueue on Celery: one task per channel, so a
-    retry of one channel never re-sends the others."""
-
-    def queue(self, run_id: str, status: str, channel: str) -> None:
-        send_notification.apply_async((run_id, status, channel))

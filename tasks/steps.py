@@ -1,22 +1,22 @@
 """The step task: one pipeline step, retried with backoff, bounded by time limits.
 
 Task arguments are only ids; the plan lives in the run row. The work itself is
-`pipeline.execution.StepExecutor.run`; this module maps its outcomes onto Celery.
+`pipeline.runs.execution.StepExecutor.run`; this module maps its outcomes onto Celery.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from typing import Any
 
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
-from celeryconfig import MAX_RETRY_COUNTDOWN
-from errors import RunCancelledError, TransientError
-from pipeline.execution import DependencyPending, DuplicateDelivery, LostWorkersError
-from pipeline.redact import cap_text, redact, secret_scope
+from pipeline.observability.redact import secret_scope
+from pipeline.queue import RUN_STEP
+from pipeline.runs.execution import DependencyPending, DuplicateDelivery, LostWorkersError
+from pipeline_ops_core.errors import RunCancelledError, TransientError
 from tasks.celery_app import app
+from tasks.retries import backoff_countdown, describe
 from tasks.runtime import services
 
 logger = logging.getLogger("pipeline_ops.tasks")
@@ -26,25 +26,9 @@ class StepFailed(Exception):
     """The step failed for good; its run is already marked failed."""
 
 
-def backoff_countdown(backoff_seconds: float, attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff from `backoff_seconds`, with up to 10% jitter, honouring Retry-After."""
-    base = min(float(MAX_RETRY_COUNTDOWN), backoff_seconds * 2 ** (attempt - 1))
-    countdown = base * (1 + random.uniform(0, 0.1))
-    if retry_after is not None:
-        countdown = max(countdown, min(float(MAX_RETRY_COUNTDOWN), retry_after))
-    return countdown
-
-
-def describe(exc: BaseException, limit: int = 4096) -> str:
-    """The exception's text as it may be logged, stored or put in a Celery result:
-    redacted and capped (a provider's 5 MiB answer must not travel on)."""
-    text = str(exc) or type(exc).__name__
-    return cap_text(redact(text) or text, limit) or text
-
-
 @app.task(
     bind=True,
-    name="pipeline_ops.run_step",
+    name=RUN_STEP,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=None,

@@ -1,10 +1,11 @@
-"""warehouse."""
+"""The warehouse: the backend contract (base.py), DuckDB and BigQuery backends, table
+schemas, stored procedures, and `from_url`, which picks a backend from WAREHOUSE_URL."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LockWaitObserver, Warehouse
 
 

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 import pyarrow as pa
 
-from errors import InvalidIdentifierError
+from pipeline_ops_core.errors import InvalidIdentifierError
 
 IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
 
@@ -128,18 +128,7 @@ class LockWait:
 LockWaitObserver = Callable[[LockWait], None]
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What a backend can do, declared as data so callers branch on it, not on names."""
-
-    supports_merge: bool = True
-    supports_procedures: bool = True
-    transactional_replace: bool = True
-
-
 class Warehouse(Protocol):
-    capabilities: Capabilities
-
     def fenced(self, fence: WriteFence) -> Warehouse:
         """The same backend, with every change it commits checked by `fence`."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_NAMES, LineageKey, TableRef, WriteMode, check_identifier
 
 

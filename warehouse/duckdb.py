@@ -26,11 +26,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from errors import PipelineOpsError, TerminalError, WarehouseLockTimeout
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, WarehouseLockTimeout
 from warehouse.base import (
     DEFAULT_CLUSTER,
     PARTITION_FIELD,
-    Capabilities,
     JobContext,
     LineageKey,
     LockWait,
@@ -58,8 +57,6 @@ class _Statement:
 
 
 class DuckDBWarehouse:
-    capabilities = Capabilities()
-
     def __init__(
         self,
         path: str | Path,

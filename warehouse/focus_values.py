@@ -12,7 +12,6 @@ CHARGE_FREQUENCY = ("One-Time", "Recurring", "Usage-Based")
 PRICING_CATEGORY = ("Standard", "Dynamic", "Committed", "Other")
 COMMITMENT_DISCOUNT_STATUS = ("Used", "Unused")
 COMMITMENT_DISCOUNT_CATEGORY = ("Spend", "Usage")
-CAPACITY_RESERVATION_STATUS = ("Used", "Unused")
 
 _SUBCATEGORIES = {
     "AI and Machine Learning": (

@@ -27,7 +27,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import check_identifier
 
 SQL_DIR = Path(__file__).with_name("sql")

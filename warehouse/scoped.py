@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import (
     DEFAULT_CLUSTER,
     PARTITION_FIELD,
@@ -37,7 +37,6 @@ class OrgScopedWarehouse:
     def __init__(self, inner: Warehouse, dataset: str) -> None:
         self.inner = inner
         self.dataset = dataset
-        self.capabilities = inner.capabilities
 
     def _missing(self, name: str) -> OutOfScope:
         return OutOfScope(f"table {name} not found in dataset {self.dataset}")

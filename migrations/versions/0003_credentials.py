@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-25 23:10:00
 
 Written by hand. org_credentials is defined in credentials/models.py (its own
-MetaData); the organizations columns in pipeline/models.py. Branches off 0001 in
+MetaData); the organizations columns in pipeline/storage/tables.py. Branches off 0001 in
 parallel with 0002_quota; `upgrade heads` applies both.
 """
 

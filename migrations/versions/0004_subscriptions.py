@@ -4,7 +4,7 @@ Revision ID: 0004_subscriptions
 Revises: 0001
 Create Date: 2026-11-25 23:30:00
 
-Written by hand. org_saas_subscriptions is defined in pipeline/subscriptions.py (its own
+Written by hand. org_saas_subscriptions is defined in pipeline/storage/tables.py (its own
 MetaData). Branches off 0001 in parallel with 0002_quota and 0003_credentials;
 `upgrade heads` applies them all.
 """

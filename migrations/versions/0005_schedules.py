@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-25 23:30:00
 
 Written by hand. org_pipeline_schedules and org_pipeline_schedule_dispatches are
-defined in pipeline/models_schedules.py; org_notification_settings in notify/store.py
+defined in pipeline/storage/tables.py; org_notification_settings in notify/store.py
 (its own MetaData). Branches off 0001 in parallel with 0002-0004; `upgrade heads`
 applies them all.
 """

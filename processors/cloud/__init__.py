@@ -1,1 +1,1 @@
-"""processors/cloud."""
+"""Cloud billing processors, one package per cloud, and the export flow they share."""

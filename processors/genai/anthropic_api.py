@@ -12,8 +12,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from egress import EgressClient
-from errors import TerminalError
+from pipeline_ops_core.egress import EgressClient
+from pipeline_ops_core.errors import TerminalError
 from processors.genai.paging import results
 from processors.genai.rows import as_int, cost_row, day_of, usage_row, utc_bounds
 

@@ -27,7 +27,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import project_path
 from processors.genai.rows import (
     DIMENSIONS,

@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from egress import EgressRefused
-from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline_ops_core.egress import EgressRefused
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from processors.genai.rows import cost_row, usage_row, utc_bounds
 
 PROVIDER = "gemini"
@@ -79,13 +79,13 @@ def query_rows(
     A table that does not exist and one the key may not read give the same message, so
     the step can't be used to learn which tables exist.
     """
-    from processors.cloud.gcp_billing_export import (
+    from processors.cloud.gcp.billing_export import (
         GOOGLE_API_HOSTS,
         checked_url,
         google_egress,
         service_account_info,
     )
-    from processors.cloud.gcp_export_rows import parse_table_name
+    from processors.cloud.gcp.export_rows import parse_table_name
     from warehouse.bigquery import BigQueryWarehouse
 
     export = parse_table_name(table)

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from egress import EgressClient
-from errors import TerminalError
+from pipeline_ops_core.egress import EgressClient
+from pipeline_ops_core.errors import TerminalError
 from processors.genai.paging import results
 from processors.genai.rows import cost_row, usage_row, utc_bounds, utc_day
 

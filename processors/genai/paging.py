@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from egress import EgressClient, Limits, page_tokens
-from errors import TerminalError
+from pipeline_ops_core.egress import EgressClient, Limits, page_tokens
+from pipeline_ops_core.errors import TerminalError
 from processors.generic.http_extract import get_json
 
 

@@ -29,7 +29,7 @@ from processors.genai import pricing
 from processors.genai.rows import PROVIDER_COSTS_TABLE, USAGE_TABLE
 from processors.providers import load_registry
 from warehouse.base import TableRef
-from warehouse.schemas_genai import GENAI_COSTS
+from warehouse.schemas.genai import GENAI_COSTS
 
 COSTS_TABLE = "genai_payg_costs"
 COSTS_SCHEMA = GENAI_COSTS

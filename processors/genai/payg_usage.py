@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import SourceRead, StepContext, StepResult
 from processors.genai import anthropic_api, export_file, gemini_billing, openai_api
 from processors.genai.rows import (

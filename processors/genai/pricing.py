@@ -28,7 +28,7 @@ from typing import Any
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 
 # Our provider keys -> genai-prices provider ids.
 PRICE_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}

@@ -18,8 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from errors import TerminalError
-from warehouse.schemas_genai import (
+from pipeline_ops_core.errors import TerminalError
+from warehouse.schemas.genai import (
     GENAI_PROVIDER_COSTS,
     GENAI_TOKEN_COLUMNS,
     GENAI_USAGE_DIMENSIONS,

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import SourceRead, StepContext, StepResult, project_path
 
 _TYPES = {

@@ -30,8 +30,8 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress import EgressClient, EgressPolicy, Fetched, HostPattern
-from errors import TerminalError, TransientError
+from pipeline_ops_core.egress import EgressClient, EgressPolicy, Fetched, HostPattern
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.base import StepContext, StepResult
 
 

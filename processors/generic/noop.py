@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import StepContext, StepResult
 
 

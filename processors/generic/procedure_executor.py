@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import StepContext, StepResult
 
 

@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from processors.base import StepContext, StepResult
 from processors.providers import load_registry
 from processors.subscription.base import READER_KEY, Subscription, SubscriptionReader
 from warehouse.focus_values import check_service_category
-from warehouse.schemas_genai import SUBSCRIPTION_COSTS_DAILY
+from warehouse.schemas.genai import SUBSCRIPTION_COSTS_DAILY
 
 TABLE = "subscription_costs_daily"
 CYCLE_MONTHS = {"monthly": 1, "quarterly": 3, "annual": 12}

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from processors.base import StepContext
-from processors.cloud.export_processor import FocusExportProcessor
+from processors.cloud.exports.processor import FocusExportProcessor
 from tests.support.genai import step_context
 from warehouse.duckdb import DuckDBWarehouse
 

@@ -54,11 +54,11 @@ def main() -> dict[str, float]:
         import httpx
         from celery import chain
 
-        from pipeline.db import upgrade
-        from pipeline.services import build_services
+        from pipeline.bootstrap import build_services
+        from pipeline.queue import CeleryDispatcher
         from pipeline.settings import Settings
-        from pipeline.state import TERMINAL
-        from tasks.canvas import CeleryDispatcher
+        from pipeline.storage.db import upgrade
+        from pipeline.storage.state import TERMINAL
         from tests.bench.bench_tasks import noop
 
         settings = Settings.from_env()

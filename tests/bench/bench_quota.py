@@ -64,7 +64,7 @@ def bench_redis(url: str) -> dict[str, float]:
 
 
 def bench_ledger(url: str) -> dict[str, float]:
-    from pipeline.db import make_engine, upgrade
+    from pipeline.storage.db import make_engine, upgrade
     from quota.ledger import SqlLedger
     from quota.plans import Plan
 

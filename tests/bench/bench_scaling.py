@@ -3,9 +3,9 @@
 - chord fan-in: one run of 50 parallel no-op steps plus a fan-in step, against 50 runs of a
   single no-op step submitted together (same API, same worker with 2 processes);
 - API: `POST /run` (HTTP round trip to 202) against a bare `apply_async` of the same canvas
-  (tasks.canvas.build_canvas of the same 3-step plan), no worker consuming;
+  (pipeline.queue.build_canvas of the same 3-step plan), no worker consuming;
 - scaling: pipelines of 1, 10 and 50 chained steps; write_partition of 10k, 100k and 1M
-  rows; history queries (`RunStore.list_runs`, one page of 50) with 1k, 10k and 100k runs in
+  rows; history queries (`SqlRunStore.list_runs`, one page of 50) with 1k, 10k and 100k runs in
   a SQLite metadata DB. Each is printed as a ratio to the smallest.
 
 The Celery parts run in a child process so the Celery app is configured for this
@@ -80,10 +80,10 @@ def _stack(tmp: Path, with_worker: bool) -> tuple[Any, Any, str, list[Any]]:
     )
     os.environ.update(env)
     servers = [redis]
-    from pipeline.db import upgrade
-    from pipeline.services import build_services
+    from pipeline.bootstrap import build_services
+    from pipeline.queue import CeleryDispatcher
     from pipeline.settings import Settings
-    from tasks.canvas import CeleryDispatcher
+    from pipeline.storage.db import upgrade
 
     settings = Settings.from_env()
     upgrade(settings.database_url)
@@ -113,7 +113,7 @@ def child() -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="po-bench-api-"))
     svc, web, key, servers = _stack(tmp, with_worker=False)
     try:
-        from tasks.canvas import build_canvas
+        from pipeline.queue import build_canvas
 
         http = httpx.Client(base_url=web.url, headers={"X-API-Key": key}, timeout=30)
         plan: dict[str, Any] | None = None
@@ -148,7 +148,7 @@ def child() -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="po-bench-steps-"))
     svc, web, key, servers = _stack(tmp, with_worker=True)
     try:
-        from pipeline.state import TERMINAL
+        from pipeline.storage.state import TERMINAL
 
         http = httpx.Client(base_url=web.url, headers={"X-API-Key": key}, timeout=30)
 
@@ -219,12 +219,15 @@ def write_scaling(known: dict[int, float]) -> dict[int, float]:
 def history_scaling() -> dict[int, dict[str, float]]:
     from sqlalchemy import insert
 
-    from pipeline.db import upgrade
-    from pipeline.models import pipeline_runs
-    from pipeline.services import build_services
+    from pipeline.bootstrap import build_services
     from pipeline.settings import Settings
+    from pipeline.storage.db import upgrade
+    from pipeline.storage.tables import pipeline_runs
 
     class NoDispatch:
+        def check(self) -> None:
+            return None
+
         def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
             return None
 

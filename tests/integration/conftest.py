@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 import pytest
 
-from pipeline.db import upgrade
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
-from pipeline.state import TERMINAL
+from pipeline.storage.db import upgrade
+from pipeline.storage.state import TERMINAL
 from quota.gate import LedgerGate
 from tests.support.doubles import ManualClock, NullDispatcher
 from tests.support.servers import (
@@ -152,7 +152,7 @@ def make_stack(
     }
     settings = Settings.from_env({**os.environ, **env})
     upgrade(settings.database_url)
-    from tasks.canvas import CeleryDispatcher
+    from pipeline.queue import CeleryDispatcher
 
     services = build_services(settings, CeleryDispatcher())
     if before_worker is not None:

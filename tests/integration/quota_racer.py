@@ -12,9 +12,9 @@ import sys
 import threading
 from datetime import UTC, datetime
 
-from errors import QuotaExceededError
-from pipeline.db import make_engine
 from pipeline.settings import Settings
+from pipeline.storage.db import make_engine
+from pipeline_ops_core.errors import QuotaExceededError
 from quota.factory import build_ledger_gate
 
 

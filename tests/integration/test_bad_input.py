@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from tests.integration.conftest import Stack, write_pipeline
+from tests.support.records import count_runs
 
 ORG, OTHER = "badin", "badin_other"
 
@@ -117,12 +118,12 @@ def test_bad_run_requests_change_nothing(
     status,
     code,  # type: ignore[no-untyped-def]
 ) -> None:
-    runs_before = sqlite_stack.services.store.count_runs()
+    runs_before = count_runs(sqlite_stack.services.store)
     response = post_run(client, keys[ORG], path, **kw)
     assert response.status_code == status, (label, response.get_json())
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.get_json()["code"] == code
-    assert sqlite_stack.services.store.count_runs() == runs_before
+    assert count_runs(sqlite_stack.services.store) == runs_before
     assert warehouse_tables(sqlite_stack) == 0
 
 
@@ -133,11 +134,11 @@ def test_bad_keys_change_nothing(
     key = {"missing": None, "unknown": "po_aaaaaaaaaaaa_" + "x" * 40, "other_org": keys[OTHER]}[
         key_kind
     ]
-    runs_before = sqlite_stack.services.store.count_runs()
+    runs_before = count_runs(sqlite_stack.services.store)
     response = post_run(client, key, f"{ORG}/demo/sample/genai_usage", json={})
     expected = 404 if key_kind == "other_org" else 401
     assert response.status_code == expected
-    assert sqlite_stack.services.store.count_runs() == runs_before
+    assert count_runs(sqlite_stack.services.store) == runs_before
     assert warehouse_tables(sqlite_stack) == 0
 
 

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from pipeline.db import make_engine, upgrade
-from pipeline.orgs import OrgService
-from pipeline.store import RunStore
+from pipeline.orgs.service import OrgService
+from pipeline.storage.db import make_engine, upgrade
+from pipeline.storage.run_store import SqlRunStore
 from quota.ledger import SqlLedger
+from tests.support.records import count_runs
 from tests.support.servers import ROOT, Server, app_env, start_gunicorn, start_redis
 
 PIPELINE_OPS = os.path.join(os.path.dirname(sys.executable), "pipeline-ops")
@@ -52,13 +53,13 @@ def web(env: dict[str, str], api_key: str) -> Iterator[Server]:
     server.stop()
 
 
-def store(env: dict[str, str]) -> RunStore:
-    return RunStore(make_engine(env["DATABASE_URL"]))
+def store(env: dict[str, str]) -> SqlRunStore:
+    return SqlRunStore(make_engine(env["DATABASE_URL"]))
 
 
 def nothing_recorded(env: dict[str, str]) -> None:
     runs = store(env)
-    assert runs.count_runs(ORG) == 0
+    assert count_runs(runs, ORG) == 0
     usage = SqlLedger(runs.engine).snapshot(ORG, datetime.now(UTC))
     assert (usage.daily_runs, usage.monthly_runs, usage.concurrent_running) == (0, 0, 0)
 

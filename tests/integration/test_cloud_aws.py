@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from tests.support.cloud import (
     assert_focus_rows_valid,
     assert_run_lineage,
@@ -37,7 +37,7 @@ from tests.support.genai import ListLog
 from tests.support.moto_server import MotoAws, moto_aws, s3_statements  # noqa: F401 - fixture
 from tests.support.servers import free_port
 from warehouse.duckdb import DuckDBWarehouse
-from warehouse.schemas_genai import FOCUS_1_3_COLUMNS
+from warehouse.schemas.focus import FOCUS_1_3_COLUMNS
 
 PIPELINE = "configs/cloud/aws/cost/billing.yml"
 BUCKET, PREFIX, EXPORT = "acme-billing", "cur", "focus12"

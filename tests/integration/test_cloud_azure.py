@@ -30,7 +30,7 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY, azurite_blob, connection_string
 from tests.support.cloud import (
     assert_focus_rows_valid,

@@ -24,8 +24,8 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from errors import TerminalError
-from processors.cloud.gcp_billing_export import ExternalBqExtractor
+from pipeline_ops_core.errors import TerminalError
+from processors.cloud.gcp.billing_export import ExternalBqExtractor
 from processors.generic.procedure_executor import ProcedureExecutor
 from tests.integration.bigquery_emulator import bigquery_emulator  # noqa: F401
 from tests.support.cloud import (

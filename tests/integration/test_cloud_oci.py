@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from errors import PipelineOpsError, TerminalError, TransientError
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
 from tests.support.cloud import (
     assert_focus_rows_valid,
     assert_run_lineage,

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from tests.integration.conftest import ScriptedHTTPServer, Stack, write_pipeline
 from warehouse.base import LINEAGE_FIELDS
 

@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from tests.integration.conftest import ROOT, Stack, write_pipeline
 from tests.integration.test_engine_e2e import ensure_org, table_rows
 from tests.support.provider_api import (

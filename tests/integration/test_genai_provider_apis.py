@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.genai.payg_usage import PaygUsageProcessor
 from tests.support.genai import step_context
 from tests.support.provider_api import (

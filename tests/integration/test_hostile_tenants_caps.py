@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from tests.integration.conftest import Stack, make_stack
 from tests.integration.test_cloud_aws import (  # noqa: F401 - export is a fixture
     BUCKET,

@@ -16,17 +16,17 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from egress import EgressRefused
 from notify.base import NotificationSettings
 from notify.store import NotificationSettingsStore
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
+from pipeline_ops_core.egress import EgressRefused
 from tests.integration.conftest import Stack, make_stack, write_pipeline
 from tests.integration.test_engine_e2e import table_rows
 from tests.support.gcp_catalog_server import TokenServer, service_account_key
@@ -107,7 +107,7 @@ def rig(
         stack, stop = make_stack("sqlite", tmp, redis_server, None, test_configs_dir)
         assert stack.env["PIPELINE_OPS_EGRESS_ALLOW"] == allow
         write_pipeline(stack, "hostile/test/quick", QUICK)
-        settings = stack.settings.with_(admin_key=ADMIN_KEY)
+        settings = replace(stack.settings, admin_key=ADMIN_KEY)
         client = create_app(settings, stack.services).test_client()
         keys = {org: stack.services.orgs.create(org) for org in (VICTIM, ATTACKER)}
         built = Rig(stack, client, api, token, internal, redis_server, keys)
@@ -464,7 +464,7 @@ def test_boto3_azure_oci_and_google_auth_are_refused_before_any_socket(rig: Rig)
         client.list_objects("bling", "b")
 
     def token(url: str) -> None:
-        from warehouse.bigquery_client import service_account_credentials
+        from warehouse.bigquery.client import service_account_credentials
 
         info = service_account_key(f"{url}/token", client_email="a@b.iam.gserviceaccount.com")
         service_account_credentials(info).refresh(google.auth.transport.requests.Request())

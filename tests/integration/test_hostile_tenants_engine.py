@@ -27,8 +27,8 @@ import duckdb
 import httpx
 import pytest
 
-from pipeline import state
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
+from pipeline.storage import state
 from tests.integration.conftest import (
     Stack,
     make_stack,
@@ -302,7 +302,7 @@ def test_a_cancelled_run_keeps_its_key_until_its_step_stops_and_never_writes(rig
 SKEWED_REAPER = """
 import json, sys
 from datetime import UTC, datetime, timedelta
-from pipeline.services import build_services
+from pipeline.bootstrap import build_services
 from pipeline.settings import Settings
 from tests.support.doubles import NullDispatcher
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
-from app.schemas_ops import present_notifications
+from app.admin.presenters import present_notifications
 from credentials.models import org_sealed_secrets
-from pipeline.db import make_engine, upgrade
-from pipeline.services import build_services
+from pipeline.bootstrap import build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import make_engine, upgrade
 from tests.support.doubles import NullDispatcher
 from tests.support.servers import Server, create_pg_database
 

@@ -12,10 +12,9 @@ from datetime import date
 import pytest
 
 from notify.base import NotificationSettings
-from notify.webhook import verify
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from tests.integration.conftest import Stack, make_stack, write_pipeline
-from tests.support.receivers import SmtpReceiver, WebhookReceiver
+from tests.support.receivers import SmtpReceiver, WebhookReceiver, verify
 from tests.support.servers import Server
 
 OK_PIPELINE = """\

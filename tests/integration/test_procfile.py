@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.db import make_engine
-from pipeline.schedules import ScheduleStore
-from pipeline.store import RunStore
+from pipeline.schedules.service import ScheduleStore
+from pipeline.storage.db import make_engine
+from pipeline.storage.run_store import SqlRunStore
 from tests.support.procfile import (
     FLOWER_PASSWORD,
     FLOWER_USER,
@@ -49,7 +49,7 @@ class Deployment:
     processes: dict[str, Server]
     web_url: str
     flower_url: str
-    store: RunStore
+    store: SqlRunStore
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return pipeline_ops(self.env, *args)
@@ -76,7 +76,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             lambda: httpx.get(f"{flower_url}/healthcheck", timeout=2).status_code == 200,
         )
         deployment = Deployment(
-            env, processes, web_url, flower_url, RunStore(make_engine(env["DATABASE_URL"]))
+            env, processes, web_url, flower_url, SqlRunStore(make_engine(env["DATABASE_URL"]))
         )
         created = deployment.cli("orgs", "create", ORG)
         assert created.returncode == 0, created.stderr

@@ -15,9 +15,10 @@ from datetime import date, timedelta
 import redis
 
 from app import create_app
-from errors import QuotaExceededError
+from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import ROOT, Stack, settled_usage, write_pipeline
+from tests.support.records import count_runs
 
 HOLD = """
 pipeline_id: quota_hold
@@ -147,7 +148,7 @@ def test_100_parallel_http_requests_get_exactly_5_accepted_and_95_refused(stack:
             assert body["detail"] == "concurrent quota exceeded: 5 of 5 used"
             assert retry_after is not None and 1 <= int(retry_after) <= 10
     accepted = [body["run_id"] for status, body, _ in replies if status == 202]
-    assert stack.services.store.count_runs(org) == 5  # refused requests recorded nothing
+    assert count_runs(stack.services.store, org) == 5  # refused requests recorded nothing
     assert_both_agree(stack, gate, org, accepted)
     for run_id in accepted:  # hand the worker back to the next tests
         stack.services.runs.cancel(org, run_id)

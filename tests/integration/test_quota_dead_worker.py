@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from errors import QuotaExceededError
-from pipeline import state
-from pipeline.db import upgrade
-from pipeline.runs import RunRequest
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.runs.service import RunRequest
 from pipeline.settings import Settings
+from pipeline.storage import state
+from pipeline.storage.db import upgrade
+from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import wait_for_attempt, write_configs
+from tests.support.records import count_runs
 from tests.support.servers import Server, app_env, start_worker
 
 HOLD = """\
@@ -60,7 +61,7 @@ def rig(tmp_path: Path, redis_server: Server) -> Iterator[Rig]:
     }
     settings = Settings.from_env({**os.environ, **env})
     upgrade(settings.database_url)
-    from tasks.canvas import CeleryDispatcher
+    from pipeline.queue import CeleryDispatcher
     from tasks.celery_app import app
 
     services = build_services(settings, CeleryDispatcher())
@@ -93,7 +94,7 @@ def test_a_sigkilled_worker_holds_its_slot_until_its_lease_lapses(rig: Rig) -> N
         start(svc, 2)
     assert (caught.value.limit, caught.value.current) == ("concurrent", 1)
     assert str(caught.value) == "concurrent quota exceeded: 1 of 1 used"
-    assert svc.store.count_runs("acme") == 1  # the refusal recorded nothing
+    assert count_runs(svc.store, "acme") == 1  # the refusal recorded nothing
 
     admitted = None
     while admitted is None and time.monotonic() - killed_at < 15:

@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.db import upgrade
-from pipeline.services import build_services
+from pipeline.bootstrap import build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
 from tests.integration.conftest import ROOT
 from tests.support.doubles import NullDispatcher
 from tests.support.servers import Server, app_env, create_pg_database, start_gunicorn, start_redis

@@ -57,10 +57,10 @@ from hypothesis.stateful import (
 from sqlalchemy import Engine, delete, func, select
 
 from app import create_app
-from errors import QuotaExceededError, SubscriptionInactiveError
-from pipeline.db import make_engine, upgrade
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import make_engine, upgrade
+from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError
 from quota import periods
 from quota.factory import build_ledger_gate
 from quota.gate import LedgerGate

@@ -14,13 +14,14 @@ import pytest
 import redis
 
 from app import create_app
-from errors import QuotaExceededError
-from pipeline import state
-from pipeline.runs import RunRequest
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from pipeline.runs.service import RunRequest
+from pipeline.storage import state
+from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import ledger_services
 from tests.support.doubles import ManualClock as Clock
+from tests.support.records import count_runs
 from tests.support.servers import Server, start_redis
 
 ONE_STEP = """\
@@ -96,13 +97,13 @@ def cycles(world: World, attempts: int, first: int) -> tuple[int, QuotaExceededE
 
 def test_daily_and_monthly_limits_across_utc_midnight_and_month_end(world: World) -> None:
     world.gate.set_limits("acme", daily=10, monthly=25, concurrent=1)
-    runs_before = world.services.store.count_runs("acme")
+    runs_before = count_runs(world.services.store, "acme")
 
     assert cycles(world, 12, 0)[0] == 10  # Jan 29, from 23:00
     done, refusal = cycles(world, 1, 100)
     assert refusal is not None and (refusal.limit, refusal.current) == ("daily", 10)
     assert refusal.retry_after == 3600
-    assert world.services.store.count_runs("acme") == runs_before + 10
+    assert count_runs(world.services.store, "acme") == runs_before + 10
 
     world.clock.now = datetime(2026, 1, 30, 0, 0, tzinfo=UTC)  # midnight resets the day
     assert cycles(world, 12, 200)[0] == 10

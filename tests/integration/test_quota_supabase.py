@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from errors import QuotaExceededError, TerminalError, TransientError
-from pipeline.db import make_engine, upgrade
 from pipeline.settings import Settings
+from pipeline.storage.db import make_engine, upgrade
+from pipeline_ops_core.errors import QuotaExceededError, TerminalError, TransientError
 from quota.cache import PlanCache
 from quota.factory import build_ledger_gate, plan_source
 from quota.gate import LedgerGate

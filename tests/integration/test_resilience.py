@@ -9,7 +9,7 @@ from datetime import date
 
 import duckdb
 
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from tests.integration.conftest import Stack, wait_for_attempt
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.db import upgrade
-from pipeline.models_schedules import dispatches
-from pipeline.schedule_dispatch import ScheduleDispatcher, TickReport
-from pipeline.schedules import ScheduleService
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.schedules.dispatch import ScheduleDispatcher, TickReport
+from pipeline.schedules.service import ScheduleService
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
+from pipeline.storage.tables import dispatches
 from tests.integration.conftest import write_configs
 from tests.support.doubles import ManualClock as Clock
 from tests.support.doubles import NullDispatcher

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app import create_app
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from tests.integration.conftest import Stack, write_pipeline
 from tests.support.security import (
     WATCHED_TABLES,
@@ -113,7 +113,7 @@ def admin_post(client: FlaskClient, path: str, body: dict[str, Any]) -> dict[str
 @pytest.fixture(scope="module")
 def sec(sqlite_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Sec:
     stack = sqlite_stack
-    services = build_services(stack.settings.with_(admin_key=ADMIN), _dispatcher())
+    services = build_services(replace(stack.settings, admin_key=ADMIN), _dispatcher())
     client = create_app(services=services).test_client()
     marker = tmp_path_factory.mktemp("sec") / "pwned"
     for key, text in {
@@ -154,7 +154,7 @@ def sec(sqlite_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Sec:
 
 
 def _dispatcher():  # type: ignore[no-untyped-def]
-    from tasks.canvas import CeleryDispatcher
+    from pipeline.queue import CeleryDispatcher
 
     return CeleryDispatcher()
 
@@ -565,7 +565,7 @@ def test_sql_in_params_is_stored_as_data_and_drops_nothing(sec: Sec) -> None:
 
 
 def test_a_planted_secret_appears_nowhere(sec: Sec, caplog: pytest.LogCaptureFixture) -> None:
-    from tasks.canvas import build_canvas, step_task_id
+    from pipeline.queue import build_canvas, step_task_id
     from tasks.celery_app import app as celery_app
 
     caplog.set_level(logging.DEBUG)

@@ -26,14 +26,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 
-from errors import TerminalError
-from pipeline.lineage import stamp
+from pipeline.runs.lineage import stamp
+from pipeline_ops_core.errors import TerminalError
 from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
 from tests.support.servers import Server
 from warehouse import from_url
 from warehouse.base import JobContext, LineageKey, TableRef
-from warehouse.bigquery import BigQueryWarehouse
-from warehouse.bigquery_jobs import WriteJobs
+from warehouse.bigquery.backend import BigQueryWarehouse
+from warehouse.bigquery.jobs import WriteJobs
 from warehouse.schemas import TABLE_SCHEMAS, with_lineage
 
 D1 = date(2026, 1, 1)

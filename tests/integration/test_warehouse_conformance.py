@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from errors import TerminalError
-from pipeline.lineage import stamp
+from pipeline.runs.lineage import stamp
+from pipeline_ops_core.errors import TerminalError
 from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
 from tests.support.servers import Server
 from warehouse import from_url

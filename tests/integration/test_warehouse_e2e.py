@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.runs import RunRequest
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from pipeline.runs.service import RunRequest
 from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
 from tests.integration.conftest import make_stack
 from tests.support.servers import Server

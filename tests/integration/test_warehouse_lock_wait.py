@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from app import create_app
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from tests.integration.conftest import Stack
 
 ORG = "lockwait"

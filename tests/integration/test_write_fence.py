@@ -18,13 +18,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from errors import RunCancelledError
-from pipeline import state
-from pipeline.db import upgrade
-from pipeline.fence import RunFence
-from pipeline.runs import RunRequest
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.runs.fence import RunFence
+from pipeline.runs.service import RunRequest
 from pipeline.settings import Settings
+from pipeline.storage import state
+from pipeline.storage.db import upgrade
+from pipeline_ops_core.errors import RunCancelledError
 from tests.integration.conftest import write_configs
 from tests.support.doubles import NullDispatcher
 from tests.support.servers import Server, app_env, create_pg_database

@@ -58,6 +58,9 @@ def expected_admissions(i: int) -> int:
 
 
 class NoDispatch:
+    def check(self) -> None:
+        return None
+
     def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
         raise AssertionError("runs are started through gunicorn")
 
@@ -76,10 +79,10 @@ def wait_clear_of_midnight() -> None:
 def main() -> dict[str, float]:
     import requests
 
-    from pipeline.db import upgrade
-    from pipeline.services import build_services
+    from pipeline.bootstrap import build_services
     from pipeline.settings import Settings
-    from pipeline.state import TERMINAL
+    from pipeline.storage.db import upgrade
+    from pipeline.storage.state import TERMINAL
     from tests.support.servers import (
         app_env,
         create_pg_database,

@@ -17,11 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.config import load_pipeline
-from pipeline.lineage import make_writer
-from pipeline.runs import build_plan
+from pipeline.definition.config import load_pipeline
+from pipeline.runs.lineage import make_writer
+from pipeline.runs.service import build_plan
 from processors.base import StepContext, StepResult
-from processors.cloud.focus_export import normalize_focus_export
+from processors.cloud.exports.focus import normalize_focus_export
 from processors.registry import get_processor
 from tests.support.genai import FOCUS_DATA, ListLog, step_context
 from warehouse import focus_values as fv

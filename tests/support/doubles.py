@@ -26,7 +26,7 @@ class ManualClock:
         self.now += timedelta(seconds=seconds)
         return self.now
 
-    # As the run store's database clock (pipeline/db_time.py): deadlines and claims follow
+    # As the run store's database clock (pipeline/storage/db_time.py): deadlines and claims follow
     # this clock too, so a test moves time for the database as well (`db_time=clock`).
     def sql_now(self) -> ColumnElement[datetime]:
         return self.sql_after(0)
@@ -37,6 +37,9 @@ class ManualClock:
 
 class NullDispatcher:
     """Runs are admitted and recorded, but nothing is sent to Celery."""
+
+    def check(self) -> None:
+        return None
 
     def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
         return None
@@ -52,6 +55,9 @@ class RecordingDispatcher:
         self.enqueued: list[tuple[str, dict[str, Any]]] = []
         self.revoked: list[tuple[str, dict[str, Any]]] = []
         self.fail_with: Exception | None = None
+
+    def check(self) -> None:
+        return None
 
     def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
         if self.fail_with is not None:

@@ -19,7 +19,7 @@ from typing import ClassVar
 import httpx
 import pyarrow as pa
 
-from errors import RunCancelledError, TerminalError
+from pipeline_ops_core.errors import RunCancelledError, TerminalError
 from processors.base import StepContext, StepResult
 from processors.registry import REGISTRY
 

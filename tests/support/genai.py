@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipeline.lineage import make_writer
+from pipeline.runs.lineage import make_writer
 from processors.base import StepContext
 from processors.genai.payg_cost import PaygCostProcessor
 from processors.genai.rows import cost_row, provider_costs_table, usage_row, usage_table

@@ -3,6 +3,7 @@ scripted status codes) and an SMTP server (aiosmtpd) that records mail."""
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from notify.webhook import sign
 from tests.support.servers import LoopbackHTTPServer, free_port
 
 
@@ -96,3 +98,25 @@ class SmtpReceiver:
 
     def close(self) -> None:
         self.controller.stop()
+
+
+# How old a signed timestamp this receiver accepts.
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+def verify(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    now: float | None = None,
+    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+) -> bool:
+    """What a webhook receiver does with our signature: a constant-time compare, and
+    stale timestamps refused."""
+    if not timestamp.isdigit():
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)

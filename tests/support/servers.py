@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 from tests.support.leaks import track
 
 ROOT = Path(__file__).resolve().parents[2]
-# The operator allow-list the test stand-ins need (egress.py): loopback on any port.
+# The operator allow-list the test stand-ins need (pipeline_ops_core/egress.py): loopback on any
+# port.
 LOOPBACK_ALLOW = "127.0.0.1:*"
 VENV_BIN = Path(sys.executable).parent
 

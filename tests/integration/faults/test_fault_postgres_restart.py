@@ -17,9 +17,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from app import create_app
-from pipeline.db import upgrade
-from pipeline.services import build_services
+from pipeline.bootstrap import build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
 from tests.integration.conftest import write_configs
 from tests.support.servers import (
     Server,
@@ -46,6 +46,9 @@ class Enqueued:
 
     def __init__(self) -> None:
         self.runs: list[str] = []
+
+    def check(self) -> None:
+        return None
 
     def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
         self.runs.append(run_id)

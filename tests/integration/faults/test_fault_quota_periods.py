@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from errors import QuotaExceededError
-from pipeline import state
-from pipeline.runs import RunRequest
-from pipeline.services import Services
+from pipeline.bootstrap import Services
+from pipeline.runs.service import RunRequest
+from pipeline.storage import state
+from pipeline_ops_core.errors import QuotaExceededError
 from quota.gate import LedgerGate
 from tests.integration.conftest import ledger_services
 from tests.support.doubles import ManualClock as Clock

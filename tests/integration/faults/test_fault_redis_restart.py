@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.db import upgrade
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
 from tests.integration.conftest import settled_usage, wait_for_attempt, wait_run, write_configs
 from tests.support.servers import Server, app_env, start_gunicorn, start_redis, start_worker
 
@@ -41,6 +41,9 @@ steps:
 
 class NoDispatch:
     """The in-process services only read the store and the ledger; the API dispatches."""
+
+    def check(self) -> None:
+        return None
 
     def enqueue(self, run_id: str, plan: dict) -> None:
         raise AssertionError("this test starts runs through gunicorn")

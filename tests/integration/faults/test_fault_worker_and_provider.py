@@ -12,7 +12,7 @@ import os
 import signal
 from datetime import date
 
-from pipeline.runs import RunRequest
+from pipeline.runs.service import RunRequest
 from tests.integration.conftest import (
     ScriptedHTTPServer,
     Stack,

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_helpers import ADMIN_KEY, RecordingDispatcher, write_pipelines
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from pipeline.db import upgrade
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
+from tests.support.api import ADMIN_KEY, RecordingDispatcher, write_pipelines
 
 
 @pytest.fixture

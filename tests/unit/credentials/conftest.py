@@ -23,8 +23,8 @@ from sqlalchemy import Engine, insert, select, update  # noqa: E402
 from credentials.keys import EnvKeyProvider, generate_key  # noqa: E402
 from credentials.models import org_credentials  # noqa: E402
 from credentials.vault import VaultCredentialProvider  # noqa: E402
-from pipeline.db import make_engine, upgrade  # noqa: E402
-from pipeline.models import organizations  # noqa: E402
+from pipeline.storage.db import make_engine, upgrade  # noqa: E402
+from pipeline.storage.tables import organizations  # noqa: E402
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from errors import TerminalError, TransientError
+from pipeline_ops_core.errors import TerminalError, TransientError
 from processors.base import StepContext
 from processors.generic.http_extract import ERROR_EXCERPT_CHARS, HttpExtractProcessor
 from warehouse.base import WriteResult

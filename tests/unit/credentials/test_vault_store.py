@@ -12,7 +12,7 @@ from credentials.base import IMPLICIT_DEFAULT, CredentialInfo, NoCredentials, ch
 from credentials.errors import CredentialError
 from credentials.keys import EnvKeyProvider
 from credentials.vault import VaultCredentialProvider, parse_secret
-from errors import AlreadyExistsError, NotFoundError, TerminalError
+from pipeline_ops_core.errors import AlreadyExistsError, NotFoundError, TerminalError
 
 SECRET = {"api_key": "sk-store-test-00000000"}
 METADATA = {
@@ -166,7 +166,7 @@ def test_every_decrypted_value_is_handed_to_on_decrypt(engine: Engine, master_ke
 def test_registering_decrypted_values_masks_the_declared_secrets_for_the_step_only(
     engine: Engine, master_key: str
 ) -> None:
-    from pipeline.redact import MASK, redact, register_decrypted, secret_scope
+    from pipeline.observability.redact import MASK, redact, register_decrypted, secret_scope
 
     pem = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----"
     secret = {

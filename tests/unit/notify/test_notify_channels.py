@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from errors import TerminalError, TransientError
 from notify.base import EMAIL, SLACK, WEBHOOK, Message, NotificationSettings
 from notify.channels import build_notifier
 from notify.email import EmailNotifier, SmtpRelay
-from notify.webhook import SlackNotifier, WebhookNotifier, sign, verify
-from tests.support.receivers import SmtpReceiver, WebhookReceiver
+from notify.webhook import SlackNotifier, WebhookNotifier, sign
+from pipeline_ops_core.errors import TerminalError, TransientError
+from tests.support.receivers import SmtpReceiver, WebhookReceiver, verify
 
 SECRET = "whsec_test_secret_0123456789"
 MESSAGE = Message(

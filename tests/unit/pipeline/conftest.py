@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:  # so plain `pytest` finds the packages without an install
     sys.path.insert(0, str(ROOT))
 
-from pipeline.db import make_engine, upgrade  # noqa: E402
-from pipeline.services import Services, build_services  # noqa: E402
+from pipeline.bootstrap import Services, build_services  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.store import RunStore  # noqa: E402
+from pipeline.storage.db import make_engine, upgrade  # noqa: E402
+from pipeline.storage.run_store import SqlRunStore  # noqa: E402
 from tests.support.doubles import ManualClock as FakeClock  # noqa: E402
 from tests.support.doubles import RecordingDispatcher  # noqa: E402
 
@@ -60,15 +60,15 @@ def db_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(db_url: str, clock: FakeClock) -> RunStore:
-    s = RunStore(make_engine(db_url), clock=clock, db_time=clock)
+def store(db_url: str, clock: FakeClock) -> SqlRunStore:
+    s = SqlRunStore(make_engine(db_url), clock=clock, db_time=clock)
     s.create_org("acme", "Acme", "aaaaaaaaaaaa", "0" * 64)
     s.create_org("globex", "Globex", "bbbbbbbbbbbb", "1" * 64)
     return s
 
 
 @pytest.fixture
-def new_run(store: RunStore) -> Callable[..., str]:
+def new_run(store: SqlRunStore) -> Callable[..., str]:
     """new_run(key=..., org=..., pipeline_id=...) inserts a pending run; returns its id."""
     counter = iter(range(1_000_000))
 

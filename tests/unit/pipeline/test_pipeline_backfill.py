@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 
-from errors import QuotaExceededError
-from pipeline import state
 from pipeline.backfill import Backfill, Progress, date_range
-from pipeline.db import upgrade
-from pipeline.runs import DateRangeError, RunRequest
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.runs.service import DateRangeError, RunRequest
+from pipeline.storage import state
+from pipeline.storage.db import upgrade
+from pipeline_ops_core.errors import QuotaExceededError
+from quota.base import AllowAllGate
+from tests.support.records import count_runs
 
 TEMPLATE = RunRequest("acme", "test", "unit", "fan_in")
 DATES = date_range(date(2026, 1, 1), date(2026, 1, 5))
@@ -106,7 +108,7 @@ def test_a_range_reaching_past_today_is_refused_before_any_date_starts(
     with pytest.raises(DateRangeError, match=f"after today \\({today}, UTC\\)"):
         job.execute(lambda p: None)
 
-    assert services.store.count_runs() == 0
+    assert count_runs(services.store) == 0
 
 
 def test_an_interrupted_backfill_reattaches_to_runs_still_active(services: Services) -> None:
@@ -122,7 +124,7 @@ def test_an_interrupted_backfill_reattaches_to_runs_still_active(services: Servi
     assert len(one_day_runs(services)) == 2
 
 
-class FlakyQuota:
+class FlakyQuota(AllowAllGate):
     """Refuses the first `refusals` reservations with a Retry-After, then admits."""
 
     def __init__(self, refusals: int) -> None:

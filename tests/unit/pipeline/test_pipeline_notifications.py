@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from errors import TerminalError
 from notify.base import Message, NotificationSettings
-from pipeline import state
-from pipeline.db import upgrade
+from pipeline.bootstrap import Services, build_services
 from pipeline.notifications import NotificationService
-from pipeline.runs import RunRequest
-from pipeline.services import Services, build_services
+from pipeline.runs.service import RunRequest
+from pipeline.storage import state
+from pipeline.storage.db import upgrade
+from pipeline_ops_core.errors import TerminalError
 
 
 class RecordingQueue:
@@ -166,12 +166,12 @@ def test_send_builds_the_channel_notifier(svc, clock) -> None:
 
 
 def test_a_run_failing_validation_is_reported_too(svc, queue, monkeypatch) -> None:
-    from errors import RunValidationError, TemplateError
+    from pipeline_ops_core.errors import RunValidationError, TemplateError
 
     def broken_plan(*args: object, **kwargs: object) -> None:
         raise TemplateError("config.x: unknown template variable '${nope}'")
 
-    monkeypatch.setattr("pipeline.runs.build_plan", broken_plan)
+    monkeypatch.setattr("pipeline.runs.service.build_plan", broken_plan)
     configure(svc)
     request = RunRequest("acme", "test", "unit", "fan_in", date(2026, 1, 1), date(2026, 1, 1))
     with pytest.raises(RunValidationError) as caught:

@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:  # so plain `pytest` finds the packages without an
 import fakeredis  # noqa: E402
 from sqlalchemy import Engine, func, select  # noqa: E402
 
-from pipeline.db import make_engine, upgrade  # noqa: E402
+from pipeline.storage.db import make_engine, upgrade  # noqa: E402
 from quota.cache import PlanCache  # noqa: E402
 from quota.gate import LedgerGate  # noqa: E402
 from quota.ledger import SqlLedger  # noqa: E402

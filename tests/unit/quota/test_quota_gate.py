@@ -8,7 +8,7 @@ from datetime import timedelta
 import fakeredis
 import pytest
 
-from errors import QuotaExceededError, SubscriptionInactiveError
+from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError
 from quota.gate import LedgerGate
 from quota.mirror import score
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from errors import QuotaExceededError
+from pipeline_ops_core.errors import QuotaExceededError
 from quota import periods
 from quota.ledger import PlanChanged, SqlLedger
 from quota.plans import Plan

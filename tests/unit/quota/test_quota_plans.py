@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from errors import TerminalError, TransientError
 from pipeline.settings import Settings
+from pipeline_ops_core.errors import TerminalError, TransientError
 from quota.base import AllowAllGate
 from quota.cache import PlanCache
-from quota.factory import build_gate, plan_source
+from quota.factory import build_quota, plan_source
 from quota.gate import LedgerGate
 from quota.plans import DatabasePlanSource, Plan, PlanDefaults, changed_plan
 from quota.plans_supabase import SupabasePlanSource
@@ -139,13 +140,16 @@ def test_the_factory_picks_sources_and_gates_from_settings(
 ) -> None:
     base = Settings.from_env({"PIPELINE_OPS_VAR_DIR": str(tmp_path)})
     assert isinstance(plan_source(base, engine, clock), DatabasePlanSource)
-    only_url = base.with_(supabase_url="http://127.0.0.1:1")
+    only_url = replace(base, supabase_url="http://127.0.0.1:1")
     assert isinstance(plan_source(only_url, engine, clock), DatabasePlanSource)
-    both = only_url.with_(supabase_service_role_key="service-role")
+    both = replace(only_url, supabase_service_role_key="service-role")
     assert isinstance(plan_source(both, engine, clock), SupabasePlanSource)
 
-    gate = build_gate(base, engine, clock)
+    gate, plans = build_quota(base, engine, clock)
     assert isinstance(gate, LedgerGate) and gate.mirror is not None
-    eager = build_gate(base.with_(eager=True), engine, clock)
+    assert plans is gate  # limits set through the admin reach this gate's plan cache at once
+    eager, _ = build_quota(replace(base, eager=True), engine, clock)
     assert isinstance(eager, LedgerGate) and eager.mirror is None
-    assert isinstance(build_gate(base.with_(quota_enabled=False), engine, clock), AllowAllGate)
+    off, off_plans = build_quota(replace(base, quota_enabled=False), engine, clock)
+    assert isinstance(off, AllowAllGate)
+    assert isinstance(off_plans, LedgerGate)  # plans are still administered on the ledger

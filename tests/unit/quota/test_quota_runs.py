@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from errors import QuotaExceededError, SubscriptionInactiveError
-from pipeline import state
-from pipeline.db import upgrade
-from pipeline.runs import RunRequest
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.runs.service import RunRequest
 from pipeline.settings import Settings
+from pipeline.storage import state
+from pipeline.storage.db import upgrade
+from pipeline_ops_core.errors import QuotaExceededError, SubscriptionInactiveError
 from quota.gate import LedgerGate
 from tests.support.doubles import RecordingDispatcher
+from tests.support.records import count_runs
 
 PIPELINE = """\
 pipeline_id: quota_unit_one
@@ -76,7 +77,7 @@ def test_run_and_complete_cycles_admit_exactly_the_daily_limit_per_utc_day(
         10,
         3600,
     )
-    assert services.store.count_runs("acme") == 10  # the refusal recorded nothing
+    assert count_runs(services.store, "acme") == 10  # the refusal recorded nothing
 
     clock.now = datetime(2026, 1, 6, 0, 0, 5, tzinfo=UTC)
     run_id = start(services, 21)
@@ -141,7 +142,7 @@ def test_a_refused_or_inactive_org_records_no_run(services: Services) -> None:
     services.gate.set_limits("acme", concurrent=5, status="CANCELLED")  # type: ignore[attr-defined]
     with pytest.raises(SubscriptionInactiveError):
         start(services, 1)
-    assert services.store.count_runs("acme") == 0
+    assert count_runs(services.store, "acme") == 0
     assert services.runs.dispatcher.enqueued == []  # type: ignore[attr-defined]
 
 

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from pipeline.logs import JsonFormatter
+from pipeline.observability.logs import JsonFormatter
 from tasks.celery_app import BrokerUrlFilter
 
 

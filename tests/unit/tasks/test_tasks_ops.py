@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from errors import TerminalError, TransientError
 from notify.base import Message, NotificationSettings
-from pipeline.db import upgrade
-from pipeline.runs import RunRequest
-from pipeline.schedules import ScheduleService
-from pipeline.services import Services, build_services
+from pipeline.bootstrap import Services, build_services
+from pipeline.runs.service import RunRequest
+from pipeline.schedules.service import ScheduleService
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
+from pipeline_ops_core.errors import TerminalError, TransientError
 from tasks.beat import dispatch_schedules
 from tasks.notifications import send_notification
 from tasks.runtime import use_services

@@ -15,15 +15,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.api_core import exceptions as gexc
 
-from errors import TerminalError, TransientError
-from pipeline.lineage import make_writer
+from pipeline.runs.lineage import make_writer
+from pipeline_ops_core.errors import TerminalError, TransientError
 from warehouse import from_url
 from warehouse.base import LINEAGE_FIELDS, JobContext, LineageKey, TableRef, WriteResult
-from warehouse.bigquery import BigQueryWarehouse
-from warehouse.bigquery_client import BigQueryConfig, service_account_credentials
-from warehouse.bigquery_errors import translate
-from warehouse.bigquery_jobs import STAGING_TTL, WriteJobs
-from warehouse.bigquery_sql import (
+from warehouse.bigquery.backend import BigQueryWarehouse
+from warehouse.bigquery.client import BigQueryConfig, service_account_credentials
+from warehouse.bigquery.errors import translate
+from warehouse.bigquery.jobs import STAGING_TTL, WriteJobs
+from warehouse.bigquery.sql import (
     call_procedure,
     create_procedure,
     param_names,
@@ -31,8 +31,8 @@ from warehouse.bigquery_sql import (
     replace_script,
     strip_param_markers,
 )
-from warehouse.bigquery_types import bq_type_name, sql_literal
-from warehouse.bigquery_write import arrow_field, schema_fields, staging_rows, staging_table
+from warehouse.bigquery.types import bq_type_name, sql_literal
+from warehouse.bigquery.write import arrow_field, schema_fields, staging_rows, staging_table
 from warehouse.procedures import load_procedure, parse_procedure
 from warehouse.schemas import retype_conflicts
 

@@ -16,7 +16,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from errors import InvalidIdentifierError, TerminalError, TransientError, WarehouseLockTimeout
+from pipeline_ops_core.errors import (
+    InvalidIdentifierError,
+    TerminalError,
+    TransientError,
+    WarehouseLockTimeout,
+)
 from warehouse import from_url
 from warehouse.base import LINEAGE_FIELDS, LineageKey, LockWait, TableRef
 from warehouse.duckdb import DuckDBWarehouse, lock_holder

@@ -8,7 +8,7 @@ import pytest
 import sqlglot
 from sqlglot.tokens import TokenType
 
-from errors import InvalidIdentifierError, TerminalError
+from pipeline_ops_core.errors import InvalidIdentifierError, TerminalError
 from warehouse.procedures import expand_includes, list_procedures, load_procedure
 from warehouse.schemas import FOCUS_TABLE_SCHEMAS, with_lineage
 
@@ -62,7 +62,7 @@ def test_every_focus_procedure_creates_and_fills_exactly_the_table_columns(name:
 def test_file_export_clouds_create_their_raw_table_as_the_schema_says(
     name: str, raw_table: str
 ) -> None:
-    from warehouse.bigquery_types import bq_type_name
+    from warehouse.bigquery.types import bq_type_name
     from warehouse.schemas import TABLE_SCHEMAS
 
     (create,) = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from errors import TerminalError
+from pipeline_ops_core.errors import TerminalError
 from warehouse.base import TableRef
 from warehouse.duckdb import DuckDBWarehouse
 from warehouse.scoped import OrgScopedWarehouse, OutOfScope

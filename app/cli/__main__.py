@@ -1,0 +1,5 @@
+"""`python -m app.cli`, the same as `pipeline-ops`."""
+
+from app.cli import main
+
+main()

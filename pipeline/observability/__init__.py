@@ -1,0 +1,1 @@
+"""Structured logs, secret redaction and warehouse lock-wait reports."""

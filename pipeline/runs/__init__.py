@@ -1,0 +1,2 @@
+"""Runs: the run service (admit, plan, enqueue, cancel, end, reap), step execution, the
+write fence and lineage."""

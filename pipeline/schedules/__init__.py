@@ -1,0 +1,1 @@
+"""Per-org pipeline schedules: the operator API (service) and the dispatcher beat runs."""

@@ -1,0 +1,1 @@
+"""OCI FOCUS cost reports from Object Storage: cloud.oci_cost_report."""

@@ -1,0 +1,55 @@
+"""read_export_file: Parquet, CSV and gzipped CSV in; a clear TerminalError for anything else."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline_ops_core.errors import TerminalError
+from processors.cloud.exports.files import export_format, read_export_file
+
+CSV = "\ufeffBilledCost,ChargePeriodStart,Tags\n1.50,2026-10-01T00:00:00Z,\n007,2026-10-02,x\n"
+
+
+def test_csv_columns_are_text_and_empty_fields_null() -> None:
+    table = read_export_file("part_0_0001.csv", CSV.encode())
+    assert table.column_names == ["BilledCost", "ChargePeriodStart", "Tags"]
+    assert all(field.type == pa.string() for field in table.schema)
+    # Leading zeros survive: typing is the normalizer's job, not the reader's.
+    assert table.column("BilledCost").to_pylist() == ["1.50", "007"]
+    assert table.column("Tags").to_pylist() == [None, "x"]
+
+
+def test_gzipped_csv_and_parquet() -> None:
+    assert read_export_file("r.csv.gz", gzip.compress(CSV.encode())).num_rows == 2
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"BilledCost": [1.5, 2.0]}), sink)
+    table = read_export_file("data/x-00001.snappy.parquet", sink.getvalue())
+    assert table.column("BilledCost").to_pylist() == [1.5, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("f.parquet", b"PAR1 not really", "f.parquet: not a readable Parquet file"),
+        ("f.csv.gz", b"\x1f\x8b\x08garbage", "f.csv.gz: not a readable gzip file"),
+        ("f.csv", b"", "f.csv: not a readable CSV file (the file is empty)"),
+        ("f.csv", b"a,a\n1,2\n", "blank or repeated column names"),
+        ("f.csv", b"a,b\n1,2,3\n", "f.csv: not a readable CSV file"),
+        ("f.json", b"{}", "f.json: unsupported export file type"),
+    ],
+)
+def test_unreadable_files_fail_with_the_file_name(name: str, data: bytes, message: str) -> None:
+    with pytest.raises(TerminalError) as info:
+        read_export_file(name, data)
+    assert message in str(info.value)
+
+
+def test_format_from_name() -> None:
+    assert export_format("A/B.PARQUET") == "parquet"
+    assert export_format("FOCUS Reports/2026/10/01/0001.csv.gz") == "csv.gz"
+    assert export_format("x.csv") == "csv"
