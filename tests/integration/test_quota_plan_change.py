@@ -29,6 +29,7 @@ from pipeline.settings import Settings
 from pipeline.storage.db import upgrade
 from tests.integration.conftest import ROOT
 from tests.support.doubles import NullDispatcher
+from tests.support.records import count_runs
 from tests.support.servers import Server, app_env, create_pg_database, start_gunicorn, start_redis
 
 PIPELINE_OPS = Path(sys.executable).parent / "pipeline-ops"
@@ -113,7 +114,7 @@ def test_a_lowered_limit_after_a_usage_read_admits_exactly_one_of_12(
             assert body["code"] == "quota_exceeded"
             assert (body["limit"], body["limit_value"], body["current"]) == ("concurrent", 1, 1)
     admitted = [body["run_id"] for status, body in replies if status == 202]
-    assert services.store.count_runs(ORG) == 1  # the refused requests recorded nothing
+    assert count_runs(services.store, ORG) == 1  # the refused requests recorded nothing
 
     shown = pipeline_ops(env, "quota", "show", ORG)
     assert shown.returncode == 0, shown.stderr

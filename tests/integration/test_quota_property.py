@@ -268,8 +268,10 @@ class QuotaMachine(RuleBasedStateMachine):
             gate.plans.monotonic = self.monotonic
             assert gate.mirror is not None
             gate.mirror.monotonic = self.monotonic
-            # The admin API of this process uses this gate (its plan cache included).
+            # The admin API of this process uses this gate (its plan cache included), for
+            # admissions and for plan administration alike.
             process.services.gate = gate
+            process.services.plans = gate
             self.gates.append(gate)
         self.ledger = SqlLedger(world.engine)
         self.plans = {org: dict(DEFAULTS) for org in ORGS}
