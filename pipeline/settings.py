@@ -80,6 +80,13 @@ class Settings:
     # a fresh one (Celery's worker_max_memory_per_child), so memory a task left behind
     # (fragmentation, caches) can't pile up until the OOM killer steps in.
     worker_max_memory_mb: int = 4096
+    # Signs the web console's session cookies (and its CSRF tokens); None: a random key
+    # per process, so sessions don't survive a restart and gunicorn workers disagree.
+    session_key: str | None = None
+    # Seconds a console sign-in lasts.
+    session_seconds: int = 8 * 3600
+    # Failed console sign-ins one client address may make per minute.
+    signin_rate_limit: int = 10
     eager: bool = False
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
@@ -127,6 +134,9 @@ class Settings:
             default_monthly_limit=_int(env, "PIPELINE_OPS_DEFAULT_MONTHLY_LIMIT", 25000),
             default_concurrent_limit=_int(env, "PIPELINE_OPS_DEFAULT_CONCURRENT_LIMIT", 20),
             worker_max_memory_mb=_int(env, "PIPELINE_OPS_WORKER_MAX_MEMORY_MB", 4096),
+            session_key=env.get("PIPELINE_OPS_SESSION_KEY") or None,
+            session_seconds=_positive(env, "PIPELINE_OPS_SESSION_SECONDS", 8 * 3600),
+            signin_rate_limit=_int(env, "PIPELINE_OPS_SIGNIN_RATE_LIMIT", 10),
             eager=env.get("PIPELINE_OPS_EAGER", "").lower() in ("1", "true", "yes"),
             log_level=env.get("PIPELINE_OPS_LOG_LEVEL", "INFO").upper(),
         )

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, g, request
 from flask.blueprints import BlueprintSetupState
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -29,6 +29,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from app.web import rate_limit
 from app.web.ext import services
 from app.web.problems import PROBLEM_MIMETYPE, ApiProblem
 from pipeline.bootstrap import Services
@@ -190,6 +191,9 @@ def count_quota_rejection(response: Response) -> Response:
                 client.hincrby(QUOTA_REJECTIONS_KEY, str(body["limit"]), 1)
             finally:
                 client.close()
+            org = g.get("org_slug")
+            if org:  # the console's quota page: this org's refusals of the last 24 h
+                rate_limit.record_event(f"quota-{org}", services().settings.redis_url)
     except Exception as exc:  # a lost count must never turn a 429 into a 500
         log.warning("could not count a quota rejection: %s", redact(type(exc).__name__))
     return response

@@ -20,6 +20,7 @@ bp = Blueprint("openapi", __name__)
 CACHE_KEY = "pipeline_ops.openapi"
 SCHEMAS = (
     schemas.RunRequestSchema,
+    schemas.RerunRequestSchema,
     schemas.RunAcceptedSchema,
     schemas.RunSchema,
     schemas.RunStatusSchema,

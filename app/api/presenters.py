@@ -23,8 +23,10 @@ def links(base_url: str, org_slug: str, run_id: str) -> dict[str, str]:
 
 
 def planned_steps(run: dict[str, Any]) -> list[str]:
+    """The steps in plan order; a re-run's reused steps (not in its levels) come first."""
     plan = run.get("plan") or {}
-    return [step for level in plan.get("levels", []) for step in level]
+    reused = [s for s in plan.get("steps", {}) if s in (plan.get("reused") or {})]
+    return reused + [step for level in plan.get("levels", []) for step in level]
 
 
 def step_summary(run: dict[str, Any], attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,10 +41,11 @@ def step_summary(run: dict[str, Any], attempts: list[dict[str, Any]]) -> list[di
     for step_id in order:
         tries = sorted(by_step.get(step_id, []), key=lambda a: a["attempt"])
         done = [a for a in tries if a["status"] == "completed"]
+        reused = step_id in ((run.get("plan") or {}).get("reused") or {})
         summary.append(
             {
                 "step_id": step_id,
-                "status": tries[-1]["status"] if tries else "pending",
+                "status": tries[-1]["status"] if tries else ("reused" if reused else "pending"),
                 "attempts": len(tries),
                 "rows_written": done[-1]["rows_written"] if done else None,
             }

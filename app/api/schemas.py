@@ -95,6 +95,11 @@ class RunRequestSchema(Schema):
             raise ValidationError(f"the range is longer than {MAX_RANGE_DAYS} days", "end_date")
 
 
+class RerunRequestSchema(Schema):
+    # True: reuse the steps the run completed and start at the one that failed.
+    from_failed = fields.Boolean(load_default=False)
+
+
 class HistoryQuerySchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = Cursor(load_default=None)

@@ -51,6 +51,7 @@ TITLES = {
     "invalid_path": "Invalid path",
     "method_not_allowed": "Method not allowed",
     "not_found": "Not found",
+    "nothing_to_rerun": "Nothing to re-run from",
     "quota_exceeded": "Quota exceeded",
     "rate_limited": "Too many requests",
     "run_active": "Run already active",

@@ -238,6 +238,8 @@ class StepExecutor:
             return StepOutcome("skipped", reason=f"run already {run['status']}")
         states = self.store.attempt_states(run_id)
         completed = {step for step, _, status, _ in states if status == "completed"}
+        # Steps a re-run from the failed step reuses count as done for their dependants.
+        completed |= set(run["plan"].get("reused") or ())
         if step_id in completed:
             return StepOutcome("skipped", reason="step already completed")
         spec = run["plan"]["steps"][step_id]
