@@ -15,8 +15,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# KEEP=1 leaves redis-server, the worker and the API running at the end (for the web
+# console); the demo prints the `kill` that stops them.
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	PIPELINE_OPS_DEMO_KEEP=$(KEEP) $(BIN)/python scripts/demo.py
 
 # The Procfile's four processes (web, worker, beat, flower) in one terminal, with honcho:
 # the metadata DB is migrated first (the web process doesn't), and `web` gets PORT (8001).
