@@ -105,7 +105,7 @@ def test_demo_runs_end_to_end_and_twice_without_duplicates(tmp_path: Path) -> No
         key = (tmp_path / "demo_api_key").read_text().strip()
         assert_console_signs_in(found.group(1), key)
     finally:
-        for pid in (kept.group(1).split() if kept else []):
+        for pid in kept.group(1).split() if kept else []:
             stop_pid(int(pid))
     assert demo_rows(tmp_path) == 35
     assert focus_spend(tmp_path) == spend
