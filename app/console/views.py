@@ -253,7 +253,7 @@ def runs(org: str) -> str:
         filters=filters,
         statuses=state.ALL,
         triggers=("api", "cli", "schedule", "backfill", "rerun"),
-        pipelines=queries.pipeline_paths(store.engine, org),
+        pipelines=_pipeline_paths(),
         next_url=url_for("console.runs", org=org, cursor=next_cursor, **next_args)
         if next_cursor
         else None,
@@ -267,11 +267,24 @@ def grid(org: str) -> str:
     days = _span(GRID_DAYS, (7, 14, 30))
     last = datetime.now(UTC).date()
     first = last - timedelta(days=days - 1)
-    paths = queries.pipeline_paths(store.engine, org)
-    cells = queries.coverage(store.engine, org, paths, first, last)
+    cells = queries.coverage(store.engine, org, _pipeline_paths(), first, last)
     return render_template(
-        "grid.html", org=org, days=days, spans=(7, 14, 30), grid=cells, first=first, last=last
+        "grid.html",
+        org=org,
+        days=days,
+        spans=(7, 14, 30),
+        grid=cells,
+        first=first,
+        last=last,
+        any_run=any(c.run_id for row in cells.values() for c in row),
     )
+
+
+def _pipeline_paths() -> list[str]:
+    """Every pipeline of the catalog, as provider/domain/pipeline (a run of a pipeline whose
+    file is gone still shows in the grids: coverage() adds its row)."""
+    pipeline_keys = services().catalog.keys()
+    return sorted("/".join(key) for key in pipeline_keys)
 
 
 def _span(default: int, allowed: tuple[int, ...]) -> int:
@@ -472,9 +485,7 @@ def coverage(org: str) -> str:
     days = _span(30, COVERAGE_SPANS)
     last = datetime.now(UTC).date() - timedelta(days=1)
     first = last - timedelta(days=days - 1)
-    pipeline_keys = svc.catalog.keys()
-    paths = sorted("/".join(key) for key in pipeline_keys)
-    grid_cells = queries.coverage(svc.store.engine, org, paths, first, last)
+    grid_cells = queries.coverage(svc.store.engine, org, _pipeline_paths(), first, last)
     gaps = {path: queries.missing_ranges(cells) for path, cells in grid_cells.items()}
     return render_template(
         "coverage.html",
@@ -599,6 +610,11 @@ def _message(status: int) -> str:
     if status == 404:
         return "Not found: there is no such page in your organization."
     return "Something went wrong." if status >= 500 else "That request could not be served."
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"matrix_cells": charts.matrix_cells}
 
 
 @bp.app_template_filter("utc")

@@ -89,14 +89,6 @@ def list_runs(
     return _rows(engine, query)
 
 
-def pipeline_paths(engine: Engine, org_slug: str) -> list[str]:
-    """Every pipeline the org has runs of (for the filter and the grid's rows)."""
-    runs = pipeline_runs.c
-    query = select(runs.pipeline_path).where(runs.org_slug == org_slug).distinct()
-    with engine.connect() as conn:
-        return sorted(str(p) for p in conn.execute(query).scalars())
-
-
 def runs_covering(engine: Engine, org_slug: str, first: date, last: date) -> list[dict[str, Any]]:
     """The org's runs whose dates overlap [first, last], oldest first (so a later run of the
     same cell is seen last)."""
@@ -121,7 +113,7 @@ CELL_ORDER = ("loaded", "running", "failed", "missing")
 _CELL_OF_STATUS = {state.COMPLETED: "loaded", state.FAILED: "failed", state.CANCELLED: "failed"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     day: date
     status: str = "missing"

@@ -101,6 +101,8 @@ pipeline_runs = Table(
     Column("error_message", Text, nullable=True),
     Index("ix_runs_org_created", "org_slug", "created_at", "run_id"),
     Index("ix_runs_status_deadline", "status", "deadline_at"),
+    # The console's coverage grid: an org's runs overlapping a date window (0015).
+    Index("ix_runs_org_end_date", "org_slug", "end_date", "start_date"),
     # At most one active run per idempotency key; enforced by the database so two
     # concurrent requests can't both get through.
     Index(
