@@ -122,7 +122,9 @@ def _seed_runs(engine: Any, org: str, today: date) -> str:
         for n in range(500)
     ]
     with engine.begin() as conn:
-        conn.execute(pipeline_runs.update().where(pipeline_runs.c.run_id == subject), {"plan": plan})
+        conn.execute(
+            pipeline_runs.update().where(pipeline_runs.c.run_id == subject), {"plan": plan}
+        )
         conn.execute(step_logs.insert(), attempts)
         conn.execute(log_lines.insert(), lines)
     return subject
@@ -139,7 +141,8 @@ def _seed_focus(warehouse_file: Path, dataset: str, today: date) -> None:
             f"""
             CREATE TABLE {dataset}.cost_data_standard_1_3 AS
             SELECT
-              (TIMESTAMPTZ '{first}T00:00:00+00:00' + to_days(CAST(i % 90 AS INTEGER))) AS ChargePeriodStart,
+              (TIMESTAMPTZ '{first}T00:00:00+00:00' + to_days(CAST(i % 90 AS INTEGER)))
+                AS ChargePeriodStart,
               CAST((i % 997) / 100.0 AS DECIMAL(38, 9)) AS BilledCost,
               CAST((i % 997) / 110.0 AS DECIMAL(38, 9)) AS EffectiveCost,
               CAST((i % 997) / 90.0 AS DECIMAL(38, 9)) AS ListCost,
