@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     register_error_handlers(app)
     auth.init_app(app)
-    console.init_app(app, settings, exempt=[*api.BLUEPRINTS, admin.bp])
+    console.init_app(app, settings)
     app.after_request(_security_headers)
     # The org API and the operational endpoints; api.metrics also counts quota 429s.
     for blueprint in api.BLUEPRINTS:

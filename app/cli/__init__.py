@@ -19,7 +19,7 @@ from app.cli.notifications import notifications
 from app.cli.orgs import orgs
 from app.cli.providers import providers
 from app.cli.quota import quota
-from app.cli.rerun import runs
+from app.cli.rerun import runs as runs_group
 from app.cli.runs import reap, run, status, validate
 from app.cli.samples import samples
 from app.cli.schedules import schedules
@@ -47,7 +47,7 @@ for _command in (
     providers,
     subscriptions,
     samples,
-    runs,
+    runs_group,
 ):
     main.add_command(_command)
 

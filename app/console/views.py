@@ -34,7 +34,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.api.presenters import ndjson_records, run_outcome, step_summary
 from app.api.schemas import Cursor, encode_cursor
-from app.console import charts
+from app.console import charts, csrf
 from app.web import rate_limit
 from app.web.ext import services
 from app.web.problems import ApiProblem, clean
@@ -67,6 +67,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # -- session ---------------------------------------------------------------------------------
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    """Every POST of the console carries the form's CSRF token (CSRFError -> 400 page)."""
+    if request.method == "POST":
+        csrf.protect()
 
 
 def _session_org_ok(org_slug: str) -> bool:

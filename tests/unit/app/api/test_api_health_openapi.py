@@ -102,7 +102,7 @@ def _flask_paths(app: Flask) -> set[str]:
     return {
         rule.rule.replace("<", "{").replace(">", "}")
         for rule in app.url_map.iter_rules()
-        if rule.endpoint != "static"
+        if rule.endpoint != "static" and not rule.rule.startswith("/ui/")  # the web console
     }
 
 
