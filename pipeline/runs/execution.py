@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from types import FrameType
 from typing import Any
 
@@ -29,6 +28,7 @@ from pipeline.runs.lineage import make_writer
 from pipeline.runs.service import RunService
 from pipeline.settings import Settings
 from pipeline.storage import state
+from pipeline.storage.console_queries import as_date
 from pipeline.storage.run_store import SqlRunStore
 from pipeline.storage.statements import stored
 from pipeline.subscriptions import SqlSubscriptionReader
@@ -306,7 +306,7 @@ class StepExecutor:
             # Stored with the attempt so the run's status can warn about an empty load.
             metrics[SOURCE_READ_METRIC] = result.read.as_json()
             if not result.read.rows_kept:
-                start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
+                start, end = as_date(run["start_date"]), as_date(run["end_date"])
                 log.warning(f"nothing to load: {result.read.describe(start, end)}")
         # Until the next step starts, the run waits in the broker like a queued run.
         settled = self.store.finish_attempt(
@@ -349,7 +349,7 @@ class StepExecutor:
         watch: CancelWatch,
     ) -> StepContext:
         plan = run["plan"]
-        start, end = _as_date(run["start_date"]), _as_date(run["end_date"])
+        start, end = as_date(run["start_date"]), as_date(run["end_date"])
         key = LineageKey(run["org_slug"], run["pipeline_id"], run["credential_id"], start, end)
         # Every change this step commits to the warehouse passes the run's fence.
         fence = RunFence(self.store.engine, run["run_id"], step_id, attempt, worker)
@@ -461,11 +461,3 @@ class StepExecutor:
         if done:
             StepLog(self.store, run_id, None, None).info("run completed")
         return done
-
-
-def _as_date(value: date | datetime | str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))

@@ -23,6 +23,7 @@ from pipeline.definition.providers import read_registry, registry_path_for
 from pipeline.observability.redact import redact
 from pipeline.settings import Settings
 from pipeline.storage import state
+from pipeline.storage.console_queries import as_date
 from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import (
     NotFoundError,
@@ -132,14 +133,6 @@ def reuse_completed(
         "reused": reused,
         "rerun_of": source_run_id,
     }
-
-
-def _as_date(value: date | datetime | str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))
 
 
 class RunService:
@@ -258,8 +251,8 @@ class RunService:
                 provider,
                 domain,
                 pipeline,
-                start_date=_as_date(source["start_date"]),
-                end_date=_as_date(source["end_date"]),
+                start_date=as_date(source["start_date"]),
+                end_date=as_date(source["end_date"]),
                 credential_id=source["credential_id"],
                 params=dict(source["params"] or {}),
                 trigger="rerun",

@@ -43,7 +43,8 @@ class RunFilter:
     created_to: date | None = None
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: date | datetime | str) -> date:
+    """A DATE column's value as a date, whatever the driver returned (SQLite: a string)."""
     if isinstance(value, datetime):
         return value.date()
     return value if isinstance(value, date) else date.fromisoformat(str(value))
@@ -133,8 +134,8 @@ def coverage(
         if cells is None:
             cells = grid[run["pipeline_path"]] = [Cell(d) for d in days]
         kind = _CELL_OF_STATUS.get(run["status"], "running")
-        lo = max(_as_date(run["start_date"]), first)
-        hi = min(_as_date(run["end_date"]), last)
+        lo = max(as_date(run["start_date"]), first)
+        hi = min(as_date(run["end_date"]), last)
         for n in range((lo - first).days, (hi - first).days + 1):
             cell = cells[n]
             # Later runs replace earlier ones of the same strength; a weaker never wins.
