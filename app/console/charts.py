@@ -92,8 +92,8 @@ def timeline(run: dict[str, Any], attempts: list[dict[str, Any]]) -> Timeline:
     starts = [_utc(a["started_at"]) for a in attempts if a.get("started_at")]
     ends = [_utc(a["ended_at"]) if a.get("ended_at") else now for a in attempts]
     if not starts:
-        lanes = [Lane(s, reused=s in reused) for s in dict.fromkeys(order)]
-        return Timeline(lanes, None, None, "no step has started yet")
+        idle = [Lane(s, reused=s in reused) for s in dict.fromkeys(order)]
+        return Timeline(idle, None, None, "no step has started yet")
     t0, t1 = min(starts), max(ends)
     total = max((t1 - t0).total_seconds(), 0.001)
 

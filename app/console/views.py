@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -28,6 +29,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -144,7 +146,7 @@ def _client() -> str:
 
 
 @bp.get("/")
-def home() -> Response:
+def home() -> ResponseReturnValue:
     who = _current()
     if who is None:
         return redirect(url_for("console.signin"))
@@ -195,7 +197,7 @@ def signin() -> Any:
 
 
 @bp.post("/signout")
-def signout() -> Response:
+def signout() -> ResponseReturnValue:
     session.clear()
     flash("Signed out.")
     return redirect(url_for("console.signin"))
@@ -243,10 +245,10 @@ def runs(org: str) -> str:
         created_from=_day_arg("from"),
         created_to=_day_arg("to"),
     )
-    cursor = None
+    cursor: tuple[datetime, str] | None = None
     if args.get("cursor"):
         try:
-            cursor = Cursor().deserialize(args["cursor"])
+            cursor = cast(tuple[datetime, str], Cursor().deserialize(args["cursor"]))
         except ValidationError:
             flash("That page link is no longer valid; showing the newest runs.")
     rows = queries.list_runs(store.engine, org, filters, PAGE_SIZE + 1, cursor)
@@ -261,7 +263,9 @@ def runs(org: str) -> str:
         statuses=state.ALL,
         triggers=("api", "cli", "schedule", "backfill", "rerun"),
         pipelines=_pipeline_paths(),
-        next_url=url_for("console.runs", org=org, cursor=next_cursor, **next_args)
+        next_url=url_for("console.runs", org=org)
+        + "?"
+        + urlencode({**next_args, "cursor": next_cursor})
         if next_cursor
         else None,
     )
@@ -372,7 +376,7 @@ def run_download(org: str, run_id: str) -> Response:
 
 @bp.post("/<org>/runs/<run_id>/cancel")
 @_signed_in
-def run_cancel(org: str, run_id: str) -> Response:
+def run_cancel(org: str, run_id: str) -> ResponseReturnValue:
     run = _find_run(org, run_id)
     try:
         services().runs.cancel(org, run["run_id"])
@@ -384,7 +388,7 @@ def run_cancel(org: str, run_id: str) -> Response:
 
 @bp.post("/<org>/runs/<run_id>/rerun")
 @_signed_in
-def run_rerun(org: str, run_id: str) -> Response:
+def run_rerun(org: str, run_id: str) -> ResponseReturnValue:
     run = _find_run(org, run_id)
     from_failed = request.form.get("from_failed") == "1"
     try:
@@ -441,7 +445,7 @@ def _path_arg(value: str) -> tuple[str, str, str]:
 
 @bp.post("/<org>/pipelines/run")
 @_signed_in
-def pipeline_run(org: str) -> Response:
+def pipeline_run(org: str) -> ResponseReturnValue:
     provider, domain, name = _path_arg(request.form.get("pipeline", ""))
     try:
         start = date.fromisoformat(request.form.get("start_date") or "")
@@ -468,7 +472,7 @@ def pipeline_run(org: str) -> Response:
 
 @bp.post("/<org>/pipelines/schedule")
 @_signed_in
-def pipeline_schedule(org: str) -> Response:
+def pipeline_schedule(org: str) -> ResponseReturnValue:
     path = "/".join(_path_arg(request.form.get("pipeline", "")))
     try:
         if request.form.get("enabled") == "1":
@@ -513,7 +517,7 @@ _backfills_lock = threading.Lock()
 
 @bp.post("/<org>/coverage/backfill")
 @_signed_in
-def coverage_backfill(org: str) -> Response:
+def coverage_backfill(org: str) -> ResponseReturnValue:
     provider, domain, name = _path_arg(request.form.get("pipeline", ""))
     try:
         first = date.fromisoformat(request.form.get("from") or "")

@@ -5,7 +5,7 @@ real SQLite metadata DB (the browser tests in tests/integration cover the same i
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import fakeredis
 import pytest
@@ -189,3 +189,44 @@ def test_every_page_renders_its_empty_state(client: FlaskClient, org_key: str) -
     assert "generic/demo/single" in client.get("/ui/acme/pipelines").text
     assert client.get("/ui/acme/coverage?days=90").status_code == 200
     assert "Runs today (UTC)" in client.get("/ui/acme/quota").text
+
+
+def test_runs_are_paged_newest_first(client: FlaskClient, services: Services, org_key: str) -> None:
+    services.plans.set_limits("acme", concurrent=100)  # the runs stay queued
+    for day in range(1, 56):
+        services.runs.start(
+            RunRequest("acme", "generic", "demo", "single", date(2025, 1, 1) + timedelta(day))
+        )
+    sign_in(client, org_key)
+    first = client.get("/ui/acme/runs?status=queued").text
+    assert first.count('<tr>\n    <td><a href="/ui/acme/runs/') == 50
+    older = re.search(r'<a class="button" href="([^"]+)" rel="next">', first)
+    assert older and "status=queued" in older.group(1)
+    second = client.get(older.group(1).replace("&amp;", "&")).text
+    assert second.count('<tr>\n    <td><a href="/ui/acme/runs/') == 5
+    assert 'rel="next"' not in second
+    assert "2025-01-02" in second and "2025-02-25" in first  # newest first
+    bad = client.get("/ui/acme/runs?cursor=not-a-cursor")
+    assert bad.status_code == 200 and "no longer valid" in bad.text
+
+
+def test_a_quota_refusal_from_the_console_is_counted(
+    app: Flask, client: FlaskClient, services: Services, org_key: str
+) -> None:
+    services.plans.set_limits("acme", concurrent=1)
+    start(services, "acme")  # holds the one slot
+    sign_in(client, org_key)
+    before = count_runs(services.store, "acme")
+    refused = client.post(
+        "/ui/acme/pipelines/run",
+        data={
+            "pipeline": "generic/demo/single",
+            "start_date": "2026-01-02",
+            "csrf_token": token(client, "/ui/acme/pipelines"),
+        },
+        follow_redirects=True,
+    )
+    assert "Could not start generic/demo/single" in refused.text
+    assert count_runs(services.store, "acme") == before
+    page = client.get("/ui/acme/quota").text
+    assert re.search(r"refused by the quota in the last 24 h: <strong>1</strong>", page)
