@@ -112,7 +112,12 @@ def test_a_lowered_limit_after_a_usage_read_admits_exactly_one_of_12(
     for status, body in replies:
         if status == 429:
             assert body["code"] == "quota_exceeded"
-            assert (body["limit"], body["limit_value"], body["current"]) == ("concurrent", 1, 1)
+            assert (body["limit"], body["limit_value"]) == ("concurrent", 1)
+            # `current` is the mirror's count, which includes reservations still on their
+            # way to the ledger; on a starved machine (a request > IN_FLIGHT between its
+            # two steps) it can briefly count refused ones too. The ledger's count is
+            # what admits, checked above and below.
+            assert body["current"] >= 1
     admitted = [body["run_id"] for status, body in replies if status == 202]
     assert count_runs(services.store, ORG) == 1  # the refused requests recorded nothing
 
