@@ -28,6 +28,7 @@ SCHEMAS = (
     schemas.StepAttemptsSchema,
     schemas.TransitionsSchema,
     schemas.HealthSchema,
+    schemas.LiveSchema,
     admin_schemas.OrgCreateSchema,
     admin_schemas.OrgCreatedSchema,
     admin_schemas.OrgListSchema,

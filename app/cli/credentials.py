@@ -6,13 +6,13 @@ Secrets and keys are read from a file or stdin, never from argv: argv shows up i
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from app.cli.output import echo_json, wants_json
 from app.cli.support import EXIT_PROBLEMS, EXIT_USAGE, fail, org_services
 from pipeline.bootstrap import cli_services
 from pipeline.definition.providers import check_credential_urls
@@ -94,8 +94,8 @@ def list_(org_slug: str | None, as_json: bool) -> None:
     """List credentials (metadata only: never a secret)."""
     vault = cli_services().credentials
     rows = vault.list(org_slug)
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
+    if wants_json(as_json):
+        echo_json(rows)
         return
     click.echo("org\tid\tprovider\tname\tkey_id\tstate\tcreated_at")
     for meta in rows:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from app.cli.output import wants_json
 from app.cli.support import fail, org_services
 from pipeline_ops_core.errors import PipelineOpsError
 
@@ -34,7 +35,7 @@ def show(org_slug: str, as_json: bool) -> None:
         report = org_services(org_slug).plans.usage(org_slug)
     except PipelineOpsError as exc:
         fail(str(exc))
-    if as_json:
+    if wants_json(as_json):
         click.echo(json.dumps(report, indent=2))
         return
     plan, usage, mirror = report["plan"], report["usage"], report["mirror"]

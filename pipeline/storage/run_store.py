@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.storage import state
+from pipeline.storage import counters, state
 from pipeline.storage.db_time import DATABASE_TIME, DbTime
 from pipeline.storage.statements import (
     ATTEMPT_STARTED_AT,
@@ -604,6 +604,7 @@ class SqlRunStore:
                     "claimed_until": None,
                 },
             )
+            counters.count_step_end(conn, status, duration)
             if deadline_in is not None:
                 touch(conn, run_id, self.db_time, deadline_in)
             add_line(conn, run_id, now, level, message, step_id, attempt, limit=self.text_limit)

@@ -143,7 +143,7 @@ def test_metrics_expose_runs_steps_queue_and_sources(
 
     lines = _metric_lines(client)
 
-    assert 'pipeline_ops_runs{pipeline_id="test_demo_basic",status="failed"} 1.0' in lines
+    assert 'pipeline_ops_runs_total{pipeline_id="test_demo_basic",status="failed"} 1.0' in lines
     assert 'pipeline_ops_step_duration_seconds_count{status="failed"} 1.0' in lines
     assert 'pipeline_ops_step_duration_seconds_bucket{le="+Inf",status="failed"} 1.0' in lines
     assert 'pipeline_ops_queue_depth{queue="celery"} 3.0' in lines
