@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.cli.support import EXIT_USAGE, fail
+from app.cli.support import EXIT_USAGE, fail, org_and_args
 from notify.base import NotificationSettings
 from pipeline.bootstrap import cli_services
 from pipeline.notifications import NotificationService
@@ -37,7 +37,7 @@ def notifications() -> None:
 
 
 @notifications.command("set")
-@click.argument("org_slug", metavar="ORG")
+@org_and_args()
 @click.option("--webhook", "webhook_url", help="URL that gets a signed JSON POST.")
 @click.option("--slack", "slack_webhook_url", help="Slack incoming-webhook URL.")
 @click.option("--email", "email_to", multiple=True, help="Recipient; repeat for more.")
@@ -75,7 +75,7 @@ def set_notifications(
 
 
 @notifications.command("show")
-@click.argument("org_slug", metavar="ORG")
+@org_and_args()
 def show_notifications(org_slug: str) -> None:
     """Show ORG's notification settings (secrets are not shown)."""
     try:

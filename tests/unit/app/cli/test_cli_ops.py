@@ -59,16 +59,16 @@ def test_schedules_enable_list_disable(cli: CliRunner) -> None:
 
 
 def test_notifications_set_shows_a_new_secret_once(cli: CliRunner) -> None:
-    args = ["notifications", "set", "acme", "--webhook", "https://hooks.acme.test/x"]
+    args = ["notifications", "set", "--org", "acme", "--webhook", "https://hooks.acme.test/x"]
     first = cli.invoke(main, [*args, "--email", "ops@acme.test", "--on-success"])
     assert first.exit_code == 0, first.output
     assert "webhook_secret: whsec_" in first.output
     assert "events:   failure, success" in first.output
     again = cli.invoke(main, args)
     assert "webhook_secret" not in again.output and "events:   failure\n" in again.output
-    shown = cli.invoke(main, ["notifications", "show", "acme"])
+    shown = cli.invoke(main, ["notifications", "show", "--org", "acme"])
     assert "email:    -" in shown.output  # `set` replaces: the e-mail channel is gone
-    bad = cli.invoke(main, ["notifications", "set", "acme", "--email", "nope"])
+    bad = cli.invoke(main, ["notifications", "set", "--org", "acme", "--email", "nope"])
     assert bad.exit_code == 1 and "not an e-mail address" in bad.output
 
 
@@ -80,13 +80,13 @@ def test_backfill_rejects_a_reversed_range(cli: CliRunner) -> None:
             "cli/unit/daily",
             "--org",
             "acme",
-            "--from",
+            "--start-date",
             "2026-01-05",
-            "--to",
+            "--end-date",
             "2026-01-01",
         ],
     )
-    assert result.exit_code == 1 and "before --from" in result.output
+    assert result.exit_code == 1 and "before --start-date" in result.output
 
 
 def _completed_run(tmp_path: Path) -> str:

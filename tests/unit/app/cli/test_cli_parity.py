@@ -1,0 +1,135 @@
+"""The run and pipeline commands on par with the API, --version, the global --output, and
+the deprecated spellings of the org and the dates (click's runner, SQLite, in-process)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main
+from tasks.runtime import use_services
+from tests.unit.app.cli.test_cli_ops import DAILY, _completed_run
+
+ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)$")
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    configs = tmp_path / "configs" / "cli" / "unit"
+    configs.mkdir(parents=True)
+    (configs / "daily.yml").write_text(DAILY)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'meta.db'}")
+    monkeypatch.setenv("PIPELINE_OPS_CONFIGS_DIR", str(tmp_path / "configs"))
+    monkeypatch.setenv("PIPELINE_OPS_QUOTA", "off")
+    runner = CliRunner()
+    assert runner.invoke(main, ["orgs", "create", "acme"]).exit_code == 0
+    yield runner
+    use_services(None)
+
+
+def _json(runner: CliRunner, *args: str) -> dict:
+    result = runner.invoke(main, ["--output", "json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("pipeline-ops, version ")
+
+
+def test_runs_list_show_logs_steps_transitions_as_json_with_iso_times(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    run_id = _completed_run(tmp_path)
+
+    listed = _json(cli, "runs", "list", "--org", "acme")
+    assert [r["run_id"] for r in listed["runs"]] == [run_id]
+    assert listed["runs"][0]["status"] == "completed"
+    assert ISO.match(listed["runs"][0]["created_at"]) and ISO.match(listed["runs"][0]["ended_at"])
+    shown = _json(cli, "runs", "show", run_id[:8], "--org", "acme")
+    assert shown["run_id"] == run_id and shown["rows_written"] == 0
+    assert shown["steps"] == [
+        {"step_id": "only", "status": "completed", "attempts": 1, "rows_written": 0}
+    ]
+    lines = _json(cli, "runs", "logs", run_id, "--org", "acme")["lines"]
+    assert lines and all(ISO.match(line["ts"]) for line in lines)
+    steps = _json(cli, "runs", "steps", run_id, "--org", "acme")["steps"]
+    assert [(s["step_id"], s["attempt"], s["status"]) for s in steps] == [("only", 1, "completed")]
+    moves = _json(cli, "runs", "transitions", run_id, "--org", "acme")["transitions"]
+    assert moves[-1]["to_status"] == "completed" and ISO.match(moves[-1]["at"])
+
+    table = cli.invoke(main, ["runs", "list", "--org", "acme"])
+    assert table.exit_code == 0 and table.output.startswith("RUN_ID")
+    assert run_id in table.output
+    other = cli.invoke(main, ["orgs", "create", "globex"])
+    assert other.exit_code == 0
+    hidden = cli.invoke(main, ["runs", "show", run_id, "--org", "globex"])
+    assert hidden.exit_code == 1 and f"run {run_id} not found" in hidden.output
+
+
+def test_rerun_starts_the_same_work_again_and_cancel_refuses_an_ended_run(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = _completed_run(tmp_path)
+    monkeypatch.setenv("PIPELINE_OPS_EAGER", "1")  # what --local sets, undone after the test
+
+    args = ["--output", "json", "runs", "rerun", run_id, "--org", "acme", "--local"]
+    again = cli.invoke(main, args)
+    assert again.exit_code == 0, again.output
+    body = json.loads(again.stdout)
+    assert body["rerun_of"] == run_id and body["run_id"] != run_id
+    listed = _json(cli, "runs", "list", "--org", "acme")["runs"]
+    assert len(listed) == 2
+    new = next(r for r in listed if r["run_id"] == body["run_id"])
+    old = next(r for r in listed if r["run_id"] == run_id)
+    for key in ("pipeline_id", "start_date", "end_date", "credential_id", "params"):
+        assert new[key] == old[key]
+    assert new["status"] == "completed"
+
+    ended = cli.invoke(main, ["runs", "cancel", run_id, "--org", "acme"])
+    assert ended.exit_code == 1
+    assert len(_json(cli, "runs", "list", "--org", "acme")["runs"]) == 2  # nothing started
+
+
+def test_pipelines_list_and_show(cli: CliRunner) -> None:
+    listed = _json(cli, "pipelines", "list")
+    assert [p["path"] for p in listed["pipelines"]] == ["cli/unit/daily"]
+    shown = _json(cli, "pipelines", "show", "cli/unit/daily")
+    assert shown["pipeline_id"] == "cli_daily" and shown["schedule"] == "0 3 * * *"
+    assert [s["step_id"] for s in shown["steps"]] == ["only"]
+    missing = cli.invoke(main, ["pipelines", "show", "cli/unit/nope"])
+    assert missing.exit_code == 1 and "not found" in missing.output
+    bad = cli.invoke(main, ["pipelines", "show", "nope"])
+    assert bad.exit_code == 2 and "PROVIDER/DOMAIN/PIPELINE" in bad.output
+
+
+def test_the_positional_org_still_works_and_says_it_is_deprecated(cli: CliRunner) -> None:
+    new = cli.invoke(main, ["--output", "json", "quota", "show", "--org", "acme"])
+    old = cli.invoke(main, ["quota", "show", "acme", "--json"])
+
+    assert new.exit_code == old.exit_code == 0
+    assert "deprecated" not in new.stderr
+    assert old.stderr.strip() == "deprecated: the org as a positional argument; use --org acme"
+    assert json.loads(new.stdout)["org_slug"] == json.loads(old.stdout)["org_slug"] == "acme"
+    both = cli.invoke(main, ["quota", "show", "acme", "--org", "acme"])
+    assert both.exit_code == 2 and "expected no argument" in both.output
+    none = cli.invoke(main, ["quota", "show"])
+    assert none.exit_code == 2 and "--org ORG" in none.output
+
+
+def test_backfill_from_and_to_are_deprecated_aliases(cli: CliRunner) -> None:
+    args = ["backfill", "cli/unit/daily", "--org", "acme"]
+    old = cli.invoke(main, [*args, "--from", "2026-01-05", "--to", "2026-01-01"])
+    mixed = cli.invoke(main, [*args, "--from", "2026-01-05", "--start-date", "2026-01-05"])
+    missing = cli.invoke(main, [*args, "--end-date", "2026-01-05"])
+
+    assert "deprecated: --from; use --start-date" in old.stderr
+    assert old.exit_code == 1 and "before --start-date" in old.output
+    assert mixed.exit_code == 2 and "give --start-date only" in mixed.output
+    assert missing.exit_code == 2 and "--start-date is required" in missing.output
