@@ -1,4 +1,4 @@
-"""`pipeline-ops backfill PROVIDER/DOMAIN/PIPELINE --org ORG --start-date D --end-date D [--concurrency N]`."""
+"""`pipeline-ops backfill PROVIDER/DOMAIN/PIPELINE --org ORG --start-date D --end-date D`."""
 
 from __future__ import annotations
 
