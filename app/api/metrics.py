@@ -266,8 +266,13 @@ class HttpTally:
                 pipe.execute()
             finally:
                 client.close()
-        except Exception as exc:  # lost counts must never fail a request or a scrape
+        except Exception as exc:  # a flush must never fail a request or a scrape
             log.warning("http metrics not flushed: %s", redact(type(exc).__name__))
+            # Kept for the next flush: one entry per route x method x status x bucket at
+            # most, so a long Redis outage can't grow it without bound.
+            with self.lock:
+                for field, amount in pending.items():
+                    self.pending[field] = self.pending.get(field, 0.0) + amount
 
     def start(self, app: Flask, svc: Services) -> None:
         """The flushing thread, started by the first request of this (post-fork) process."""

@@ -38,6 +38,7 @@ def main() -> None:
     from tests.bench import (
         bench_cloud_export,
         bench_engine,
+        bench_metrics,
         bench_quota,
         bench_scaling,
         bench_write_partition,
@@ -53,6 +54,8 @@ def main() -> None:
     scaling = bench_scaling.main(write_1m_s=write["write_partition_s"])
     print()
     cloud = bench_cloud_export.main()
+    print()
+    metrics = bench_metrics.main()
     print("\nsummary")
     print(f"{'benchmark':<52} {'baseline':>12} {'engine':>12} {'ratio':>7} {'target':>7}")
     rows = [
@@ -97,6 +100,13 @@ def main() -> None:
             write["write_partition_s"],
             "s",
             "<= 1.5",
+        ),
+        (
+            "/metrics, 100k runs: old full aggregate vs page",
+            metrics["old_scan_ms"],
+            metrics["scrape_ms"],
+            "ms",
+            "",
         ),
         (
             "1M-row FOCUS export: read+INSERT vs extract step",
