@@ -429,5 +429,7 @@ def _observe(response: Response) -> Response:
 def _install_hook(state: BlueprintSetupState) -> None:
     app: Flask = state.app
     app.after_request(count_quota_rejection)
-    app.before_request(_start_timer)
+    # First of all before_request functions: one that refuses the request (the API key
+    # check, the rate limit) must not leave it untimed and uncounted.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_timer)
     app.after_request(_observe)
