@@ -4,6 +4,7 @@ endpoints on the command line, with the same JSON shapes (app/api/schemas.py).""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -93,6 +94,27 @@ def runs_show(run_id: str, org_slug: str) -> None:
     echo_table(body["steps"], ["step_id", "status", "attempts", "rows_written"])
 
 
+def _print_record(
+    run_id: str,
+    org_slug: str,
+    body_of: Callable[[Services, dict[str, Any]], dict[str, Any]],
+    table: Callable[[dict[str, Any]], None],
+) -> None:
+    """One of a run's records (its API twin's body) as JSON or as a table."""
+    svc = org_services(org_slug)
+    body = body_of(svc, _find(svc, org_slug, run_id))
+    if wants_json():
+        echo_json(body)
+    else:
+        table(body)
+
+
+def _print_lines(body: dict[str, Any]) -> None:
+    for line in body["lines"]:
+        where = f" [{line['step_id']}#{line['attempt']}]" if line.get("step_id") else ""
+        click.echo(f"{line['ts']} {line['level']:<7}{where} {line['message']}")
+
+
 @runs.command("logs")
 @click.argument("run_id")
 @_org_option
@@ -100,15 +122,14 @@ def runs_logs(run_id: str, org_slug: str) -> None:
     """The run's log lines, oldest first (GET /pipelines/logs/ORG/RUN_ID)."""
     from app.api.schemas import RunLogsSchema
 
-    svc = org_services(org_slug)
-    run = _find(svc, org_slug, run_id)
-    body = RunLogsSchema().dump({"run": run, "lines": svc.store.lines(run["run_id"])})
-    if wants_json():
-        echo_json(body)
-        return
-    for line in body["lines"]:
-        where = f" [{line['step_id']}#{line['attempt']}]" if line.get("step_id") else ""
-        click.echo(f"{line['ts']} {line['level']:<7}{where} {line['message']}")
+    _print_record(
+        run_id,
+        org_slug,
+        lambda svc, run: RunLogsSchema().dump(
+            {"run": run, "lines": svc.store.lines(run["run_id"])}
+        ),
+        _print_lines,
+    )
 
 
 @runs.command("steps")
@@ -118,15 +139,14 @@ def runs_steps(run_id: str, org_slug: str) -> None:
     """Every step attempt of the run (GET /pipelines/logs/ORG/RUN_ID/steps)."""
     from app.api.schemas import StepAttemptsSchema
 
-    svc = org_services(org_slug)
-    run = _find(svc, org_slug, run_id)
-    body = StepAttemptsSchema().dump({"steps": svc.store.step_attempts(run["run_id"])})
-    if wants_json():
-        echo_json(body)
-        return
-    echo_table(
-        body["steps"],
-        ["step_id", "attempt", "status", "started_at", "duration_ms", "rows_written", "error"],
+    columns = ["step_id", "attempt", "status", "started_at", "duration_ms", "rows_written", "error"]
+    _print_record(
+        run_id,
+        org_slug,
+        lambda svc, run: StepAttemptsSchema().dump(
+            {"steps": svc.store.step_attempts(run["run_id"])}
+        ),
+        lambda body: echo_table(body["steps"], columns),
     )
 
 
@@ -137,13 +157,14 @@ def runs_transitions(run_id: str, org_slug: str) -> None:
     """Every status change of the run (GET /pipelines/logs/ORG/RUN_ID/transitions)."""
     from app.api.schemas import TransitionsSchema
 
-    svc = org_services(org_slug)
-    run = _find(svc, org_slug, run_id)
-    body = TransitionsSchema().dump({"transitions": svc.store.transitions(run["run_id"])})
-    if wants_json():
-        echo_json(body)
-        return
-    echo_table(body["transitions"], ["at", "from_status", "to_status", "reason"])
+    _print_record(
+        run_id,
+        org_slug,
+        lambda svc, run: TransitionsSchema().dump(
+            {"transitions": svc.store.transitions(run["run_id"])}
+        ),
+        lambda body: echo_table(body["transitions"], ["at", "from_status", "to_status", "reason"]),
+    )
 
 
 def _accepted(svc: Services, run: dict[str, Any]) -> dict[str, Any]:

@@ -5,31 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from tasks.runtime import use_services
-from tests.unit.app.cli.test_cli_ops import DAILY, _completed_run
+from tests.unit.app.cli.test_cli_ops import _completed_run
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)$")
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    configs = tmp_path / "configs" / "cli" / "unit"
-    configs.mkdir(parents=True)
-    (configs / "daily.yml").write_text(DAILY)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'meta.db'}")
-    monkeypatch.setenv("PIPELINE_OPS_CONFIGS_DIR", str(tmp_path / "configs"))
-    monkeypatch.setenv("PIPELINE_OPS_QUOTA", "off")
-    runner = CliRunner()
-    assert runner.invoke(main, ["orgs", "create", "acme"]).exit_code == 0
-    yield runner
-    use_services(None)
 
 
 def _json(runner: CliRunner, *args: str) -> dict:
