@@ -61,6 +61,7 @@ QUOTA_LIMITS = ("daily", "monthly", "concurrent")
 CELERY_QUEUES = (STEP_QUEUE, CONTROL_QUEUE)
 HTTP_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 HTTP_FLUSH_SECONDS = 5.0
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REDIS_TIMEOUT = 0.5
 _SEP = "\t"
 
@@ -313,7 +314,7 @@ def _http_families(client: redis.Redis) -> list[Metric]:
     sums: dict[tuple[str, ...], float] = {}
     buckets: dict[tuple[str, ...], dict[str, float]] = {}
     for key, value in raw.items():
-        parts = key.decode().split(_SEP)
+        parts = (key.decode() if isinstance(key, bytes) else str(key)).split(_SEP)
         if parts[0] == "count" and len(parts) == 4:
             counts[tuple(parts[1:])] = float(value)
         elif parts[0] == "sum" and len(parts) == 4:
@@ -417,9 +418,11 @@ def _observe(response: Response) -> Response:
         return response
     rule = request.url_rule
     route = rule.rule if rule is not None else "(unmatched)"
+    # Any token is a method to HTTP: a client inventing them must not invent series.
+    method = request.method if request.method in HTTP_METHODS else "other"
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     tally = _tally(app)
-    tally.observe(route, request.method, response.status_code, time.perf_counter() - started)
+    tally.observe(route, method, response.status_code, time.perf_counter() - started)
     if tally.thread is None:
         tally.start(app, svc)
     return response

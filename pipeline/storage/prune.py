@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Delete, Engine, ScalarSelect, Select, delete, func, select
 
 from pipeline.storage import state
 from pipeline.storage.tables import (
@@ -57,19 +58,19 @@ class PruneReport:
         }
 
 
-def _old_runs(cutoff: datetime):  # type: ignore[no-untyped-def]
+def _old_runs(cutoff: datetime) -> Select[Any]:
     runs = pipeline_runs.c
     return select(runs.run_id).where(
         runs.status.in_(sorted(state.TERMINAL)), runs.ended_at < cutoff
     )
 
 
-def _runless_dispatches(cutoff: datetime):  # type: ignore[no-untyped-def]
+def _runless_dispatches(cutoff: datetime) -> Select[Any]:
     d = dispatches.c
     return select(d.id).where(d.run_id.is_(None), d.status != "claimed", d.scheduled_time < cutoff)
 
 
-def _child_deletes(ids: list[str]) -> list[tuple[str, object]]:
+def _child_deletes(ids: list[str]) -> list[tuple[str, Delete]]:
     leases = org_quota_leases.c
     return [
         ("step_logs", delete(step_logs).where(step_logs.c.run_id.in_(ids))),
@@ -88,7 +89,7 @@ def _child_deletes(ids: list[str]) -> list[tuple[str, object]]:
     ]
 
 
-def _count(conn: Connection, table_name: str, run_ids) -> int:  # type: ignore[no-untyped-def]
+def _count(conn: Connection, table_name: str, run_ids: ScalarSelect[str]) -> int:
     table = {
         "step_logs": step_logs,
         "log_lines": log_lines,
@@ -125,15 +126,16 @@ def prune_runs(
 
     while True:
         with engine.begin() as conn:
-            ids = list(
-                conn.execute(
+            ids = [
+                str(run_id)
+                for run_id in conn.execute(
                     _old_runs(cutoff).order_by(pipeline_runs.c.ended_at).limit(batch_size)
                 ).scalars()
-            )
+            ]
             if not ids:
                 break
             for name, statement in _child_deletes(ids):
-                report.rows[name] += conn.execute(statement).rowcount  # type: ignore[arg-type]
+                report.rows[name] += conn.execute(statement).rowcount
             # The status is checked again: a run can't leave a terminal state, but the
             # guard costs nothing and keeps an active run out of any race.
             report.rows["runs"] += conn.execute(
@@ -145,11 +147,14 @@ def prune_runs(
         report.batches += 1
     while True:
         with engine.begin() as conn:
-            ids = list(conn.execute(_runless_dispatches(cutoff).limit(batch_size)).scalars())
-            if not ids:
+            rowids = [
+                int(i)
+                for i in conn.execute(_runless_dispatches(cutoff).limit(batch_size)).scalars()
+            ]
+            if not rowids:
                 break
             report.rows["schedule_dispatches"] += conn.execute(
-                delete(dispatches).where(dispatches.c.id.in_(ids))
+                delete(dispatches).where(dispatches.c.id.in_(rowids))
             ).rowcount
         report.batches += 1
     return report
