@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from app.cli.output import echo_json, wants_json
 from app.cli.support import EXIT_USAGE, fail, org_and_args
 from notify.base import NotificationSettings
 from pipeline.bootstrap import cli_services
@@ -79,6 +80,13 @@ def set_notifications(
 def show_notifications(org_slug: str) -> None:
     """Show ORG's notification settings (secrets are not shown)."""
     try:
-        _show(_service().get_settings(org_slug))
+        settings = _service().get_settings(org_slug)
     except PipelineOpsError as exc:
         fail(str(exc))
+    if wants_json():
+        from app.admin.presenters import present_notifications
+        from app.admin.schemas import NotificationSettingsSchema
+
+        echo_json(NotificationSettingsSchema().dump(present_notifications(settings)))
+        return
+    _show(settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from app.cli.output import echo_json, wants_json
 from app.cli.support import EXIT_USAGE, fail, org_and_args, org_services
 from pipeline.bootstrap import cli_services
 from pipeline_ops_core.errors import PipelineOpsError
@@ -37,7 +38,13 @@ def orgs_create(org_slug: str, name: str | None) -> None:
 @orgs.command("list")
 def orgs_list() -> None:
     """List organizations."""
-    for org in cli_services().store.list_orgs():
+    rows = cli_services().store.list_orgs()
+    if wants_json():
+        from app.admin.schemas import OrgListSchema
+
+        echo_json(OrgListSchema().dump({"orgs": rows}))  # GET /admin/orgs
+        return
+    for org in rows:
         click.echo(f"{org['org_slug']}\t{org['name']}\t{org['created_at'].isoformat()}")
 
 

@@ -117,3 +117,27 @@ def test_backfill_from_and_to_are_deprecated_aliases(cli: CliRunner) -> None:
     assert old.exit_code == 1 and "before --start-date" in old.output
     assert mixed.exit_code == 2 and "give --start-date only" in mixed.output
     assert missing.exit_code == 2 and "--start-date is required" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["orgs", "list"], "orgs"),
+        (["schedules", "list", "--org", "acme"], "schedules"),
+        (["schedules", "dispatches", "cli/unit/daily", "--org", "acme"], "dispatches"),
+        (["subscriptions", "list", "--org", "acme"], "subscriptions"),
+        (["notifications", "show", "--org", "acme"], "org_slug"),
+        (["quota", "show", "--org", "acme"], "org_slug"),
+        (["runs", "list", "--org", "acme"], "runs"),
+        (["pipelines", "list"], "pipelines"),
+        (["credentials", "list", "--org", "acme"], None),
+    ],
+)
+def test_every_read_command_prints_json_with_output_json(
+    cli: CliRunner, args: list[str], key: str | None
+) -> None:
+    result = cli.invoke(main, ["--output", "json", *args])
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert isinstance(body, list) if key is None else key in body
