@@ -57,28 +57,31 @@ def test_runs_list_show_logs_steps_transitions_as_json_with_iso_times(
     assert hidden.exit_code == 1 and f"run {run_id} not found" in hidden.output
 
 
-def test_rerun_starts_the_same_work_again_and_cancel_refuses_an_ended_run(
-    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_rerun_refuses_an_active_run_and_cancel_an_ended_one(
+    cli: CliRunner, tmp_path: Path
 ) -> None:
-    run_id = _completed_run(tmp_path)
-    monkeypatch.setenv("PIPELINE_OPS_EAGER", "1")  # what --local sets, undone after the test
+    from datetime import date
 
-    args = ["--output", "json", "runs", "rerun", run_id, "--org", "acme", "--local"]
-    again = cli.invoke(main, args)
-    assert again.exit_code == 0, again.output
-    body = json.loads(again.stdout)
-    assert body["rerun_of"] == run_id and body["run_id"] != run_id
-    listed = _json(cli, "runs", "list", "--org", "acme")["runs"]
-    assert len(listed) == 2
-    new = next(r for r in listed if r["run_id"] == body["run_id"])
-    old = next(r for r in listed if r["run_id"] == run_id)
-    for key in ("pipeline_id", "start_date", "end_date", "credential_id", "params"):
-        assert new[key] == old[key]
-    assert new["status"] == "completed"
+    from pipeline.bootstrap import build_services
+    from pipeline.runs.service import RunRequest
+    from pipeline.settings import Settings
+    from tests.support.doubles import NullDispatcher
 
-    ended = cli.invoke(main, ["runs", "cancel", run_id, "--org", "acme"])
-    assert ended.exit_code == 1
+    ended = _completed_run(tmp_path)
+    svc = build_services(Settings.from_env(), NullDispatcher())
+    day = date(2026, 1, 2)
+    queued = str(svc.runs.start(RunRequest("acme", "cli", "unit", "daily", day, day))["run_id"])
+
+    again = cli.invoke(main, ["runs", "rerun", queued, "--org", "acme"])
+    assert again.exit_code == 1
+    assert f"run {queued} is queued; only an ended run can be re-run" in again.output
+    cancel = cli.invoke(main, ["runs", "cancel", ended, "--org", "acme"])
+    assert cancel.exit_code == 1
     assert len(_json(cli, "runs", "list", "--org", "acme")["runs"]) == 2  # nothing started
+    other = cli.invoke(main, ["orgs", "create", "globex"])
+    assert other.exit_code == 0
+    elsewhere = cli.invoke(main, ["runs", "rerun", ended, "--org", "globex"])
+    assert elsewhere.exit_code == 1 and f"run {ended} not found" in elsewhere.output
 
 
 def test_pipelines_list_and_show(cli: CliRunner) -> None:
