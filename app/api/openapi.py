@@ -29,6 +29,7 @@ SCHEMAS = (
     schemas.StepAttemptsSchema,
     schemas.TransitionsSchema,
     schemas.HealthSchema,
+    schemas.LiveSchema,
     admin_schemas.OrgCreateSchema,
     admin_schemas.OrgCreatedSchema,
     admin_schemas.OrgListSchema,

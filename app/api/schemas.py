@@ -217,9 +217,25 @@ class HealthChecksSchema(Schema):
     warehouse = fields.String()
 
 
+class HeartbeatsSchema(Schema):
+    workers = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        metadata={"description": "Seconds since each worker's last heartbeat, by node name."},
+    )
+    beat = fields.Float(
+        allow_none=True, metadata={"description": "Seconds since beat's last tick; null: none."}
+    )
+
+
 class HealthSchema(Schema):
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(("ok", "degraded", "unavailable")))
     checks = fields.Nested(HealthChecksSchema)
+    heartbeats = fields.Nested(HeartbeatsSchema)
+
+
+class LiveSchema(Schema):
+    status = fields.String()
 
 
 class ProblemSchema(Schema):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from app.cli.output import echo_json, wants_json
 from app.cli.support import EXIT_PROBLEMS, EXIT_USAGE, fail, parse_day
 from pipeline.bootstrap import cli_services
 from pipeline.settings import Settings
@@ -161,9 +161,9 @@ def status(run_id: str, org_slug: str | None, as_json: bool) -> None:
         fail(f"run {run_id} not found")
     attempts = store.step_attempts(run_id)
     outcome = run_outcome(run, attempts)
-    if as_json:
+    if wants_json(as_json):
         run.pop("plan", None)
-        click.echo(json.dumps({"run": run, **outcome, "steps": attempts}, default=str, indent=2))
+        echo_json({"run": run, **outcome, "steps": attempts})
         return
     click.echo(f"run_id:    {run['run_id']}")
     click.echo(f"org:       {run['org_slug']}")

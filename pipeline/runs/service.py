@@ -325,7 +325,7 @@ class RunService:
         shown = path.relative_to(self.catalog.configs_dir).with_suffix("").as_posix()
         raise CredentialError(
             f"pipeline {shown} needs a credential of provider {spec.provider}; add one with "
-            f"`pipeline-ops credentials add {req.org_slug} {spec.provider} --name NAME "
+            f"`pipeline-ops credentials add --org {req.org_slug} {spec.provider} --name NAME "
             f"--file key.json` and give its id as credential_id (or store it with --id default)"
         )
 

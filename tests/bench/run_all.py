@@ -39,6 +39,7 @@ def main() -> None:
         bench_cloud_export,
         bench_console,
         bench_engine,
+        bench_metrics,
         bench_quota,
         bench_scaling,
         bench_write_partition,
@@ -56,6 +57,7 @@ def main() -> None:
     cloud = bench_cloud_export.main()
     print()
     console = bench_console.main()
+    metrics = bench_metrics.main()
     print("\nsummary")
     print(f"{'benchmark':<52} {'baseline':>12} {'engine':>12} {'ratio':>7} {'target':>7}")
     rows = [
@@ -100,6 +102,13 @@ def main() -> None:
             write["write_partition_s"],
             "s",
             "<= 1.5",
+        ),
+        (
+            "/metrics, 100k runs: old full aggregate vs page",
+            metrics["old_scan_ms"],
+            metrics["scrape_ms"],
+            "ms",
+            "",
         ),
         (
             "1M-row FOCUS export: read+INSERT vs extract step",

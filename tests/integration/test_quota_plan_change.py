@@ -87,7 +87,7 @@ def test_a_lowered_limit_after_a_usage_read_admits_exactly_one_of_12(
         assert reply.status_code == 200, reply.text
         assert reply.json()["plan"]["concurrent_limit"] == 20  # the default plan
 
-    lowered = pipeline_ops(env, "orgs", "set-limits", ORG, "--concurrent", "1")
+    lowered = pipeline_ops(env, "orgs", "set-limits", "--org", ORG, "--concurrent", "1")
     assert lowered.returncode == 0, lowered.stderr
     assert "concurrent_limit: 1" in lowered.stdout
 
@@ -121,7 +121,7 @@ def test_a_lowered_limit_after_a_usage_read_admits_exactly_one_of_12(
     admitted = [body["run_id"] for status, body in replies if status == 202]
     assert count_runs(services.store, ORG) == 1  # the refused requests recorded nothing
 
-    shown = pipeline_ops(env, "quota", "show", ORG)
+    shown = pipeline_ops(env, "quota", "show", "--org", ORG)
     assert shown.returncode == 0, shown.stderr
     assert "running:   1 of 1" in shown.stdout
     assert f"  {admitted[0]}  acquired" in shown.stdout

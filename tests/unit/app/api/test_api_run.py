@@ -483,7 +483,7 @@ def test_a_provider_that_needs_a_credential_is_422_without_one(
     problem = assert_problem(response, 422, "invalid_credential")
     assert problem["detail"].startswith(
         "pipeline cloud/aws/cost/noop needs a credential of provider aws; add one with "
-        "`pipeline-ops credentials add acme aws --name NAME --file key.json`"
+        "`pipeline-ops credentials add --org acme aws --name NAME --file key.json`"
     )
     assert_nothing_recorded(services, dispatcher)
     usage = services.gate.usage("acme")["usage"]
