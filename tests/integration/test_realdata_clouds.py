@@ -5,6 +5,9 @@ tests/support/realdata.py) holds AWS, Microsoft and Oracle rows. Each provider's
 delivered the way that cloud delivers them and run through the shipped pipeline:
 - AWS: a Parquet Data Export in moto's S3 (typed columns, Tags a map<string,string> that is
   empty on untagged rows, as AWS writes it), listed by the billing period's manifest.
+- Microsoft: a Cost Management FocusCost export (dataVersion 1.0, gzipped CSV with a BOM)
+  in Azurite, its run's manifest.json beside it. The CSV text is the sample's own, `NULL`
+  literals of the dump included: they must arrive as nulls, never as the text "NULL".
 
 Expected totals per ChargeCategory are summed from the sample's text with Decimal
 (tests/support/realdata.py), independently of the project's readers.
@@ -12,6 +15,8 @@ Expected totals per ChargeCategory are summed from the sample's text with Decima
 
 from __future__ import annotations
 
+import csv
+import gzip
 import io
 import json
 from collections.abc import Iterator
@@ -23,11 +28,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from azure.storage.blob import BlobServiceClient
 
+from tests.support.azurite import azurite_blob, connection_string
 from tests.support.cloud import assert_focus_rows_valid, focus_rows, money, run_pipeline
 from tests.support.moto_server import MotoAws, moto_aws  # noqa: F401 - fixture
-from tests.support.realdata import focus_sample, totals_by_category
+from tests.support.realdata import DUMP_ONLY_COLUMNS, focus_sample, totals_by_category
+from tests.support.servers import Server
 from warehouse.duckdb import DuckDBWarehouse
+
+__all__ = ["azurite_blob"]  # the fixture, imported to be used here
 
 SEPT_START, SEPT_END = date(2024, 9, 1), date(2024, 9, 30)
 COSTS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
@@ -134,7 +144,107 @@ def test_aws_real_sample_as_a_parquet_export_matches_per_charge_category(
     # Untagged rows arrive as an empty map: {} (an object), the tagged ones keep their tags.
     untagged = sum(1 for r in aws_source if r["Tags"] is None)
     assert sum(1 for r in rows if r["Tags"] == "{}") == untagged > 0
+
     def canonical(tags: list[str | None]) -> list[str]:
         return sorted(json.dumps(json.loads(t or "{}"), sort_keys=True) for t in tags)
 
     assert canonical([r["Tags"] for r in rows]) == canonical([r["Tags"] for r in aws_source])
+
+
+# -- Microsoft: FocusCost CSV.gz in Azure Blob Storage --------------------------------------
+
+AZ_CONTAINER, AZ_ROOT, AZ_EXPORT = "realdata", "exports/focus", "realdata-focus"
+AZ_RUN = f"{AZ_ROOT}/{AZ_EXPORT}/20240901-20240930/run-1"
+
+
+def azure_csv_gz(source: list[dict[str, Any]]) -> bytes:
+    """The sample's rows as CSV text, NULL where the dump has no value, with Azure's BOM."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\n")
+    names = [n for n in source[0] if n not in DUMP_ONLY_COLUMNS]
+    writer.writerow(names)
+    for row in source:
+        writer.writerow(["NULL" if row[n] is None else row[n] for n in names])
+    return gzip.compress(out.getvalue().encode("utf-8"))
+
+
+def azure_manifest(blob: str, data: bytes, rows: int) -> bytes:
+    return json.dumps(
+        {
+            "manifestVersion": "2024-04-01",
+            "byteCount": len(data),
+            "blobCount": 1,
+            "dataRowCount": rows,
+            "exportConfig": {
+                "exportName": AZ_EXPORT,
+                "dataVersion": "1.0",
+                "type": "FocusCost",
+                "timeFrame": "MonthToDate",
+                "granularity": "Daily",
+            },
+            "deliveryConfig": {
+                "partitionData": True,
+                "dataOverwriteBehavior": "CreateNewReport",
+                "fileFormat": "Csv",
+                "compressionMode": "gzip",
+                "rootFolderPath": AZ_ROOT,
+            },
+            "blobs": [{"blobName": blob, "byteCount": len(data), "dataRowCount": rows}],
+            "runInfo": {
+                "executionType": "Scheduled",
+                "submittedTime": "2024-10-02T05:59:01.9013967Z",
+                "runId": "run-1",
+                "startDate": "2024-09-01T00:00:00",
+                "endDate": "2024-09-30T00:00:00",
+            },
+        }
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def azure_source() -> list[dict[str, Any]]:
+    return focus_sample("Microsoft")
+
+
+@pytest.fixture(scope="module")
+def azure_export(
+    azurite_blob: Server,
+    azure_source: list[dict[str, Any]],
+) -> Iterator[dict[str, Any]]:
+    service = BlobServiceClient.from_connection_string(connection_string(azurite_blob))
+    container = service.get_container_client(AZ_CONTAINER)
+    if container.exists():
+        container.delete_container()
+    container.create_container()
+    blob, data = f"{AZ_RUN}/part_0_0001.csv.gz", azure_csv_gz(azure_source)
+    container.upload_blob(blob, data)
+    container.upload_blob(f"{AZ_RUN}/manifest.json", azure_manifest(blob, data, len(azure_source)))
+    yield {
+        "connection_string": connection_string(azurite_blob),
+        "container": AZ_CONTAINER,
+        "root_folder": AZ_ROOT,
+        "export_name": AZ_EXPORT,
+    }
+    container.delete_container()
+
+
+def test_microsoft_real_sample_as_a_focus_cost_csv_gz_matches_per_charge_category(
+    azure_export: dict[str, Any], azure_source: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    results = run_pipeline(
+        warehouse,
+        "configs/cloud/azure/cost/billing.yml",
+        start=SEPT_START,
+        end=SEPT_END,
+        credential=azure_export,
+    )
+    assert results["extract"].rows_written == len(azure_source)
+    rows = focus_rows(warehouse, "acme", "azure")
+    assert_totals_and_shape(rows, azure_source)
+    # The dump's NULLs are nulls: as many null Tags and ResourceIds as the source has.
+    for column in ("Tags", "ResourceId", "CommitmentDiscountId"):
+        assert sum(1 for r in rows if r[column] is None) == sum(
+            1 for r in azure_source if r[column] is None
+        ), column
