@@ -17,9 +17,10 @@ from croniter import croniter
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from pipeline.definition.dag import find_cycle, format_cycle
-from pipeline.definition.templates import find_unknown_at
+from pipeline.definition.templates import find_unknown_at, has_reference
 from pipeline_ops_core.errors import ConfigError, NotFoundError
 from pipeline_ops_core.identifiers import IDENT_RE
+from processors.config_schema import config_problems
 from processors.registry import is_known, known_types
 
 MAX_FILE_BYTES = 256 * 1024
@@ -292,6 +293,11 @@ def _cross_step_problems(raw_steps: list[Any]) -> list[_Found]:
         if isinstance(config, dict):
             for where, ref in find_unknown_at(config, "config"):
                 found.append((index, step_id or "-", f"{where}: unknown template variable '{ref}'"))
+            ps_type = step.get("ps_type")
+            if isinstance(ps_type, str):
+                # The processor's declared config schema (processors/config_schema.py).
+                for where, message in config_problems(ps_type, config, has_reference):
+                    found.append((index, step_id or "-", f"{where}: {message}"))
         if step_id is None:
             continue
         if step_id in edges:
