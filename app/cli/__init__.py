@@ -19,7 +19,7 @@ from app.cli.notifications import notifications
 from app.cli.orgs import orgs
 from app.cli.providers import providers
 from app.cli.quota import quota
-from app.cli.runs import reap, run, status, validate
+from app.cli.runs import reap, run, schema, status, validate
 from app.cli.samples import samples
 from app.cli.schedules import schedules
 from app.cli.subscriptions import subscriptions
@@ -32,6 +32,7 @@ def main() -> None:
 
 for _command in (
     validate,
+    schema,
     run,
     status,
     reap,
