@@ -517,6 +517,30 @@ def test_bootstrap_and_bootstrap_sync(cli: CliEnv) -> None:
     assert again.stdout.strip() == "0 table(s) changed"
 
 
+def test_bootstrap_sync_adds_new_focus_extension_columns(cli: CliEnv) -> None:
+    # A FOCUS table made before x_price_source and x_cost_allocation existed: without them
+    # sp_convert_to_focus's INSERT would fail on the next run.
+    from warehouse.duckdb import duckdb_type
+    from warehouse.schemas import FOCUS_TABLE_SCHEMAS, with_lineage
+
+    assert cli("orgs", "create", "acme").returncode == 0
+    assert cli("bootstrap").returncode == 0
+    schema = with_lineage(FOCUS_TABLE_SCHEMAS["cost_data_standard_1_3"])
+    old = [f for f in schema if f.name not in ("x_price_source", "x_cost_allocation")]
+    con = duckdb.connect(str(cli.warehouse))
+    columns = ", ".join(f'"{f.name}" {duckdb_type(f)}' for f in old)
+    con.execute(f"CREATE TABLE acme_dev.cost_data_standard_1_3 ({columns})")
+    con.close()
+
+    synced = cli("bootstrap-sync")
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stdout.strip().splitlines() == [
+        "acme_dev.cost_data_standard_1_3: added x_price_source, x_cost_allocation",
+        "1 table(s) changed",
+    ]
+    assert cli("bootstrap-sync").stdout.strip() == "0 table(s) changed"
+
+
 def test_bootstrap_is_idempotent_and_scoped_by_org(cli: CliEnv) -> None:
     for slug in ("acme", "globex"):
         assert cli("orgs", "create", slug).returncode == 0
