@@ -46,6 +46,7 @@ class PaygCostProcessor:
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
+        pricing.refresh_prices(ctx.log)
         usage = self._read(ctx, str(cfg.get("source_table") or USAGE_TABLE))
         reported = self._read(ctx, str(cfg.get("provider_costs_table") or PROVIDER_COSTS_TABLE))
         overrides = self._overrides(ctx)

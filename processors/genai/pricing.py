@@ -11,11 +11,17 @@ one quantity, one rate. That keeps ListCost = ListUnitPrice x PricingQuantity tr
   the top tier, anything else the base price.
 - Batch: a batch variant in force in the library wins; else `batch_discount` (the
   providers' published 50% by default) comes off the standard price.
+- Price data: the library's bundled snapshot, or (PIPELINE_OPS_PRICES_UPDATE=1) the
+  latest one fetched with the library's updater through the egress policy, at most once
+  per PIPELINE_OPS_PRICES_UPDATE_INTERVAL seconds; a failed fetch keeps what is in use.
+  `price_source()` names the data that priced a row, stored with it.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import time as clock
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -25,14 +31,83 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import httpx
 from genai_prices import Usage, data_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
+from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, _providers_from_raw
+from genai_prices.update_prices import DEFAULT_UPDATE_URL, UpdatePrices
 
-from pipeline_ops_core.errors import TerminalError
+from pipeline_ops_core.egress import EgressClient, split_url
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError
 
 # Our provider keys -> genai-prices provider ids.
 PRICE_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 LIBRARY = f"genai-prices {version('genai-prices')}"
+BUNDLED = f"{LIBRARY} (bundled data)"
+UPDATE_ENV = "PIPELINE_OPS_PRICES_UPDATE"
+UPDATE_URL_ENV = "PIPELINE_OPS_PRICES_URL"
+UPDATE_INTERVAL_ENV = "PIPELINE_OPS_PRICES_UPDATE_INTERVAL"
+
+
+class _Data:
+    """Which price data is in use, and when an update was last tried (per process)."""
+
+    source = BUNDLED
+    tried_at: float | None = None
+
+
+def price_source() -> str:
+    """The price data in use, as recorded on each priced row (x_price_source)."""
+    return _Data.source
+
+
+class EgressUpdatePrices(UpdatePrices):
+    """genai-prices' updater, fetching through the egress policy and the HTTP caps."""
+
+    def fetch(self) -> data_snapshot.DataSnapshot | None:
+        with EgressClient(UPDATE_URL_ENV, None, timeout=15) as client:
+            answer = client.get(self.url)
+        if answer.status_code != 200:
+            raise TerminalError(f"price data answered HTTP {answer.status_code}")
+        raw = answer.json()
+        if not isinstance(raw, list):
+            raise TerminalError("price data is not a list of providers")
+        return data_snapshot.DataSnapshot(_providers_from_raw(raw), from_auto_update=True)
+
+
+def refresh_prices(log: Any = None, env: Mapping[str, str] | None = None) -> str:
+    """With PIPELINE_OPS_PRICES_UPDATE=1, fetch the latest price data (at most once per
+    interval); offline or refused, keep what is in use. Returns price_source()."""
+    env = os.environ if env is None else env
+    if env.get(UPDATE_ENV, "") != "1":
+        return price_source()
+    interval = float(env.get(UPDATE_INTERVAL_ENV) or 3600)
+    now = clock.monotonic()
+    if _Data.tried_at is not None and now - _Data.tried_at < interval:
+        return price_source()
+    _Data.tried_at = now
+    url = env.get(UPDATE_URL_ENV) or DEFAULT_UPDATE_URL
+    try:
+        snapshot = EgressUpdatePrices(url=url).fetch()
+    except (PipelineOpsError, OSError, ValueError, httpx.HTTPError) as exc:
+        if log is not None:
+            log.warning(f"price data update failed ({exc}); pricing with {price_source()}")
+        return price_source()
+    data_snapshot.set_custom_snapshot(snapshot)
+    _find.cache_clear()
+    host = split_url(url, UPDATE_URL_ENV)[1]
+    fetched = clock.strftime("%Y-%m-%dT%H:%MZ", clock.gmtime())
+    _Data.source = f"{LIBRARY} updater, data from {host} fetched {fetched}"
+    if log is not None:
+        log.info(f"price data updated: {_Data.source}")
+    return _Data.source
+
+
+def use_bundled_prices() -> None:
+    """Back to the bundled snapshot (tests, and an operator turning updates off)."""
+    data_snapshot.set_custom_snapshot(None)
+    _find.cache_clear()
+    _Data.source, _Data.tried_at = BUNDLED, None
+
 
 # charge_type -> (FOCUS SkuMeter, unit, usage the library prices, override column, per,
 # price keys of which the model must have one for the line to be priced). The lines that
@@ -259,9 +334,9 @@ def list_price(
         context["service_tier"] = service_tier
     price = info.get_prices(at, context or None)
     long_context = bool(context_window) and not str(context_window).startswith("0-")
-    factor, basis = Decimal(1), LIBRARY
+    factor, basis = Decimal(1), price_source()
     if batch and not has_batch:
-        factor, basis = Decimal(1) - batch_discount, f"{LIBRARY}, batch -{batch_discount:%}"
+        factor, basis = Decimal(1) - batch_discount, f"{basis}, batch -{batch_discount:%}"
     return ListPrice(info.id, _flatten(price, long_context), factor, basis)
 
 

@@ -183,7 +183,7 @@ def test_each_focus_row_names_the_price_data_that_priced_it(warehouse: DuckDBWar
     assert lines
     for line in lines:
         if line["x_price_status"] == "priced":
-            assert line["x_price_source"] == pricing.LIBRARY, line
+            assert line["x_price_source"] == pricing.BUNDLED, line
             assert line["x_price_source"].startswith("genai-prices ")
         else:
             assert line["x_price_source"] is None, line
