@@ -17,6 +17,7 @@ from app.cli.credentials import credentials
 from app.cli.datasets import bootstrap, bootstrap_sync
 from app.cli.notifications import notifications
 from app.cli.orgs import orgs
+from app.cli.prices import prices
 from app.cli.providers import providers
 from app.cli.quota import quota
 from app.cli.runs import reap, run, schema, status, validate
@@ -45,6 +46,7 @@ for _command in (
     notifications,
     backfill,
     providers,
+    prices,
     subscriptions,
     samples,
 ):

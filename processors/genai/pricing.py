@@ -298,6 +298,11 @@ def _find(provider: str, model: str) -> ModelInfo | None:
     return info
 
 
+def is_known(provider: str, model: str | None) -> bool:
+    """Whether the price data in use has the model (its own rate lines aside)."""
+    return bool(model) and _find(provider, str(model)) is not None
+
+
 def _flatten(price: ModelPrice, long_context: bool) -> ModelPrice:
     flat: dict[str, Decimal] = {}
     for key, value in vars(price).items():

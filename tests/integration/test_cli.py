@@ -541,6 +541,37 @@ def test_bootstrap_sync_adds_new_focus_extension_columns(cli: CliEnv) -> None:
     assert cli("bootstrap-sync").stdout.strip() == "0 table(s) changed"
 
 
+def test_prices_check_lists_the_models_without_a_price(cli: CliEnv) -> None:
+    from datetime import date
+
+    from processors.genai.rows import usage_row, usage_table
+    from tests.support.genai import step_context
+    from warehouse.duckdb import DuckDBWarehouse
+
+    for org in ("acme", "globex"):
+        assert cli("orgs", "create", org).returncode == 0
+    assert cli("bootstrap").returncode == 0
+    warehouse = DuckDBWarehouse(cli.warehouse)
+    jan = [date(2026, 1, d) for d in (2, 3, 5)]
+    rows = [usage_row("openai", d, "t", model="acme-private-llm", input_tokens=5) for d in jan]
+    rows += [usage_row("openai", jan[0], "t", model="gpt-4o-mini", input_tokens=5)]
+    ctx = step_context(warehouse, {}, jan[0], jan[-1], org="acme", pipeline_id="p")
+    ctx.write("genai_payg_usage_raw", usage_table(rows), date_column="usage_date")
+
+    found = cli("prices", "check")
+    assert found.returncode == 1, found.stderr
+    assert found.stdout.splitlines()[1:] == [
+        "acme_dev: openai/acme-private-llm: 3 usage row(s), 2026-01-02..2026-01-05"
+    ]
+    assert found.stdout.startswith("price data: genai-prices ")
+    assert "1 model(s) without a price" in found.stderr
+
+    clean = cli("prices", "check", "--org", "globex")
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.splitlines()[-1] == "every model in usage has a price"
+    assert cli("prices", "check", "--org", "nobody").returncode != 0
+
+
 def test_bootstrap_is_idempotent_and_scoped_by_org(cli: CliEnv) -> None:
     for slug in ("acme", "globex"):
         assert cli("orgs", "create", slug).returncode == 0
