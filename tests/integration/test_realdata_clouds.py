@@ -66,6 +66,24 @@ def assert_totals_and_shape(rows: list[dict[str, Any]], source: list[dict[str, A
             assert row[column] != "NULL", column
 
 
+def run_september(
+    cloud: str, credential: dict[str, Any], source: list[dict[str, Any]], tmp_path: Path
+) -> list[dict[str, Any]]:
+    """The shipped pipeline over September 2024; its FOCUS rows, checked against the source."""
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    results = run_pipeline(
+        warehouse,
+        f"configs/cloud/{cloud}/cost/billing.yml",
+        start=SEPT_START,
+        end=SEPT_END,
+        credential=credential,
+    )
+    assert results["extract"].rows_written == len(source)
+    rows = focus_rows(warehouse, "acme", cloud)
+    assert_totals_and_shape(rows, source)
+    return rows
+
+
 # -- AWS: Parquet in S3 ---------------------------------------------------------------------
 
 AWS_BUCKET, AWS_PREFIX, AWS_EXPORT = "realdata-billing", "cur", "focus"
@@ -134,17 +152,7 @@ def aws_export(moto_aws: MotoAws, aws_source: list[dict[str, Any]]) -> Iterator[
 def test_aws_real_sample_as_a_parquet_export_matches_per_charge_category(
     aws_export: dict[str, Any], aws_source: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
-    results = run_pipeline(
-        warehouse,
-        "configs/cloud/aws/cost/billing.yml",
-        start=SEPT_START,
-        end=SEPT_END,
-        credential=aws_export,
-    )
-    assert results["extract"].rows_written == len(aws_source)
-    rows = focus_rows(warehouse, "acme", "aws")
-    assert_totals_and_shape(rows, aws_source)
+    rows = run_september("aws", aws_export, aws_source, tmp_path)
     assert {r["ChargeCategory"] for r in rows} == {"Usage", "Credit"}
     # Untagged rows arrive as an empty map: {} (an object), the tagged ones keep their tags.
     untagged = sum(1 for r in aws_source if r["Tags"] is None)
@@ -237,17 +245,7 @@ def azure_export(
 def test_microsoft_real_sample_as_a_focus_cost_csv_gz_matches_per_charge_category(
     azure_export: dict[str, Any], azure_source: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
-    results = run_pipeline(
-        warehouse,
-        "configs/cloud/azure/cost/billing.yml",
-        start=SEPT_START,
-        end=SEPT_END,
-        credential=azure_export,
-    )
-    assert results["extract"].rows_written == len(azure_source)
-    rows = focus_rows(warehouse, "acme", "azure")
-    assert_totals_and_shape(rows, azure_source)
+    rows = run_september("azure", azure_export, azure_source, tmp_path)
     # The dump's NULLs are nulls: as many null Tags and ResourceIds as the source has.
     for column in ("Tags", "ResourceId", "CommitmentDiscountId"):
         assert sum(1 for r in rows if r[column] is None) == sum(
@@ -306,15 +304,5 @@ def oracle_report(oracle_source: list[dict[str, Any]]) -> Iterator[dict[str, Any
 def test_oracle_real_sample_as_a_cost_report_matches_per_charge_category(
     oracle_report: dict[str, Any], oracle_source: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
-    results = run_pipeline(
-        warehouse,
-        "configs/cloud/oci/cost/billing.yml",
-        start=SEPT_START,
-        end=SEPT_END,
-        credential=oracle_report,
-    )
-    assert results["extract"].rows_written == len(oracle_source)
-    rows = focus_rows(warehouse, "acme", "oci")
-    assert_totals_and_shape(rows, oracle_source)
+    rows = run_september("oci", oracle_report, oracle_source, tmp_path)
     assert {r["ChargeCategory"] for r in rows} == {"Usage", "Adjustment"}
