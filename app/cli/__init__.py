@@ -20,10 +20,11 @@ from app.cli.notifications import notifications
 from app.cli.orgs import orgs
 from app.cli.output import FORMATS
 from app.cli.pipelines import pipelines
+from app.cli.prices import prices
 from app.cli.providers import providers
 from app.cli.quota import quota
 from app.cli.run_records import runs as runs_group
-from app.cli.runs import reap, run, status, validate
+from app.cli.runs import reap, run, schema, status, validate
 from app.cli.samples import samples
 from app.cli.schedules import schedules
 from app.cli.subscriptions import subscriptions
@@ -55,6 +56,7 @@ def main(ctx: click.Context, output: str) -> None:
 
 for _command in (
     validate,
+    schema,
     run,
     status,
     reap,
@@ -67,6 +69,7 @@ for _command in (
     notifications,
     backfill,
     providers,
+    prices,
     subscriptions,
     samples,
     runs_group,

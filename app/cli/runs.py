@@ -40,6 +40,24 @@ def validate(paths: tuple[Path, ...]) -> None:
 
 
 @click.command()
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path), help="Write to this file, not stdout."
+)
+def schema(output: Path | None) -> None:
+    """Print the pipeline file's JSON Schema (step configs included), for editors."""
+    import json
+
+    from pipeline.definition.json_schema import pipeline_json_schema
+
+    text = json.dumps(pipeline_json_schema(), indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+@click.command()
 @click.argument("pipeline_path", metavar="PROVIDER/DOMAIN/PIPELINE")
 @click.option("--org", "org_slug", required=True, help="Organization slug.")
 @click.option("--date", "one_date", help="Run for one day (YYYY-MM-DD).")
