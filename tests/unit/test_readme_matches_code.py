@@ -148,7 +148,9 @@ def documented_env() -> set[str]:
 
 def read_env() -> set[str]:
     names: set[str] = set()
-    files = [ROOT / "celeryconfig.py", ROOT / "tests" / "support" / "tools.py"]
+    # Settings only the tests read (the browser, the real samples) are documented too.
+    files = [ROOT / "celeryconfig.py", ROOT / "tests" / "integration" / "test_console_browser.py"]
+    files += (ROOT / "tests" / "support").rglob("*.py")
     for folder in CODE_DIRS:
         files += (ROOT / folder).rglob("*.py")
     for path in files:

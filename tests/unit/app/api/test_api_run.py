@@ -517,7 +517,7 @@ def test_the_shipped_cloud_billing_pipeline_is_422_without_a_credential(
     problem = assert_problem(response, 422, "invalid_credential")
     assert problem["detail"].startswith(
         f"pipeline cloud/{provider}/cost/billing needs a credential of provider {provider}; "
-        f"add one with `pipeline-ops credentials add acme {provider} --name NAME"
+        f"add one with `pipeline-ops credentials add --org acme {provider} --name NAME"
     )
     assert_nothing_recorded(services, dispatcher)
     assert count_runs(services.store, "acme") == 0
