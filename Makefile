@@ -19,12 +19,13 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 # The Procfile's four processes (web, worker, beat, flower) in one terminal, with honcho:
-# the metadata DB is migrated first (the web process doesn't), and `web` gets PORT (8001).
+# the metadata DB is migrated first (what the Procfile's `release` line does on a platform;
+# no process migrates by itself), and `web` gets PORT (8001).
 # Needs a running redis-server (REDIS_URL) and FLOWER_BASIC_AUTH=user:password, from the
 # environment or a `.env` file, which honcho reads. Ctrl-C stops all four.
 up: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho run pipeline-ops bootstrap
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port "$${PORT:-8001}"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port "$${PORT:-8001}" web worker beat flower
 
 test: $(STAMP) focus-validator bqemulator azurite
 	$(BIN)/pipeline-ops validate configs

@@ -82,7 +82,9 @@ class CliEnv:
             con.close()
 
 
-def make_env(root: Path) -> CliEnv:
+def make_env(root: Path, migrated: bool = True) -> CliEnv:
+    """An environment under `root`; `migrated`: after `pipeline-ops db upgrade`, as a
+    deployment is before anything else runs (no command migrates by itself)."""
     root.mkdir(parents=True, exist_ok=True)
     configs = root / "configs"
     shutil.copytree(ROOT / "configs", configs)
@@ -101,7 +103,11 @@ def make_env(root: Path) -> CliEnv:
             "REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens here
         }
     )
-    return CliEnv(root, env)
+    cli = CliEnv(root, env)
+    if migrated:
+        upgraded = cli("db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    return cli
 
 
 @dataclass
@@ -560,6 +566,22 @@ def test_read_commands_on_a_fresh_database_fail_cleanly(cli: CliEnv) -> None:
     assert "Traceback" not in status.stderr
     assert f"error: run {unknown} not found" in status.stderr
     assert "Traceback" not in listed.stderr
+
+
+def test_read_commands_on_an_unmigrated_database_refuse_and_create_nothing(
+    tmp_path: Path,
+) -> None:
+    cli = make_env(tmp_path / "env", migrated=False)
+
+    status = cli("status", str(uuid.uuid4()))
+    listed = cli("orgs", "list")
+
+    for result in (status, listed):
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "the metadata DB is at revision none (no schema yet)" in result.stderr
+        assert "run `pipeline-ops db upgrade`" in result.stderr
+    assert not cli.db.exists()
 
 
 def insert_run(
