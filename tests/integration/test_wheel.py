@@ -34,7 +34,7 @@ from tests.support.servers import ROOT, VENV_BIN
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]
 
 DEMO = "demo/sample/genai_usage"
-OCI = "cloud/oci/billing"
+OCI = "oci/cost/billing"
 DATES = ("--start-date", "2026-01-01", "--end-date", "2026-01-02")
 # What the wheel may put at the top of site-packages: the product's folders, its core
 # package, the Celery config module, and the wheel's own metadata.
