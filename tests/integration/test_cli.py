@@ -8,7 +8,6 @@ warehouse a DuckDB file, both under tmp_path.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -22,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.support.servers import bare_environ
 from warehouse.procedures import list_procedures
 from warehouse.schemas import TABLE_SCHEMAS
 
@@ -88,12 +88,7 @@ def make_env(root: Path, migrated: bool = True) -> CliEnv:
     root.mkdir(parents=True, exist_ok=True)
     configs = root / "configs"
     shutil.copytree(ROOT / "configs", configs)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIPELINE_OPS_", "SUPABASE_"))
-        and k not in ("DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL")
-    }
+    env = bare_environ()
     env.update(
         {
             "PIPELINE_OPS_VAR_DIR": str(root / "var"),

@@ -3,7 +3,6 @@ metadata DB behind the code instead of migrating it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,19 +13,14 @@ from app import create_app
 from pipeline.preflight import StartupRefused
 from pipeline.settings import Settings
 from pipeline.storage.db import head_revisions, revision_of, upgrade
-from tests.support.servers import ROOT, VENV_BIN, Server
+from tests.support.servers import ROOT, VENV_BIN, Server, bare_environ
 
 # The revision before the head: a DB a deploy of older code left behind.
 OLDER = "0008_quota_plan_epoch"
 
 
 def environment(tmp: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIPELINE_OPS_", "SUPABASE_"))
-        and k not in ("DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL")
-    }
+    env = bare_environ()
     env.update(
         {
             "PIPELINE_OPS_VAR_DIR": str(tmp / "var"),

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.servers import ROOT, VENV_BIN, Server, start_redis
+from tests.support.servers import ROOT, VENV_BIN, Server, bare_environ, start_redis
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
@@ -54,12 +53,7 @@ def redis() -> Iterator[Server]:
 @pytest.fixture
 def host(tmp_path: Path, redis: Server) -> dict[str, str]:
     """A migrated SQLite DB, Redis up, one OpenAI credential sealed under KEY_A."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIPELINE_OPS_", "SUPABASE_"))
-        and k not in ("DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL")
-    }
+    env = bare_environ()
     env.update(
         {
             "PIPELINE_OPS_VAR_DIR": str(tmp_path / "var"),

@@ -6,13 +6,12 @@ file, no var directory, no master key file) — from the CLI, the web app, a wor
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.servers import ROOT, VENV_BIN
+from tests.support.servers import ROOT, VENV_BIN, bare_environ
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
 ADMIN_KEY = "a" * 40
@@ -44,12 +43,7 @@ REFUSALS = {
 
 
 def environment(tmp: Path, changes: dict[str, str]) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIPELINE_OPS_", "SUPABASE_"))
-        and k not in ("DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL")
-    }
+    env = bare_environ()
     env.update(SAFE)
     env["PIPELINE_OPS_VAR_DIR"] = str(tmp / "var")
     env.update({k: v.format(tmp=tmp) for k, v in changes.items()})
