@@ -116,7 +116,7 @@ def check_master_key(settings: Settings, svc: Services, db_ok: bool) -> Check:
     if not db_ok:
         return Check(WARN, "master key", f"{source}: key id {key_id} (vault not checked: no DB)")
     try:
-        checked, failed = svc.credentials.check_keys()  # type: ignore[attr-defined]
+        checked, failed = svc.credentials.check_keys()
     except SQLAlchemyError as exc:
         return Check(FAIL, "master key", f"cannot read the vault: {_first_line(exc)}")
     if failed:
