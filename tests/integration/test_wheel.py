@@ -173,7 +173,7 @@ def test_all_extras_from_an_empty_directory(wheel: Path, tmp_path: Path) -> None
     assert data["rows_written"] > 0
     rows = po.python(
         "import duckdb; c = duckdb.connect('var/warehouse.duckdb', read_only=True); "
-        "print(c.sql('SELECT count(*) FROM acme_dev.demo_daily_cost').fetchone()[0])"
+        "print(c.execute('SELECT count(*) FROM acme_dev.demo_daily_cost').fetchone()[0])"
     )
     assert rows.stdout.strip() == "10", rows.stderr
     # State went under the working directory's var/, nothing beside the installed code.
