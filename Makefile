@@ -1,19 +1,29 @@
-# Everything goes through .venv, created on first use from requirements.txt.
+# Everything goes through .venv, created on first use from the lock, requirements-dev.txt
+# (every version pinned, every file's hash checked), compiled from pyproject.toml by
+# `make lock`; requirements.txt is the same without the [dev] tools, for deployments.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo up test unit integration lint typecheck bench load soak clean focus-validator bqemulator azurite
+.PHONY: venv lock demo up test unit integration lint typecheck bench load soak clean focus-validator bqemulator azurite
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# pip-tools, with the machine's pip configuration: the versions already in the two files
+# are kept unless pyproject.toml rules them out (PIP_COMPILE_ARGS=--upgrade to move on).
+LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(PIP_COMPILE_ARGS)
+lock: $(STAMP)
+	$(LOCK) --extra all -o requirements.txt pyproject.toml
+	$(LOCK) --extra all --extra dev -o requirements-dev.txt pyproject.toml
 
 # KEEP=1 leaves redis-server, the worker and the API running at the end (for the web
 # console); the demo prints the `kill` that stops them.
@@ -21,12 +31,13 @@ demo: $(STAMP)
 	PIPELINE_OPS_DEMO_KEEP=$(KEEP) $(BIN)/python scripts/demo.py
 
 # The Procfile's four processes (web, worker, beat, flower) in one terminal, with honcho:
-# the metadata DB is migrated first (the web process doesn't), and `web` gets PORT (8001).
+# the metadata DB is migrated first (what the Procfile's `release` line does on a platform;
+# no process migrates by itself), and `web` gets PORT (8001).
 # Needs a running redis-server (REDIS_URL) and FLOWER_BASIC_AUTH=user:password, from the
 # environment or a `.env` file, which honcho reads. Ctrl-C stops all four.
 up: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho run pipeline-ops bootstrap
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port "$${PORT:-8001}"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port "$${PORT:-8001}" web worker beat flower
 
 test: $(STAMP) focus-validator bqemulator azurite
 	$(BIN)/pipeline-ops validate configs

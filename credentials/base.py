@@ -59,6 +59,10 @@ class CredentialVault(CredentialProvider, Protocol):
 
     def delete(self, org_slug: str, credential_id: str) -> None: ...
 
+    def check_keys(self) -> tuple[int, list[str]]:
+        """Whether this process's master key opens the stored data keys (`doctor`)."""
+        ...
+
 
 class NoCredentials:
     """No vault: only `default`, and it is empty.

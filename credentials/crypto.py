@@ -61,11 +61,16 @@ def seal(
     return Sealed(key_id, wrapped, nonce, ciphertext)
 
 
+def unwrap_data_key(keys: KeyProvider, key_id: str, wrapped_key: bytes) -> bytes:
+    """The data key a credential was sealed with (KeyUnavailableError, UnwrapError)."""
+    return keys.unwrap(key_id, bytes(wrapped_key), wrap_aad(key_id))
+
+
 def open_sealed(
     keys: KeyProvider, org_slug: str, credential_id: str, provider: str, sealed: Sealed
 ) -> dict[str, Any]:
     """Decrypt; DecryptionError (with org and id, never plaintext) on any mismatch."""
-    data_key = keys.unwrap(sealed.key_id, bytes(sealed.wrapped_key), wrap_aad(sealed.key_id))
+    data_key = unwrap_data_key(keys, sealed.key_id, sealed.wrapped_key)
     try:
         plaintext = AESGCM(data_key).decrypt(
             bytes(sealed.nonce),

@@ -26,7 +26,7 @@ from credentials.base import (
     IMPLICIT_DEFAULT,
     CredentialInfo,
 )
-from credentials.crypto import Sealed, open_sealed, seal
+from credentials.crypto import Sealed, open_sealed, seal, unwrap_data_key
 from credentials.errors import CredentialError
 from credentials.keys import KeyProvider
 from credentials.models import org_credentials as t
@@ -114,6 +114,25 @@ class VaultCredentialProvider:
         self.on_decrypt = on_decrypt
 
     # -- CredentialProvider ----------------------------------------------------------------
+
+    def check_keys(self) -> tuple[int, list[str]]:
+        """Whether this process's master key opens what the vault holds: for each key id in
+        use, the data key of one stored credential is unwrapped (never the secret itself).
+        Returns (key ids checked, one message per key id that this process can't open)."""
+        first: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.key_id, t.c.wrapped_key, t.c.org_slug, t.c.credential_id)
+            )
+            for row in rows:
+                first.setdefault(row.key_id, row)
+        failed = []
+        for key_id, row in sorted(first.items()):
+            try:
+                unwrap_data_key(self.keys, key_id, row.wrapped_key)
+            except CredentialError as exc:
+                failed.append(f"{row.org_slug}/{row.credential_id}: {exc}")
+        return len(first), failed
 
     def info(self, org_slug: str, credential_id: str) -> CredentialInfo | None:
         row = self._row(org_slug, credential_id, (t.c.provider, t.c.enabled))

@@ -5,8 +5,9 @@ Every entry point gets its services here and builds none itself:
 - `web_services()`: the API (`app.create_app`, in each gunicorn worker);
 - `worker_services()`: the Celery tasks of this process (tasks/runtime.py), built on
   first use, after the fork;
-- `cli_services()`: the `pipeline-ops` commands and `make demo`, on a migrated metadata DB;
-  with --local (PIPELINE_OPS_EAGER) this process's tasks use the same services;
+- `cli_services()`: the `pipeline-ops` commands and `make demo`, on a metadata DB at this
+  code's revision (`migrate=True`: `db upgrade` and `bootstrap` bring it there); with
+  --local (PIPELINE_OPS_EAGER) this process's tasks use the same services;
 - `build_services()`: the assembly the three share. Tests call it with doubles (a
   recording dispatcher, a hand-moved clock, a refusing quota gate).
 
@@ -28,6 +29,7 @@ from pipeline.definition.catalog import PipelineCatalog
 from pipeline.notifications import NotificationQueue, NotificationService, NullNotificationQueue
 from pipeline.observability.redact import register_decrypted, register_process_secrets
 from pipeline.orgs.service import OrgService
+from pipeline.preflight import preflight
 from pipeline.queue import CeleryDispatcher, CeleryNotificationQueue
 from pipeline.runs.execution import StepExecutor
 from pipeline.runs.service import Dispatcher, RunService
@@ -144,8 +146,22 @@ def _on_celery(settings: Settings) -> Services:
 
 
 def web_services(settings: Settings | None = None) -> Services:
-    """The API's services."""
-    return _on_celery(settings or Settings.from_env())
+    """The API's services, once production mode's checks pass and the metadata DB is at
+    this code's revision (else StartupRefused: the web process never migrates)."""
+    settings = settings or Settings.from_env()
+    preflight(settings)
+    return _on_celery(settings)
+
+
+def diagnostic_services(settings: Settings) -> Services:
+    """The services as `pipeline-ops doctor` inspects them: built without the checks
+    web_services() and cli_services() make, since reporting those is its job."""
+    return _on_celery(settings)
+
+
+def process_preflight() -> None:
+    """The checks a worker or beat makes as it starts (StartupRefused)."""
+    preflight(Settings.from_env())
 
 
 _lock = threading.Lock()
@@ -173,11 +189,19 @@ def use_worker_services(services: Services | None) -> None:
         _worker = services
 
 
-def cli_services(settings: Settings | None = None) -> Services:
-    """The services of `pipeline-ops` and `make demo`, on a metadata DB migrated to the
-    current schema. Tasks this process runs itself (--local) use them too."""
+def cli_services(settings: Settings | None = None, *, migrate: bool = False) -> Services:
+    """The services of `pipeline-ops` and `make demo`. Tasks this process runs itself
+    (--local) use them too.
+
+    The metadata DB must be at this code's revision (StartupRefused otherwise): only
+    `migrate=True` (`db upgrade`, `bootstrap`) changes the schema, so a read command never
+    migrates a database behind another host's back."""
     settings = settings or Settings.from_env()
-    upgrade(settings.database_url)
+    if migrate:
+        preflight(settings, schema=False)
+        upgrade(settings.database_url)
+    else:
+        preflight(settings)
     services = _on_celery(settings)
     use_worker_services(services)
     return services

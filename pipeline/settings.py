@@ -1,7 +1,9 @@
 """Every setting, read from the environment in one place.
 
 With no variable set, everything falls back to the embedded defaults under
-`./var` (SQLite metadata DB, DuckDB warehouse, a local Redis).
+`./var` of the working directory (SQLite metadata DB, DuckDB warehouse, a local Redis), and
+the pipeline files shipped with the product (a checkout's `configs/`, or the installed
+package's copy).
 """
 
 from __future__ import annotations
@@ -10,7 +12,50 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from pipeline_ops_core.paths import shipped_root
+
+# Where the shipped configs/, migrations/ and sample_data/ are: the checkout, or the copy
+# inside the installed package. Never where var/ goes: that follows the working directory.
+ROOT = shipped_root()
+
+# Each setting and the variable it is read from (`pipeline-ops config show`).
+ENV_VARS: dict[str, str] = {
+    "env": "PIPELINE_OPS_ENV",
+    "var_dir": "PIPELINE_OPS_VAR_DIR",
+    "configs_dir": "PIPELINE_OPS_CONFIGS_DIR",
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "warehouse_url": "WAREHOUSE_URL",
+    "admin_key": "PIPELINE_OPS_ADMIN_KEY",
+    "master_key": "PIPELINE_OPS_MASTER_KEY",
+    "allow_embedded": "PIPELINE_OPS_ALLOW_EMBEDDED",
+    "supabase_url": "SUPABASE_URL",
+    "supabase_service_role_key": "SUPABASE_SERVICE_ROLE_KEY",
+    "public_base_url": "PIPELINE_OPS_PUBLIC_URL",
+    "smtp_url": "PIPELINE_OPS_SMTP_URL",
+    "heartbeat_timeout": "PIPELINE_OPS_HEARTBEAT_TIMEOUT",
+    "heartbeat_interval": "PIPELINE_OPS_HEARTBEAT_INTERVAL",
+    "queue_timeout": "PIPELINE_OPS_QUEUE_TIMEOUT",
+    "time_limit_grace": "PIPELINE_OPS_TIME_LIMIT_GRACE",
+    "max_body_bytes": "PIPELINE_OPS_MAX_BODY_BYTES",
+    "max_lost_workers": "PIPELINE_OPS_MAX_LOST_WORKERS",
+    "max_stored_text": "PIPELINE_OPS_MAX_STORED_TEXT",
+    "metrics_token": "PIPELINE_OPS_METRICS_TOKEN",
+    "org_rate_limit": "PIPELINE_OPS_ORG_RATE_LIMIT",
+    "quota_enabled": "PIPELINE_OPS_QUOTA",
+    "plan_cache_seconds": "PIPELINE_OPS_PLAN_CACHE_SECONDS",
+    "quota_lease_seconds": "PIPELINE_OPS_QUOTA_LEASE_SECONDS",
+    "default_daily_limit": "PIPELINE_OPS_DEFAULT_DAILY_LIMIT",
+    "default_monthly_limit": "PIPELINE_OPS_DEFAULT_MONTHLY_LIMIT",
+    "default_concurrent_limit": "PIPELINE_OPS_DEFAULT_CONCURRENT_LIMIT",
+    "worker_max_memory_mb": "PIPELINE_OPS_WORKER_MAX_MEMORY_MB",
+    "eager": "PIPELINE_OPS_EAGER",
+    "log_level": "PIPELINE_OPS_LOG_LEVEL",
+}
+# Settings whose value is a secret: shown masked, never echoed.
+SECRET_FIELDS = frozenset({"admin_key", "master_key", "supabase_service_role_key", "metrics_token"})
+# Settings that are URLs and may carry a password in them.
+URL_FIELDS = frozenset({"database_url", "redis_url", "warehouse_url", "smtp_url"})
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -21,6 +66,10 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def _positive(env: dict[str, str], name: str, default: int) -> int:
@@ -40,6 +89,9 @@ class Settings:
     env: str = "dev"
     admin_key: str | None = None
     master_key: str | None = None
+    # Production mode refuses an embedded (DuckDB file) warehouse unless this is set: one
+    # host only, stated on purpose.
+    allow_embedded: bool = False
     supabase_url: str | None = None
     supabase_service_role_key: str | None = None
     public_base_url: str = "http://127.0.0.1:8001"
@@ -98,7 +150,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        var_dir = Path(env.get("PIPELINE_OPS_VAR_DIR") or ROOT / "var").resolve()
+        var_dir = Path(env.get("PIPELINE_OPS_VAR_DIR") or "var").resolve()
         pipeline_env = env.get("PIPELINE_OPS_ENV", "dev")
         if pipeline_env not in ("dev", "stage", "prod"):
             raise ValueError(f"PIPELINE_OPS_ENV must be dev, stage or prod, got {pipeline_env!r}")
@@ -114,6 +166,7 @@ class Settings:
             env=pipeline_env,
             admin_key=env.get("PIPELINE_OPS_ADMIN_KEY") or None,
             master_key=env.get("PIPELINE_OPS_MASTER_KEY") or None,
+            allow_embedded=_flag(env, "PIPELINE_OPS_ALLOW_EMBEDDED"),
             supabase_url=env.get("SUPABASE_URL") or None,
             supabase_service_role_key=env.get("SUPABASE_SERVICE_ROLE_KEY") or None,
             public_base_url=(env.get("PIPELINE_OPS_PUBLIC_URL") or "http://127.0.0.1:8001").rstrip(
@@ -145,7 +198,7 @@ class Settings:
             retention_days=_positive(env, "PIPELINE_OPS_RETENTION_DAYS", 1)
             if env.get("PIPELINE_OPS_RETENTION_DAYS")
             else None,
-            eager=env.get("PIPELINE_OPS_EAGER", "").lower() in ("1", "true", "yes"),
+            eager=_flag(env, "PIPELINE_OPS_EAGER"),
             log_level=env.get("PIPELINE_OPS_LOG_LEVEL", "INFO").upper(),
         )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import pyarrow as pa
@@ -21,16 +20,6 @@ class RunLog(Protocol):
     def info(self, message: str) -> None: ...
     def warning(self, message: str) -> None: ...
     def error(self, message: str) -> None: ...
-
-
-# Relative file paths in step configs (sample data, exports) resolve against the checkout.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def project_path(raw: str) -> Path:
-    """A config's file path: absolute as given, else relative to the checkout."""
-    path = Path(raw)
-    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 Writer = Callable[..., WriteResult]

@@ -20,10 +20,10 @@ from pipeline_ops_core.egress import EgressClient, EgressRefused
 from pipeline_ops_core.egress import policy as egress_policy
 from pipeline_ops_core.errors import TerminalError
 from pipeline_ops_core.identifiers import IDENT_RE, PIPELINE_PATH_RE
-from processors.base import PROJECT_ROOT
+from pipeline_ops_core.paths import shipped
 from processors.credential_types import NONE, CredentialType, parse_credential_types
 
-REGISTRY_PATH = PROJECT_ROOT / "configs" / "system" / "providers.yml"
+REGISTRY_PATH = shipped("configs", "system", "providers.yml")
 FIELDS = (
     "key",
     "display_name",

@@ -7,8 +7,10 @@ dependencies. A new processor is one module plus one line here.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 
 from pipeline_ops_core.errors import UnknownProcessorError
+from pipeline_ops_core.extras import require
 from processors.base import Processor
 
 REGISTRY: dict[str, str] = {
@@ -25,6 +27,26 @@ REGISTRY: dict[str, str] = {
     "cloud.azure_cost_export": "processors.cloud.azure.cost_export:AzureCostExportProcessor",
     "cloud.oci_cost_report": "processors.cloud.oci.cost_report:OciCostReportProcessor",
 }
+
+
+# ps_type -> the extra of the package its processor's SDK comes from (see
+# pipeline_ops_core.extras); absent: needs nothing beyond the base install.
+NEEDS_EXTRA: dict[str, str] = {
+    "cloud.gcp_billing_export": "bigquery",
+    "cloud.gcp_sku_prices": "bigquery",
+    "cloud.aws_data_export": "aws",
+    "cloud.azure_cost_export": "azure",
+    "cloud.oci_cost_report": "oci",
+}
+
+
+def check_extras(ps_types: Iterable[str]) -> None:
+    """MissingExtraError naming the extra to install if a processor of `ps_types` can't
+    import its SDK here. Checked without importing it, so it is cheap at admission."""
+    for ps_type in ps_types:
+        extra = NEEDS_EXTRA.get(ps_type)
+        if extra is not None:
+            require(extra, ps_type)
 
 
 def known_types() -> list[str]:

@@ -269,7 +269,8 @@ def main() -> int:
     # The GenAI part serves the sample Admin API answers from a loopback server; as an
     # operator would for a proxy, the demo allow-lists it for the egress policy.
     os.environ.setdefault("PIPELINE_OPS_EGRESS_ALLOW", "127.0.0.1:*")
-    services = cli_services(settings)  # migrates the metadata DB first
+    # Like `pipeline-ops db upgrade` before anything else: nothing migrates by itself.
+    services = cli_services(settings, migrate=True)
     say(f"metadata DB: {settings.database_url}")
     say(f"warehouse:   {settings.warehouse_url}")
     api_key = demo_api_key(services)

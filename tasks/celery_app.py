@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    beat_init,
+    worker_init,
+    worker_process_init,
+)
 from kombu import Connection
 
 from pipeline.observability.redact import display_url
@@ -17,6 +23,21 @@ from pipeline.queue import celery_app as app
 from tasks import heartbeat  # noqa: F401  (connects the worker's heartbeat signals)
 
 __all__ = ["app"]
+
+
+@worker_init.connect
+@beat_init.connect
+def _preflight(**_: object) -> None:
+    # Before the worker consumes or beat ticks: production mode's refusals and a metadata
+    # DB behind the code stop the process with one message (SystemExit gets past Celery's
+    # signal dispatch, which only logs an Exception), never a migration.
+    from pipeline.bootstrap import process_preflight
+    from pipeline.preflight import StartupRefused
+
+    try:
+        process_preflight()
+    except StartupRefused as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 @worker_process_init.connect

@@ -13,9 +13,11 @@ from __future__ import annotations
 import click
 
 from app.cli.backfill import backfill
+from app.cli.config import config
 from app.cli.credentials import credentials
 from app.cli.datasets import bootstrap, bootstrap_sync
 from app.cli.db import db
+from app.cli.doctor import doctor
 from app.cli.notifications import notifications
 from app.cli.orgs import orgs
 from app.cli.output import FORMATS
@@ -28,19 +30,22 @@ from app.cli.runs import reap, run, schema, status, validate
 from app.cli.samples import samples
 from app.cli.schedules import schedules
 from app.cli.subscriptions import subscriptions
+from app.cli.support import fail
+from pipeline.preflight import StartupRefused
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+class _Main(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        # Production mode's refusals and a metadata DB behind the code: one clear message
+        # and exit 1, from whichever command hit them.
+        try:
+            return super().invoke(ctx)
+        except StartupRefused as exc:
+            fail(str(exc))
 
-    try:
-        return version("pipeline-ops")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
 
-
-@click.group()
-@click.version_option(_version(), "--version", prog_name="pipeline-ops")
+@click.group(cls=_Main)
+@click.version_option(package_name="pipeline-ops", prog_name="pipeline-ops")
 @click.option(
     "--output",
     type=click.Choice(FORMATS),
@@ -75,6 +80,8 @@ for _command in (
     runs_group,
     pipelines,
     db,
+    doctor,
+    config,
 ):
     main.add_command(_command)
 

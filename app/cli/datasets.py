@@ -27,7 +27,7 @@ def bootstrap(org_slug: str | None) -> None:
 
     settings = Settings.from_env()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    svc = cli_services(settings)
+    svc = cli_services(settings, migrate=True)
     click.echo(f"metadata database: migrated ({settings.database_url.split('://', 1)[0]})")
     warehouse = svc.warehouse()
     for dataset in _org_datasets(svc, org_slug):

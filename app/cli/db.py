@@ -1,4 +1,10 @@
-"""`pipeline-ops db`: the metadata database itself (retention)."""
+"""`pipeline-ops db upgrade|check|prune`: the metadata DB's schema, changed only on
+purpose, and its retention.
+
+No other command migrates: web, workers, beat and the read commands check the revision
+and refuse when the DB is behind, so a deploy migrates once (the Procfile's `release:`
+line) instead of every process racing to.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,14 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.output import output_format
 from app.cli.support import EXIT_USAGE, fail
 from pipeline.bootstrap import cli_services
+from pipeline.preflight import StartupRefused, preflight, unreachable_db
+from pipeline.settings import Settings
+from pipeline.storage.db import UPGRADE_HINT, revision_of, upgrade
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
 _UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -26,7 +36,41 @@ def parse_age(value: str) -> timedelta:
 
 @click.group()
 def db() -> None:
-    """The metadata database."""
+    """The metadata database: its schema and its retention."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the metadata DB to this code's revision (idempotent)."""
+    settings = Settings.from_env()
+    try:
+        preflight(settings, schema=False)
+        before = revision_of(settings.database_url)
+        upgrade(settings.database_url)
+        after = revision_of(settings.database_url)
+    except StartupRefused as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        fail(unreachable_db(settings, exc))
+    was = ", ".join(before.current) or "empty"
+    now = ", ".join(after.current)
+    if before.current == after.current:
+        click.echo(f"metadata DB: already at revision {now}")
+    else:
+        click.echo(f"metadata DB: upgraded from {was} to {now}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Exit 0 if the metadata DB is at this code's revision, 1 if it is behind (or absent)."""
+    settings = Settings.from_env()
+    try:
+        revision = revision_of(settings.database_url)
+    except SQLAlchemyError as exc:
+        fail(unreachable_db(settings, exc))
+    if not revision.up_to_date:
+        fail(f"{revision.describe()}: {UPGRADE_HINT}")
+    click.echo(f"metadata DB: at revision {', '.join(revision.current)} (up to date)")
 
 
 @db.command()

@@ -35,6 +35,7 @@ from pipeline_ops_core.errors import (
     TerminalError,
 )
 from pipeline_ops_core.identifiers import CREDENTIAL_ID_RE
+from processors.registry import check_extras
 from quota.base import QuotaGate
 
 MAX_RANGE_DAYS = 366
@@ -163,6 +164,8 @@ class RunService:
         if self.store.get_org(req.org_slug) is None:
             raise NotFoundError(f"org {req.org_slug!r} not found")
         spec = self.catalog.load(req.provider, req.domain, req.pipeline)
+        # A pipeline whose SDK this install lacks would only fail in the worker.
+        check_extras(step.ps_type for step in spec.steps)
         start, end = self._dates(req)
         self.check_dates(spec, start, end)
         credential_id = req.credential_id or "default"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_ops_core.errors import TerminalError
-from processors.base import project_path
+from pipeline_ops_core.paths import project_path
 from processors.cloud.exports.files import csv_records
 from processors.genai.rows import (
     DIMENSIONS,

@@ -26,7 +26,8 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from processors.base import StepContext, StepResult, project_path
+from pipeline_ops_core.paths import project_path
+from processors.base import StepContext, StepResult
 from processors.genai import pricing
 from processors.genai.rows import PROVIDER_COSTS_TABLE, USAGE_TABLE
 from processors.providers import load_registry

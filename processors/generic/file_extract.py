@@ -20,7 +20,8 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from pipeline_ops_core.errors import TerminalError
-from processors.base import SourceRead, StepContext, StepResult, project_path
+from pipeline_ops_core.paths import project_path
+from processors.base import SourceRead, StepContext, StepResult
 
 _TYPES = {
     "string": pa.string(),

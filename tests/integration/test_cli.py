@@ -8,7 +8,6 @@ warehouse a DuckDB file, both under tmp_path.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -22,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.support.servers import bare_environ
 from warehouse.procedures import list_procedures
 from warehouse.schemas import TABLE_SCHEMAS
 
@@ -82,16 +82,13 @@ class CliEnv:
             con.close()
 
 
-def make_env(root: Path) -> CliEnv:
+def make_env(root: Path, migrated: bool = True) -> CliEnv:
+    """An environment under `root`; `migrated`: after `pipeline-ops db upgrade`, as a
+    deployment is before anything else runs (no command migrates by itself)."""
     root.mkdir(parents=True, exist_ok=True)
     configs = root / "configs"
     shutil.copytree(ROOT / "configs", configs)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIPELINE_OPS_", "SUPABASE_"))
-        and k not in ("DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL")
-    }
+    env = bare_environ()
     env.update(
         {
             "PIPELINE_OPS_VAR_DIR": str(root / "var"),
@@ -101,7 +98,11 @@ def make_env(root: Path) -> CliEnv:
             "REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens here
         }
     )
-    return CliEnv(root, env)
+    cli = CliEnv(root, env)
+    if migrated:
+        upgraded = cli("db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    return cli
 
 
 @dataclass
@@ -615,6 +616,22 @@ def test_read_commands_on_a_fresh_database_fail_cleanly(cli: CliEnv) -> None:
     assert "Traceback" not in status.stderr
     assert f"error: run {unknown} not found" in status.stderr
     assert "Traceback" not in listed.stderr
+
+
+def test_read_commands_on_an_unmigrated_database_refuse_and_create_nothing(
+    tmp_path: Path,
+) -> None:
+    cli = make_env(tmp_path / "env", migrated=False)
+
+    status = cli("status", str(uuid.uuid4()))
+    listed = cli("orgs", "list")
+
+    for result in (status, listed):
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "the metadata DB is at revision none (no schema yet)" in result.stderr
+        assert "run `pipeline-ops db upgrade`" in result.stderr
+    assert not cli.db.exists()
 
 
 def insert_run(

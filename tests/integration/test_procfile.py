@@ -9,7 +9,8 @@ at a redis-server and a SQLite metadata DB of this test on free loopback ports.
   ~60 s of waiting; enabling counts from now, so only that tick can be due);
 - Flower answers 401 without credentials and 200 with them, and lists the worker.
 
-Like `make up`, the metadata DB is first migrated with `pipeline-ops bootstrap`.
+- release, run first and to completion (as a platform runs it before a deploy), migrates the
+  metadata DB; the other processes refuse a DB behind the code rather than migrate it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from tests.support.procfile import (
 from tests.support.servers import Server, start_redis, wait_for
 
 ORG = "procfile"
-CHECKED = ("web", "worker", "beat", "flower")
+CHECKED = ("release", "web", "worker", "beat", "flower")
 DEMO = "demo/sample/genai_usage"
 
 
@@ -62,9 +63,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     env = documented_env(tmp, redis.url)
     processes: dict[str, Server] = {}
     try:
-        boot = pipeline_ops(env, "bootstrap")
-        assert boot.returncode == 0, boot.stdout + boot.stderr
-        for name, line in procfile_lines().items():
+        lines = procfile_lines()
+        release = subprocess.run(
+            ["sh", "-c", lines.pop("release")], env=env, cwd=tmp, capture_output=True, text=True
+        )
+        assert release.returncode == 0, release.stdout + release.stderr
+        assert "metadata DB: upgraded from empty to" in release.stdout
+        for name, line in lines.items():
             processes[name] = start_line(name, line, env, tmp)
         web_url = f"http://127.0.0.1:{env['PORT']}"
         flower_url = f"http://127.0.0.1:{env['FLOWER_PORT']}"

@@ -273,6 +273,7 @@ def test_bootstrap_sync_adds_columns_and_refuses_to_retype(
         "WAREHOUSE_URL": f"bigquery://{PROJECT}?location=US&endpoint={bigquery_emulator.url}",
         "PIPELINE_OPS_VAR_DIR": str(tmp_path),
     }
+    assert pipeline_ops(env, "db", "upgrade").returncode == 0
     assert pipeline_ops(env, "orgs", "create", org).returncode == 0
     wh = warehouse(bigquery_emulator)
     # An older release made demo_prices with a text price and no output price.

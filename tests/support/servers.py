@@ -34,6 +34,18 @@ LOOPBACK_ALLOW = "127.0.0.1:*"
 VENV_BIN = Path(sys.executable).parent
 
 
+def bare_environ(**settings: str) -> dict[str, str]:
+    """This process's environment without any Pipeline Ops setting (PIPELINE_OPS_*,
+    SUPABASE_*, the three URLs), plus `settings`: a host configured by the test alone."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIPELINE_OPS_", "SUPABASE_"))
+        and k not in ("DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL")
+    }
+    return {**env, **settings}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,6 +8,10 @@ Code outside warehouse/ imports this module only; its submodules are the backend
 
 from __future__ import annotations
 
+from pipeline_ops_core.extras import require
+
+require("bigquery", "BigQuery (the bigquery:// warehouse, GCP billing export, Gemini usage)")
+
 from warehouse.bigquery.backend import BigQueryWarehouse
 from warehouse.bigquery.client import BigQueryConfig, make_client, service_account_credentials
 from warehouse.bigquery.errors import TERMINAL_REASONS, TRANSIENT_REASONS, classify

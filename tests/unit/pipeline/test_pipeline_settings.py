@@ -35,10 +35,16 @@ def test_defaults_live_under_the_var_dir(tmp_path: Path) -> None:
     assert s.project_id == "local"
 
 
-def test_with_nothing_set_everything_is_under_the_repos_var(tmp_path: Path) -> None:
+def test_with_nothing_set_everything_is_under_the_working_directorys_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not next to the code: an installed package's location is no place for state.
+    monkeypatch.chdir(tmp_path)
     s = Settings.from_env({})
-    assert s.var_dir == (ROOT / "var").resolve()
-    assert s.database_url == f"sqlite:///{(ROOT / 'var').resolve() / 'pipeline_ops.db'}"
+    assert s.var_dir == tmp_path.resolve() / "var"
+    assert s.database_url == f"sqlite:///{tmp_path.resolve() / 'var' / 'pipeline_ops.db'}"
+    assert s.configs_dir == (ROOT / "configs").resolve()
+    assert not (tmp_path / "var").exists()
 
 
 def test_a_relative_var_dir_is_made_absolute(

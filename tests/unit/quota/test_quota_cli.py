@@ -39,6 +39,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
     down.connected = False
     use_redis(monkeypatch, down)
     runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
 
     def invoke(*args: str) -> Result:
         return runner.invoke(main, list(args), catch_exceptions=False)

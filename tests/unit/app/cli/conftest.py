@@ -33,6 +33,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     monkeypatch.setenv("PIPELINE_OPS_CONFIGS_DIR", str(tmp_path / "configs"))
     monkeypatch.setenv("PIPELINE_OPS_QUOTA", "off")
     runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
     assert runner.invoke(main, ["orgs", "create", "acme"]).exit_code == 0
     yield runner
     use_services(None)

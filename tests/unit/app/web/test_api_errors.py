@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from app import SECURITY_HEADERS, create_app
 from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
+from pipeline.storage.db import upgrade
 from pipeline_ops_core.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -177,6 +178,7 @@ def test_create_app_takes_the_body_limit_from_settings(services: Services) -> No
 
 
 def test_create_app_builds_its_own_services(settings: Settings) -> None:
+    upgrade(settings.database_url)  # the web process refuses a DB behind the code
     app = create_app(settings)
     built = app.extensions["pipeline_ops"]
     assert built.settings is settings

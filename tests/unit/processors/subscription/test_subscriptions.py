@@ -136,6 +136,7 @@ def test_processor_writes_daily_rows_through_the_reader(make_ctx) -> None:  # ty
 def test_cli_add_list_remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'meta.db'}")
     runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
     assert runner.invoke(main, ["orgs", "create", "acme"]).exit_code == 0
     added = runner.invoke(
         main,
