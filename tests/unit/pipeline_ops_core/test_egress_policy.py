@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import socket
+import threading
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -206,16 +208,29 @@ def test_allow_list_parsing() -> None:
 
 
 def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Record (and stop) every connect: a test that would send a packet fails instead."""
+    """Record (and stop) every connect this thread makes: a test that would send a packet
+    fails instead. Other threads (e.g. an earlier test app's metrics flusher) connect as
+    usual: the SDK calls under test run in this thread, as the guard itself is per thread."""
     calls: list[object] = []
+    me = threading.get_ident()
+    originals = {
+        "connect": socket.socket.connect,
+        "connect_ex": socket.socket.connect_ex,
+        "create_connection": socket.create_connection,
+    }
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        calls.append(args)
-        raise AssertionError(f"a connection was attempted: {args!r}")
+    def spy(name: str) -> Callable[..., object]:
+        def refuse(*args: object, **kwargs: object) -> object:
+            if threading.get_ident() != me:
+                return originals[name](*args, **kwargs)  # type: ignore[operator]
+            calls.append(args)
+            raise AssertionError(f"a connection was attempted: {args!r}")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+        return refuse
+
+    monkeypatch.setattr(socket.socket, "connect", spy("connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", spy("connect_ex"))
+    monkeypatch.setattr(socket, "create_connection", spy("create_connection"))
     return calls
 
 

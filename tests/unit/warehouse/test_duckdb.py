@@ -714,7 +714,8 @@ def test_duckdb_own_lock_conflict_is_a_lock_timeout(wh: DuckDBWarehouse, usage, 
     impatient.ping()
     # Told when the wait began and when it was given up, with the holder's pid.
     assert [(w.holder_pid, w.acquired) for w in waits] == [(holder.pid, False)] * 2
-    assert waits[0].waited_seconds is None and 0.5 <= (waits[1].waited_seconds or 0) < 3
+    # How long it waited is reported, not bounded here: timings belong in `make bench`.
+    assert waits[0].waited_seconds is None and (waits[1].waited_seconds or 0) > 0
     assert waits[0].what == "query" and waits[0].since.tzinfo is not None
 
 
