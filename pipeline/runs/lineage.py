@@ -7,7 +7,7 @@ slice idempotently. Processors never stamp lineage or choose the write path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -69,6 +69,28 @@ def stamp(
     return data
 
 
+def stamp_batches(
+    rows: pa.RecordBatchReader,
+    key: LineageKey,
+    run_id: str,
+    ingested_at: datetime,
+    date_column: str | None = None,
+) -> pa.RecordBatchReader:
+    """`stamp` for a stream: each batch stamped as it is read, all with one ingestion time.
+
+    The stamped schema is known before the first batch (to create the table); a batch
+    dated outside the key raises from the reader, inside the write's transaction.
+    """
+    schema = stamp(rows.schema.empty_table(), key, run_id, ingested_at, date_column).schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in rows:
+            one = pa.Table.from_batches([batch], rows.schema)
+            yield from stamp(one, key, run_id, ingested_at, date_column).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
 def make_writer(
     warehouse: Warehouse,
     dataset: str,
@@ -89,7 +111,7 @@ def make_writer(
 
     def write(
         table: str,
-        rows: pa.Table,
+        rows: pa.Table | pa.RecordBatchReader,
         *,
         mode: WriteMode = "replace",
         merge_keys: tuple[str, ...] = (),
@@ -103,15 +125,28 @@ def make_writer(
         reach = (
             key if start_date is None else replace(key, start_date=min(start_date, key.start_date))
         )
-        stamped = stamp(rows, reach, run_id, clock(), date_column)
-        warehouse.ensure_dataset(dataset)
-        warehouse.ensure_table(ref, stamped.schema)
         nonlocal writes
-        writes += 1
-        ctx = replace(base, seq=writes) if base is not None else None
-        result = warehouse.write_partition(
-            ref, stamped, reach, mode=mode, merge_keys=merge_keys, job_context=ctx
-        )
+        if isinstance(rows, pa.RecordBatchReader):
+            if mode != "replace":
+                raise TerminalError(
+                    "a merge needs all its rows at once (duplicate keys are checked across "
+                    "them): pass a table, not record batches"
+                )
+            stream = stamp_batches(rows, reach, run_id, clock(), date_column)
+            warehouse.ensure_dataset(dataset)
+            warehouse.ensure_table(ref, stream.schema)
+            writes += 1
+            ctx = replace(base, seq=writes) if base is not None else None
+            result = warehouse.write_stream(ref, stream, reach, job_context=ctx)
+        else:
+            stamped = stamp(rows, reach, run_id, clock(), date_column)
+            warehouse.ensure_dataset(dataset)
+            warehouse.ensure_table(ref, stamped.schema)
+            writes += 1
+            ctx = replace(base, seq=writes) if base is not None else None
+            result = warehouse.write_partition(
+                ref, stamped, reach, mode=mode, merge_keys=merge_keys, job_context=ctx
+            )
         log.info(
             f"wrote {result.rows_written} rows to {ref} ({mode}; replaced {result.rows_deleted})"
         )

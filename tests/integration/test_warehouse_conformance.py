@@ -266,6 +266,74 @@ def test_a_failed_insert_inside_the_transaction_leaves_the_old_rows(wh: Warehous
     assert read(wh, ref) == sorted(old.to_pylist(), key=lambda r: [str(v) for v in r.values()])
 
 
+# --- streamed writes (record batches) ------------------------------------------------------
+
+
+def stream(*tables: pa.Table, size: int = 2) -> pa.RecordBatchReader:
+    parts = [b for t in tables for b in t.to_batches(max_chunksize=size)]
+    return pa.RecordBatchReader.from_batches(tables[0].schema, parts)
+
+
+def test_a_streamed_replace_writes_every_batch_and_replaces_only_its_slice(
+    wh: Warehouse, ds: str
+) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    wh.write_partition(ref, usage(key(), [(D1, "openai", "gpt-4o", 1, 1, 1)]), key())
+    beta = usage(key(org="beta"), [(D1, "openai", "gpt-4o", 999, 99, 9)])
+    wh.write_partition(ref, beta, key(org="beta"))
+    items = [(D1, "openai", f"m{i}", i, i, i) for i in range(3)]
+    items += [(D2, "anthropic", f"c{i}", i, i, i) for i in range(2)]
+    rows = usage(key(end=D2), items, run_id="run_2")
+
+    first = wh.write_stream(ref, stream(rows), key(end=D2))  # 3 batches
+    assert (first.table, first.rows_written, first.rows_deleted) == (str(ref), 5, 1)
+    again = wh.write_stream(ref, stream(rows, size=1), key(end=D2))
+    assert (again.rows_written, again.rows_deleted) == (5, 5)
+    expected = sorted(
+        rows.to_pylist() + beta.to_pylist(), key=lambda r: [str(v) for v in r.values()]
+    )
+    assert read(wh, ref) == expected
+
+
+def test_an_empty_stream_deletes_the_slice(wh: Warehouse, ds: str) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    wh.write_partition(ref, usage(key(), [(D1, "openai", "gpt-4o", 1, 2, 3)]), key())
+    empty = usage(key(), [])
+    result = wh.write_stream(ref, pa.RecordBatchReader.from_batches(empty.schema, []), key())
+    assert (result.rows_written, result.rows_deleted) == (0, 1)
+    assert read(wh, ref) == []
+
+
+def test_a_streamed_batch_outside_the_key_rolls_the_whole_write_back(
+    wh: Warehouse, ds: str
+) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    old = usage(key(), [(D1, "openai", "gpt-4o", 1, 2, 3)])
+    wh.write_partition(ref, old, key())
+    good = usage(key(), [(D1, "openai", "o1", 4, 5, 6), (D1, "openai", "o3", 7, 8, 9)], "run_2")
+    stray = usage(key(org="beta"), [(D1, "openai", "gpt-4o", 9, 9, 9)], "run_2")
+    with pytest.raises(TerminalError, match="do not match the lineage key in column"):
+        wh.write_stream(ref, stream(good, stray), key())
+    assert read(wh, ref) == old.to_pylist()
+
+
+def test_a_reader_failing_half_way_rolls_the_whole_write_back(wh: Warehouse, ds: str) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    old = usage(key(), [(D1, "openai", "gpt-4o", 1, 2, 3)])
+    wh.write_partition(ref, old, key())
+    good = usage(key(), [(D1, "openai", "o1", 4, 5, 6)], "run_2")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from good.to_batches()
+        raise TerminalError("part_2.parquet: not a readable Parquet file")
+
+    reader = pa.RecordBatchReader.from_batches(good.schema, batches())
+    # The reader's own error, unchanged (so a TransientError stays retryable).
+    with pytest.raises(TerminalError, match=r"part_2\.parquet: not a readable Parquet file"):
+        wh.write_stream(ref, reader, key())
+    assert read(wh, ref) == old.to_pylist()
+
+
 # --- queries, procedures, schema sync -----------------------------------------------------
 
 
