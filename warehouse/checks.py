@@ -93,13 +93,17 @@ def check_merge(table: TableRef, rows: pa.Table, key: LineageKey, keys: tuple[st
 
 def spool_parquet(
     rows: pa.RecordBatchReader, path: Path, check: Callable[[pa.RecordBatch], None]
-) -> int:
+) -> tuple[int, set[str]]:
     """Write a stream to one local Parquet file, batch by batch, each batch passing `check`
-    first; the number of rows. Only the batch in hand is in memory."""
-    count = 0
+    first. Only the batch in hand is in memory. Returns the number of rows and the names of
+    the columns that hold at least one value."""
+    count, filled = 0, set()
     with pq.ParquetWriter(path, rows.schema) as out:
         for batch in rows:
             check(batch)
             out.write_batch(batch)
             count += batch.num_rows
-    return count
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                if column.null_count < len(column):
+                    filled.add(name)
+    return count, filled

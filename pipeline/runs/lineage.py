@@ -54,19 +54,24 @@ def stamp(
                     f"{key.start_date}..{key.end_date}"
                 )
     else:
-        run_dates = pa.array([key.start_date] * n, pa.date32())
+        run_dates = _same(key.start_date, pa.date32(), n)
     values: dict[str, pa.Array | pa.ChunkedArray] = {
-        "x_org_slug": pa.array([key.org_slug] * n, pa.string()),
-        "x_pipeline_id": pa.array([key.pipeline_id] * n, pa.string()),
-        "x_credential_id": pa.array([key.credential_id] * n, pa.string()),
+        "x_org_slug": _same(key.org_slug, pa.string(), n),
+        "x_pipeline_id": _same(key.pipeline_id, pa.string(), n),
+        "x_credential_id": _same(key.credential_id, pa.string(), n),
         "x_pipeline_run_date": run_dates,
-        "x_run_id": pa.array([run_id] * n, pa.string()),
-        "x_ingested_at": pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC")),
-        "x_ingestion_date": pa.array([ingested_at.date()] * n, pa.date32()),
+        "x_run_id": _same(run_id, pa.string(), n),
+        "x_ingested_at": _same(ingested_at, pa.timestamp("us", tz="UTC"), n),
+        "x_ingestion_date": _same(ingested_at.date(), pa.date32(), n),
     }
     for field in LINEAGE_FIELDS:
         data = data.append_column(field, values[field.name])
     return data
+
+
+def _same(value: object, kind: pa.DataType, n: int) -> pa.Array:
+    # Built by Arrow, not from a Python list of n copies: exports run to millions of rows.
+    return pa.repeat(pa.scalar(value, kind), n)
 
 
 def stamp_batches(
