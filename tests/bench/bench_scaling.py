@@ -323,17 +323,8 @@ def orgs_scaling() -> dict[int, dict[str, float]]:
     from pipeline.settings import Settings
     from pipeline.storage.db import upgrade
     from pipeline.storage.tables import pipeline_runs
+    from tests.support.doubles import NullDispatcher
     from tests.support.servers import app_env, start_redis
-
-    class NoDispatch:
-        def check(self) -> None:
-            return None
-
-        def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
-            return None
-
-        def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
-            return None
 
     out: dict[int, dict[str, float]] = {}
     redis = start_redis()
@@ -350,7 +341,7 @@ def orgs_scaling() -> dict[int, dict[str, float]]:
                 )  # fmt: skip
                 settings = Settings.from_env({**os.environ, **env})
                 upgrade(settings.database_url)
-                svc = build_services(settings, NoDispatch())
+                svc = build_services(settings, NullDispatcher())
                 orgs = [f"o{count}_{i:04d}" for i in range(count)]
                 for org in orgs:
                     svc.orgs.create(org)
