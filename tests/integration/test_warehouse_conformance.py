@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.runs.lineage import stamp
-from pipeline_ops_core.errors import TerminalError
+from pipeline_ops_core.errors import InvalidIdentifierError, TerminalError
 from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
 from tests.support.servers import Server
 from warehouse import from_url
@@ -331,6 +331,18 @@ def test_a_reader_failing_half_way_rolls_the_whole_write_back(wh: Warehouse, ds:
     # The reader's own error, unchanged (so a TransientError stays retryable).
     with pytest.raises(TerminalError, match=r"part_2\.parquet: not a readable Parquet file"):
         wh.write_stream(ref, reader, key())
+    assert read(wh, ref) == old.to_pylist()
+
+
+def test_a_stream_with_a_hostile_column_name_is_refused_before_any_sql(
+    wh: Warehouse, ds: str
+) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    old = usage(key(), [(D1, "openai", "gpt-4o", 1, 2, 3)])
+    wh.write_partition(ref, old, key())
+    bad = old.append_column('x"; DROP TABLE t; --', pa.array(["boom"]))
+    with pytest.raises(InvalidIdentifierError, match="invalid column name"):
+        wh.write_stream(ref, stream(bad), key())
     assert read(wh, ref) == old.to_pylist()
 
 
