@@ -388,13 +388,14 @@ def orgs_scaling() -> dict[int, dict[str, float]]:
     return out
 
 
-def shape(per_unit: float) -> str:
-    """How cost grows, from the per-unit cost at the largest size relative to the smallest."""
-    if per_unit < 0.8:
-        return "sub-linear"
-    if per_unit <= 1.25:
-        return "linear"
-    return "super-linear"
+def shape(sizes: tuple[int, ...], times: list[float]) -> str:
+    """Linear or not, from the cost per unit at the two largest sizes: the smallest size
+    is mostly fixed cost (admission, the first hop), which would make anything look
+    sub-linear against it."""
+    (n1, t1), (n2, t2) = zip(sizes[-2:], times[-2:], strict=True)
+    growth = (t2 / n2) / (t1 / n1)
+    verdict = "sub-linear" if growth < 0.8 else "linear" if growth <= 1.25 else "super-linear"
+    return f"{verdict} (per unit x{growth:.2f} from {n1:,} to {n2:,})"
 
 
 def main(write_1m_s: float | None = None) -> dict[str, Any]:
@@ -437,9 +438,10 @@ def main(write_1m_s: float | None = None) -> dict[str, Any]:
         for n in sizes:
             t = celery[f"{prefix}{n}_s"]
             per_unit = (t / n) / (first / sizes[0])
+            times = [celery[f"{prefix}{m}_s"] for m in sizes]
             print(
                 f"  {n:>4} {label}: {t:8.3f}s  {t / first:7.2f}x  per unit {per_unit:.2f}x"
-                f"  {shape(per_unit) if n == sizes[-1] else ''}"
+                f"  {shape(sizes, times) if n == sizes[-1] else ''}"
             )
     small = WRITE_SIZES[0]
     for n in WRITE_SIZES:

@@ -143,7 +143,8 @@ def main() -> None:
         for n in sizes:
             t = scaling[f"{prefix}{n}_s"]
             per_unit = (t / n) / (first / sizes[0])
-            verdict = bench_scaling.shape(per_unit) if n == sizes[-1] else ""
+            times = [scaling[f"{prefix}{m}_s"] for m in sizes]
+            verdict = bench_scaling.shape(sizes, times) if n == sizes[-1] else ""
             print(
                 f"{f'{n} {label}':<52} {t:>10.3f}s  {t / first:>6.2f}x  per unit"
                 f" {per_unit:.2f}x  {verdict}"
@@ -166,13 +167,17 @@ def main() -> None:
             f"{writes[n] / writes[w0]:>6.2f}x  per row {per_row:.2f}x"
         )
     e0 = min(export_rows)
-    for n in sorted(export_rows):
+    e_sizes = tuple(sorted(export_rows))
+    for n in e_sizes:
         got = export_rows[n]
         per_row = (got["seconds"] / n) / (export_rows[e0]["seconds"] / e0)
+        verdict = ""
+        if n == e_sizes[-1] and len(e_sizes) > 1:
+            verdict = bench_scaling.shape(e_sizes, [export_rows[m]["seconds"] for m in e_sizes])
         print(
             f"{f'FOCUS export extract, {n:,} rows (streamed)':<52} {got['seconds']:>10.3f}s "
             f" {got['seconds'] / export_rows[e0]['seconds']:>6.2f}x  per row {per_row:.2f}x"
-            f"  peak RSS {got['peak_rss_mib']:.0f} MiB"
+            f"  peak RSS {got['peak_rss_mib']:.0f} MiB  {verdict}"
         )
     history = scaling["history"]
     h0 = bench_scaling.HISTORY_SIZES[0]
