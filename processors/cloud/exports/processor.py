@@ -1,9 +1,9 @@
 """The shared flow of the file-export clouds (AWS, Azure, OCI): list, fetch, read, write once.
 
 A subclass supplies `source(ctx)`: an object-store reader built with that cloud's SDK.
-Files are fetched one at a time to a capped local file, read as record batches, normalized
-batch by batch and streamed into one replace write: memory follows the batch size, not the
-export's size. The write is one transaction, so a missing, corrupt or forbidden file (even
+Every file is first fetched to a capped local file (on disk); then each is read as record
+batches, normalized batch by batch and streamed into one replace write: memory follows the
+batch size, not the export's size. The write is one transaction, so a missing, corrupt or forbidden file (even
 the last one, half-way) fails the step with nothing written; it replaces the run's dates,
 so a re-run or a restated export never duplicates a row. A source that overrides
 `post_process` (which sees all rows at once, e.g. to drop re-delivered rows across files)
