@@ -469,17 +469,31 @@ def main() -> dict[str, Any]:
         inexact, unanswered = [], 0
         for i, org in enumerate(keys):
             # The runs in the metadata DB are what was admitted: a request whose answer
-            # timed out may still have been admitted, and must count against the limit.
-            allowed = min(per_org[org], limits_for(i)["daily"])
-            got_202 = sum(1 for s in engine.sent if s.org == org and s.status == 202)
-            unanswered += runs_per_org.get(org, 0) - got_202
-            if runs_per_org.get(org, 0) != allowed:
-                inexact.append(f"{org}: {runs_per_org.get(org, 0)} runs, limits allow {allowed}")
+            # timed out may still have been admitted (and counts against the limit), or may
+            # never have reached the app. So exact means: never more runs than the limit, a
+            # run for every 202, no 429 while the org had room, and a limit reached by
+            # answered requests is filled to the last slot.
+            limit = limits_for(i)["daily"]
+            runs = runs_per_org.get(org, 0)
+            mine = [s for s in engine.sent if s.org == org]
+            got_202 = sum(1 for s in mine if s.status == 202)
+            got_429 = sum(1 for s in mine if s.status == 429)
+            unanswered += runs - got_202
+            if runs > limit or got_202 > runs or (got_429 and runs < limit):
+                inexact.append(
+                    f"{org}: {runs} runs, {got_202} x 202, {got_429} x 429, limit {limit}"
+                )
+            elif got_202 + got_429 >= limit and runs != limit:
+                inexact.append(
+                    f"{org}: {runs} runs after {got_202 + got_429} answers, limit {limit}"
+                )
         expected = sum(min(per_org[o], limits_for(i)["daily"]) for i, o in enumerate(keys))
+        refused = sum(1 for s in engine.sent if s.status == 429)
         verdict = "exact" if not inexact else "NOT exact"
         print(
             f"quota: {sum(runs_per_org.values())} runs admitted ({unanswered} of them without"
-            f" an answer in time), limits allow {expected}: {verdict}"
+            f" an answer in time), {refused} refused with 429, at most {expected} by the"
+            f" limits: {verdict}"
         )
         failures += inexact[:20]
         plot_path = Path(os.environ.get("LOAD_PLOT", str(ROOT / "var" / "load" / "latency.png")))
