@@ -3,11 +3,11 @@
 A subclass supplies `source(ctx)`: an object-store reader built with that cloud's SDK.
 Every file is first fetched to a capped local file (on disk); then each is read as record
 batches, normalized batch by batch and streamed into one replace write: memory follows the
-batch size, not the export's size. The write is one transaction, so a missing, corrupt or forbidden file (even
-the last one, half-way) fails the step with nothing written; it replaces the run's dates,
-so a re-run or a restated export never duplicates a row. A source that overrides
-`post_process` (which sees all rows at once, e.g. to drop re-delivered rows across files)
-is read whole instead.
+batch size, not the export's size. The write is one transaction, so a missing, corrupt or
+forbidden file (even the last one, half-way) fails the step with nothing written; it
+replaces the run's dates, so a re-run or a restated export never duplicates a row. A
+source that overrides `post_process` (which sees all rows at once, e.g. to drop
+re-delivered rows across files) is read whole instead.
 """
 
 from __future__ import annotations
