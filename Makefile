@@ -79,7 +79,9 @@ typecheck:
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run_all.py
 
-# 50 orgs, 2,000 run requests against gunicorn + Celery on loopback; not part of `make test`.
+# An open-loop ramp (10 -> 160 runs/s, 30 s a step, 50 orgs) against gunicorn + Celery +
+# PostgreSQL on loopback, then the same ramp as raw Celery chains; prints the table and
+# writes var/load/latency.png. About 8 minutes; not part of `make test`.
 load: $(STAMP)
 	$(BIN)/python tests/load/load_test.py
 

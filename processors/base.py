@@ -141,7 +141,7 @@ class StepContext:
     def write(
         self,
         table: str,
-        rows: pa.Table,
+        rows: pa.Table | pa.RecordBatchReader,
         *,
         mode: WriteMode = "replace",
         merge_keys: tuple[str, ...] = (),
@@ -154,6 +154,10 @@ class StepContext:
         `x_pipeline_run_date`; without it every row gets the run's start date.
         `start_date` earlier than the run's widens the replaced range back to it, for
         sources that restate the days before a run (a look-back window).
+
+        `rows` may be a `pa.RecordBatchReader` (replace only): the batches are stamped and
+        written as they are read, in the same single transaction, so a file bigger than
+        memory can be written; an error from the reader rolls the whole write back.
         """
         self.check_cancelled()
         return self._writer(

@@ -153,6 +153,20 @@ class Warehouse(Protocol):
         job_context: JobContext | None = None,
     ) -> WriteResult: ...
 
+    def write_stream(
+        self,
+        table: TableRef,
+        rows: pa.RecordBatchReader,
+        key: LineageKey,
+        *,
+        job_context: JobContext | None = None,
+    ) -> WriteResult:
+        """A replace write of rows that arrive as record batches: the same one transaction,
+        key check and fence as `write_partition(mode="replace")`, with only about one batch
+        in memory at a time. A batch that fails a check (or a reader that raises) rolls the
+        whole write back."""
+        ...
+
     def query(self, sql: str, params: dict[str, object] | None = None) -> pa.Table: ...
 
     def call_procedure(self, dataset: str, name: str, args: dict[str, object]) -> None: ...

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline_ops_core.errors import TerminalError
 from warehouse.base import LINEAGE_NAMES, LineageKey, TableRef, WriteMode, check_identifier
@@ -33,13 +37,24 @@ def check_write(
         raise TerminalError(f"{table}: unknown write mode {mode!r}")
 
 
-def check_lineage_columns(table: TableRef, rows: pa.Table) -> None:
-    missing = [n for n in LINEAGE_NAMES if n not in rows.column_names]
+def check_stream(table: TableRef, schema: pa.Schema, key: LineageKey) -> None:
+    """What a streamed (replace) write must satisfy before any SQL runs; each batch then
+    passes `check_rows_in_key` before it is written."""
+    check_lineage_columns(table, schema)
+    for column in schema.names:
+        check_identifier(column, "column name")
+    if key.start_date > key.end_date:
+        raise TerminalError(f"{table}: key start_date {key.start_date} after {key.end_date}")
+
+
+def check_lineage_columns(table: TableRef, rows: pa.Table | pa.Schema) -> None:
+    names = rows.names if isinstance(rows, pa.Schema) else rows.column_names
+    missing = [n for n in LINEAGE_NAMES if n not in names]
     if missing:
         raise TerminalError(f"{table}: rows lack lineage column(s): {', '.join(missing)}")
 
 
-def check_rows_in_key(table: TableRef, rows: pa.Table, key: LineageKey) -> None:
+def check_rows_in_key(table: TableRef, rows: pa.Table | pa.RecordBatch, key: LineageKey) -> None:
     """Refuse rows outside the key: a re-run would not delete them, breaking idempotency."""
     if key.start_date > key.end_date:
         raise TerminalError(f"{table}: key start_date {key.start_date} after {key.end_date}")
@@ -74,3 +89,21 @@ def check_merge(table: TableRef, rows: pa.Table, key: LineageKey, keys: tuple[st
         raise TerminalError(f"{table}: rows of another org than {key.org_slug!r}")
     if rows.group_by(list(keys)).aggregate([]).num_rows != rows.num_rows:
         raise TerminalError(f"{table}: duplicate merge keys in rows")
+
+
+def spool_parquet(
+    rows: pa.RecordBatchReader, path: Path, check: Callable[[pa.RecordBatch], None]
+) -> tuple[int, set[str]]:
+    """Write a stream to one local Parquet file, batch by batch, each batch passing `check`
+    first. Only the batch in hand is in memory. Returns the number of rows and the names of
+    the columns that hold at least one value."""
+    count, filled = 0, set()
+    with pq.ParquetWriter(path, rows.schema) as out:
+        for batch in rows:
+            check(batch)
+            out.write_batch(batch)
+            count += batch.num_rows
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                if column.null_count < len(column):
+                    filled.add(name)
+    return count, filled

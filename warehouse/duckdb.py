@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
@@ -40,12 +41,21 @@ from warehouse.base import (
     WriteResult,
     check_identifier,
 )
-from warehouse.checks import check_layout, check_write
+from warehouse.checks import (
+    check_layout,
+    check_rows_in_key,
+    check_stream,
+    check_write,
+    spool_parquet,
+)
 from warehouse.procedures import SQL_DIR, coerce_args, list_procedures, load_procedure
 
 # Name the incoming Arrow table is registered under; connections are private, so no clash.
 _INCOMING = "_pipeline_ops_incoming"
 _LOCK_CONFLICT = "Could not set lock"
+# DuckDB's buffer pool during a streamed write (it caches what it wrote; the default is 80%
+# of the machine's memory). The write's own memory is the batches in flight on top.
+STREAM_MEMORY_LIMIT = "384MB"
 
 logger = logging.getLogger("pipeline_ops.warehouse")
 
@@ -117,18 +127,7 @@ class DuckDBWarehouse:
         check_write(table, rows, key, mode, merge_keys)
         cols = ", ".join(_q(c) for c in rows.column_names)
         if mode == "replace":
-            delete = (
-                f"DELETE FROM {_qt(table)} WHERE x_org_slug = $org AND x_pipeline_id = $pipeline"
-                " AND x_credential_id = $credential"
-                " AND x_pipeline_run_date BETWEEN $start_date AND $end_date"
-            )
-            params: dict[str, object] = {
-                "org": key.org_slug,
-                "pipeline": key.pipeline_id,
-                "credential": key.credential_id,
-                "start_date": key.start_date,
-                "end_date": key.end_date,
-            }
+            delete, params = _replace_delete(table, key)
         else:  # merge: check_write refused any other mode
             keys = ", ".join(_q(k) for k in merge_keys)
             delete = (
@@ -144,6 +143,40 @@ class DuckDBWarehouse:
             with _transaction(con, self.fence):
                 deleted = int(_run(con, delete, params)[0][0])
                 written = int(_run(con, insert)[0][0])
+        return WriteResult(table=str(table), rows_written=written, rows_deleted=deleted)
+
+    def write_stream(
+        self,
+        table: TableRef,
+        rows: pa.RecordBatchReader,
+        key: LineageKey,
+        *,
+        job_context: JobContext | None = None,  # no jobs here: one local transaction
+    ) -> WriteResult:
+        check_stream(table, rows.schema, key)
+        delete, params = _replace_delete(table, key)
+        with tempfile.TemporaryDirectory(prefix="pipeline-ops-stream-") as folder:
+            # Spooled to a local Parquet file first, each batch checked on the way: the
+            # warehouse lock is then held for the SQL only, not while a source is parsed,
+            # and DuckDB reads the file in parallel, as one append that it writes out as
+            # full row groups while it runs (small appends would stay in memory until the
+            # COMMIT), with its buffer pool capped: memory stays near a batch.
+            path = Path(folder) / "rows.parquet"
+            _, filled = spool_parquet(rows, path, lambda b: check_rows_in_key(table, b, key))
+            # Columns null throughout are left to their default (NULL, or a NOT NULL
+            # violation, as inserting the nulls would be): DuckDB spends as long on a
+            # column of nulls as on one of values, and a FOCUS file fills half its columns.
+            names = [f.name for f in rows.schema if f.name in filled or not f.nullable]
+            cols = ", ".join(_q(c) for c in names)
+            source = "read_parquet('" + str(path).replace("'", "''") + "')"
+            insert = f"INSERT INTO {_qt(table)} ({cols}) SELECT {cols} FROM {source}"
+            with self._open(f"write to {table}") as con:
+                if not _table_exists(con, table):
+                    raise TerminalError(f"table {table} does not exist; call ensure_table first")
+                _run(con, f"SET memory_limit = '{STREAM_MEMORY_LIMIT}'")
+                with _transaction(con, self.fence):
+                    deleted = int(_run(con, delete, params)[0][0])
+                    written = int(_run(con, insert)[0][0])
         return WriteResult(table=str(table), rows_written=written, rows_deleted=deleted)
 
     def query(self, sql: str, params: dict[str, object] | None = None) -> pa.Table:
@@ -330,6 +363,23 @@ def _transaction(con: duckdb.DuckDBPyConnection, fence: WriteFence | None = None
         with suppress(duckdb.Error):
             _run(con, "ROLLBACK")
         raise
+
+
+def _replace_delete(table: TableRef, key: LineageKey) -> tuple[str, dict[str, object]]:
+    """The DELETE of a replace write: the key's org, pipeline, credential and dates."""
+    sql = (
+        f"DELETE FROM {_qt(table)} WHERE x_org_slug = $org AND x_pipeline_id = $pipeline"
+        " AND x_credential_id = $credential"
+        " AND x_pipeline_run_date BETWEEN $start_date AND $end_date"
+    )
+    params: dict[str, object] = {
+        "org": key.org_slug,
+        "pipeline": key.pipeline_id,
+        "credential": key.credential_id,
+        "start_date": key.start_date,
+        "end_date": key.end_date,
+    }
+    return sql, params
 
 
 def _add_missing(con: duckdb.DuckDBPyConnection, table: TableRef, schema: pa.Schema) -> list[str]:

@@ -110,6 +110,17 @@ class OrgScopedWarehouse:
             table, rows, key, mode, merge_keys, job_context=job_context
         )
 
+    def write_stream(
+        self,
+        table: TableRef,
+        rows: pa.RecordBatchReader,
+        key: LineageKey,
+        *,
+        job_context: JobContext | None = None,
+    ) -> WriteResult:
+        self._own(table.dataset, table.table)
+        return self.inner.write_stream(table, rows, key, job_context=job_context)
+
     def add_missing_columns(self, table: TableRef, schema: pa.Schema) -> list[str]:
         self._own(table.dataset, table.table)
         return self.inner.add_missing_columns(table, schema)

@@ -7,7 +7,7 @@ slice idempotently. Processors never stamp lineage or choose the write path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -54,19 +54,46 @@ def stamp(
                     f"{key.start_date}..{key.end_date}"
                 )
     else:
-        run_dates = pa.array([key.start_date] * n, pa.date32())
+        run_dates = _same(key.start_date, pa.date32(), n)
     values: dict[str, pa.Array | pa.ChunkedArray] = {
-        "x_org_slug": pa.array([key.org_slug] * n, pa.string()),
-        "x_pipeline_id": pa.array([key.pipeline_id] * n, pa.string()),
-        "x_credential_id": pa.array([key.credential_id] * n, pa.string()),
+        "x_org_slug": _same(key.org_slug, pa.string(), n),
+        "x_pipeline_id": _same(key.pipeline_id, pa.string(), n),
+        "x_credential_id": _same(key.credential_id, pa.string(), n),
         "x_pipeline_run_date": run_dates,
-        "x_run_id": pa.array([run_id] * n, pa.string()),
-        "x_ingested_at": pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC")),
-        "x_ingestion_date": pa.array([ingested_at.date()] * n, pa.date32()),
+        "x_run_id": _same(run_id, pa.string(), n),
+        "x_ingested_at": _same(ingested_at, pa.timestamp("us", tz="UTC"), n),
+        "x_ingestion_date": _same(ingested_at.date(), pa.date32(), n),
     }
     for field in LINEAGE_FIELDS:
         data = data.append_column(field, values[field.name])
     return data
+
+
+def _same(value: object, kind: pa.DataType, n: int) -> pa.Array:
+    # Built by Arrow, not from a Python list of n copies: exports run to millions of rows.
+    return pa.repeat(pa.scalar(value, kind), n)
+
+
+def stamp_batches(
+    rows: pa.RecordBatchReader,
+    key: LineageKey,
+    run_id: str,
+    ingested_at: datetime,
+    date_column: str | None = None,
+) -> pa.RecordBatchReader:
+    """`stamp` for a stream: each batch stamped as it is read, all with one ingestion time.
+
+    The stamped schema is known before the first batch (to create the table); a batch
+    dated outside the key raises from the reader, inside the write's transaction.
+    """
+    schema = stamp(rows.schema.empty_table(), key, run_id, ingested_at, date_column).schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in rows:
+            one = pa.Table.from_batches([batch], rows.schema)
+            yield from stamp(one, key, run_id, ingested_at, date_column).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def make_writer(
@@ -89,7 +116,7 @@ def make_writer(
 
     def write(
         table: str,
-        rows: pa.Table,
+        rows: pa.Table | pa.RecordBatchReader,
         *,
         mode: WriteMode = "replace",
         merge_keys: tuple[str, ...] = (),
@@ -103,15 +130,28 @@ def make_writer(
         reach = (
             key if start_date is None else replace(key, start_date=min(start_date, key.start_date))
         )
-        stamped = stamp(rows, reach, run_id, clock(), date_column)
-        warehouse.ensure_dataset(dataset)
-        warehouse.ensure_table(ref, stamped.schema)
         nonlocal writes
-        writes += 1
-        ctx = replace(base, seq=writes) if base is not None else None
-        result = warehouse.write_partition(
-            ref, stamped, reach, mode=mode, merge_keys=merge_keys, job_context=ctx
-        )
+        if isinstance(rows, pa.RecordBatchReader):
+            if mode != "replace":
+                raise TerminalError(
+                    "a merge needs all its rows at once (duplicate keys are checked across "
+                    "them): pass a table, not record batches"
+                )
+            stream = stamp_batches(rows, reach, run_id, clock(), date_column)
+            warehouse.ensure_dataset(dataset)
+            warehouse.ensure_table(ref, stream.schema)
+            writes += 1
+            ctx = replace(base, seq=writes) if base is not None else None
+            result = warehouse.write_stream(ref, stream, reach, job_context=ctx)
+        else:
+            stamped = stamp(rows, reach, run_id, clock(), date_column)
+            warehouse.ensure_dataset(dataset)
+            warehouse.ensure_table(ref, stamped.schema)
+            writes += 1
+            ctx = replace(base, seq=writes) if base is not None else None
+            result = warehouse.write_partition(
+                ref, stamped, reach, mode=mode, merge_keys=merge_keys, job_context=ctx
+            )
         log.info(
             f"wrote {result.rows_written} rows to {ref} ({mode}; replaced {result.rows_deleted})"
         )

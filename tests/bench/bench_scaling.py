@@ -4,7 +4,9 @@
   single no-op step submitted together (same API, same worker with 2 processes);
 - API: `POST /run` (HTTP round trip to 202) against a bare `apply_async` of the same canvas
   (pipeline.queue.build_canvas of the same 3-step plan), no worker consuming;
-- scaling: pipelines of 1, 10 and 50 chained steps; write_partition of 10k, 100k and 1M
+- scaling: pipelines of 1, 10, 50 and 200 chained steps, of 1, 10 and 50 parallel steps
+  (+ a fan-in), 1, 10 and 100 single-step runs in flight at once; admission with 1, 100
+  and 1,000 orgs holding runs; write_partition of 10k, 100k and 1M
   rows; history queries (`SqlRunStore.list_runs`, one page of 50) with 1k, 10k and 100k runs in
   a SQLite metadata DB. Each is printed as a ratio to the smallest.
 
@@ -36,7 +38,12 @@ REPEATS = 3
 HISTORY_SIZES = (1_000, 10_000, 100_000)
 HISTORY_QUERIES = 200
 WRITE_SIZES = (10_000, 100_000, 1_000_000)
-STEP_COUNTS = (1, 10, 50)
+STEP_COUNTS = (1, 10, 50, 200)
+FAN_COUNTS = (1, 10, 50)
+IN_FLIGHT = (1, 10, 100)
+ORG_COUNTS = (1, 100, 1_000)
+RUNS_PER_ORG = 20
+ADMISSIONS = 200
 
 
 def _pipeline(pipeline_id: str, name: str, steps: list[str]) -> str:
@@ -69,7 +76,8 @@ def _stack(tmp: Path, with_worker: bool) -> tuple[Any, Any, str, list[Any]]:
     configs.mkdir(parents=True)
     for n in STEP_COUNTS:
         (configs / f"chain{n}.yml").write_text(chain_pipeline(n))
-    (configs / "fan50.yml").write_text(fan_pipeline(50))
+    for n in FAN_COUNTS:
+        (configs / f"fan{n}.yml").write_text(fan_pipeline(n))
     redis = start_redis()
     env = app_env(
         tmp,
@@ -187,6 +195,10 @@ def child() -> dict[str, float]:
         out["singles50_s"] = statistics.median(singles)
         for n in STEP_COUNTS:
             out[f"chain{n}_s"] = statistics.median(timed([f"chain{n}"]) for _ in range(REPEATS))
+        for n in FAN_COUNTS:
+            out[f"fan{n}_s"] = statistics.median(timed([f"fan{n}"]) for _ in range(REPEATS))
+        for n in IN_FLIGHT:  # n single-step runs in flight at once, until all complete
+            out[f"inflight{n}_s"] = statistics.median(timed(["chain1"] * n) for _ in range(REPEATS))
         http.close()
     finally:
         for server in reversed(servers):
@@ -299,6 +311,93 @@ def history_scaling() -> dict[int, dict[str, float]]:
     return out
 
 
+def orgs_scaling() -> dict[int, dict[str, float]]:
+    """Admission (`RunService.start`: run row, quota ledger and mirror, transitions) with
+    1 / 100 / 1,000 orgs, each with RUNS_PER_ORG finished runs, in a SQLite metadata DB."""
+    import random
+
+    from sqlalchemy import insert
+
+    from pipeline.bootstrap import build_services
+    from pipeline.runs.service import RunRequest
+    from pipeline.settings import Settings
+    from pipeline.storage.db import upgrade
+    from pipeline.storage.tables import pipeline_runs
+    from tests.support.doubles import NullDispatcher
+    from tests.support.servers import app_env, start_redis
+
+    out: dict[int, dict[str, float]] = {}
+    redis = start_redis()
+    try:
+        for count in ORG_COUNTS:
+            with tempfile.TemporaryDirectory() as folder:
+                tmp = Path(folder)
+                configs = tmp / "configs" / "bench" / "scale"
+                configs.mkdir(parents=True)
+                (configs / "chain1.yml").write_text(chain_pipeline(1))
+                env = app_env(
+                    tmp, f"sqlite:///{tmp / 'meta.db'}", redis.url, tmp / "configs",
+                    f"duckdb:///{tmp / 'wh.duckdb'}",
+                )  # fmt: skip
+                settings = Settings.from_env({**os.environ, **env})
+                upgrade(settings.database_url)
+                svc = build_services(settings, NullDispatcher())
+                orgs = [f"o{count}_{i:04d}" for i in range(count)]
+                for org in orgs:
+                    svc.orgs.create(org)
+                    svc.gate.set_limits(org, concurrent=100_000, daily=1_000_000, monthly=10**7)
+                base = datetime(2025, 1, 1, tzinfo=UTC)
+                rows = [
+                    {
+                        "run_id": str(uuid.uuid4()),
+                        "org_slug": org,
+                        "pipeline_id": "bench_chain1",
+                        "pipeline_path": "bench/scale/chain1",
+                        "status": "completed",
+                        "idempotency_key": f"{org}-{i}",
+                        "trigger": "api",
+                        "credential_id": "default",
+                        "start_date": date(2025, 1, 1),
+                        "end_date": date(2025, 1, 1),
+                        "params": {},
+                        "created_at": base + timedelta(seconds=i),
+                        "ended_at": base + timedelta(seconds=i + 1),
+                    }
+                    for org in orgs
+                    for i in range(RUNS_PER_ORG)
+                ]
+                with svc.store.engine.begin() as conn:
+                    for start in range(0, len(rows), 10_000):
+                        conn.execute(insert(pipeline_runs), rows[start : start + 10_000])
+                pick = random.Random(count)
+                timings: list[float] = []
+                for i in range(ADMISSIONS + 10):
+                    day = date(2001, 1, 1) + timedelta(days=i)
+                    request = RunRequest(pick.choice(orgs), "bench", "scale", "chain1", day, day)
+                    t0 = time.perf_counter()
+                    svc.runs.start(request)
+                    if i >= 10:  # warm-up
+                        timings.append(time.perf_counter() - t0)
+                out[count] = {
+                    "p50_ms": statistics.median(timings) * 1000,
+                    "p95_ms": pct(timings, 0.95) * 1000,
+                }
+                svc.store.engine.dispose()
+    finally:
+        redis.stop()
+    return out
+
+
+def shape(sizes: tuple[int, ...], times: list[float]) -> str:
+    """Linear or not, from the cost per unit at the two largest sizes: the smallest size
+    is mostly fixed cost (admission, the first hop), which would make anything look
+    sub-linear against it."""
+    (n1, t1), (n2, t2) = zip(sizes[-2:], times[-2:], strict=True)
+    growth = (t2 / n2) / (t1 / n1)
+    verdict = "sub-linear" if growth < 0.8 else "linear" if growth <= 1.25 else "super-linear"
+    return f"{verdict} (per unit x{growth:.2f} from {n1:,} to {n2:,})"
+
+
 def main(write_1m_s: float | None = None) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child"],
@@ -312,7 +411,8 @@ def main(write_1m_s: float | None = None) -> dict[str, Any]:
     celery = json.loads(proc.stdout.strip().splitlines()[-1])
     writes = write_scaling({1_000_000: write_1m_s} if write_1m_s else {})
     history = history_scaling()
-    out: dict[str, Any] = {**celery, "write_s": writes, "history": history}
+    orgs = orgs_scaling()
+    out: dict[str, Any] = {**celery, "write_s": writes, "history": history, "orgs": orgs}
 
     print("chord fan-in (API + worker, 2 processes)")
     ratio = celery["fan50_s"] / celery["singles50_s"]
@@ -329,16 +429,35 @@ def main(write_1m_s: float | None = None) -> dict[str, Any]:
         f"  ({celery['api_post_p50_ms'] / celery['apply_async_p50_ms']:.1f}x at p50)"
     )
     print("scaling (ratio to the smallest)")
-    first = celery[f"chain{STEP_COUNTS[0]}_s"]
-    for n in STEP_COUNTS:
-        t = celery[f"chain{n}_s"]
-        print(f"  pipeline of {n:>2} chained steps: {t:8.3f}s  {t / first:7.2f}x")
+    for label, prefix, sizes in (
+        ("chained steps in one run", "chain", STEP_COUNTS),
+        ("parallel steps + fan-in in one run", "fan", FAN_COUNTS),
+        ("single-step runs in flight at once", "inflight", IN_FLIGHT),
+    ):
+        first = celery[f"{prefix}{sizes[0]}_s"]
+        for n in sizes:
+            t = celery[f"{prefix}{n}_s"]
+            per_unit = (t / n) / (first / sizes[0])
+            times = [celery[f"{prefix}{m}_s"] for m in sizes]
+            print(
+                f"  {n:>4} {label}: {t:8.3f}s  {t / first:7.2f}x  per unit {per_unit:.2f}x"
+                f"  {shape(sizes, times) if n == sizes[-1] else ''}"
+            )
     small = WRITE_SIZES[0]
     for n in WRITE_SIZES:
         per_row = (writes[n] / n) / (writes[small] / small)
         print(
             f"  write_partition {n:>9,} rows: {writes[n]:8.3f}s  {writes[n] / writes[small]:7.2f}x"
             f"  per row {per_row:.2f}x"
+        )
+    o0 = ORG_COUNTS[0]
+    for n in ORG_COUNTS:
+        o = orgs[n]
+        ratio = o["p95_ms"] / orgs[o0]["p95_ms"]
+        verdict = ("flat" if ratio <= 1.5 else "grows") if n == ORG_COUNTS[-1] else ""
+        print(
+            f"  admission with {n:>5,} orgs ({RUNS_PER_ORG} runs each): p50 {o['p50_ms']:6.2f} ms"
+            f"  p95 {o['p95_ms']:6.2f} ms  {ratio:5.2f}x  {verdict}"
         )
     hs = HISTORY_SIZES[0]
     for n in HISTORY_SIZES:

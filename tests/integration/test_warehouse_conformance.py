@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.runs.lineage import stamp
-from pipeline_ops_core.errors import TerminalError
+from pipeline_ops_core.errors import InvalidIdentifierError, TerminalError
 from tests.integration.bigquery_emulator import PROJECT, bigquery_emulator  # noqa: F401
 from tests.support.servers import Server
 from warehouse import from_url
@@ -264,6 +264,86 @@ def test_a_failed_insert_inside_the_transaction_leaves_the_old_rows(wh: Warehous
     with pytest.raises(TerminalError):
         wh.write_partition(ref, bad, key())
     assert read(wh, ref) == sorted(old.to_pylist(), key=lambda r: [str(v) for v in r.values()])
+
+
+# --- streamed writes (record batches) ------------------------------------------------------
+
+
+def stream(*tables: pa.Table, size: int = 2) -> pa.RecordBatchReader:
+    parts = [b for t in tables for b in t.to_batches(max_chunksize=size)]
+    return pa.RecordBatchReader.from_batches(tables[0].schema, parts)
+
+
+def test_a_streamed_replace_writes_every_batch_and_replaces_only_its_slice(
+    wh: Warehouse, ds: str
+) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    wh.write_partition(ref, usage(key(), [(D1, "openai", "gpt-4o", 1, 1, 1)]), key())
+    beta = usage(key(org="beta"), [(D1, "openai", "gpt-4o", 999, 99, 9)])
+    wh.write_partition(ref, beta, key(org="beta"))
+    items = [(D1, "openai", f"m{i}", i, i, i) for i in range(3)]
+    items += [(D2, "anthropic", f"c{i}", i, i, i) for i in range(2)]
+    rows = usage(key(end=D2), items, run_id="run_2")
+
+    first = wh.write_stream(ref, stream(rows), key(end=D2))  # 3 batches
+    assert (first.table, first.rows_written, first.rows_deleted) == (str(ref), 5, 1)
+    again = wh.write_stream(ref, stream(rows, size=1), key(end=D2))
+    assert (again.rows_written, again.rows_deleted) == (5, 5)
+    expected = sorted(
+        rows.to_pylist() + beta.to_pylist(), key=lambda r: [str(v) for v in r.values()]
+    )
+    assert read(wh, ref) == expected
+
+
+def test_an_empty_stream_deletes_the_slice(wh: Warehouse, ds: str) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    wh.write_partition(ref, usage(key(), [(D1, "openai", "gpt-4o", 1, 2, 3)]), key())
+    empty = usage(key(), [])
+    result = wh.write_stream(ref, pa.RecordBatchReader.from_batches(empty.schema, []), key())
+    assert (result.rows_written, result.rows_deleted) == (0, 1)
+    assert read(wh, ref) == []
+
+
+def test_a_streamed_batch_outside_the_key_rolls_the_whole_write_back(
+    wh: Warehouse, ds: str
+) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    old = usage(key(), [(D1, "openai", "gpt-4o", 1, 2, 3)])
+    wh.write_partition(ref, old, key())
+    good = usage(key(), [(D1, "openai", "o1", 4, 5, 6), (D1, "openai", "o3", 7, 8, 9)], "run_2")
+    stray = usage(key(org="beta"), [(D1, "openai", "gpt-4o", 9, 9, 9)], "run_2")
+    with pytest.raises(TerminalError, match="do not match the lineage key in column"):
+        wh.write_stream(ref, stream(good, stray), key())
+    assert read(wh, ref) == old.to_pylist()
+
+
+def test_a_reader_failing_half_way_rolls_the_whole_write_back(wh: Warehouse, ds: str) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    old = usage(key(), [(D1, "openai", "gpt-4o", 1, 2, 3)])
+    wh.write_partition(ref, old, key())
+    good = usage(key(), [(D1, "openai", "o1", 4, 5, 6)], "run_2")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from good.to_batches()
+        raise TerminalError("part_2.parquet: not a readable Parquet file")
+
+    reader = pa.RecordBatchReader.from_batches(good.schema, batches())
+    # The reader's own error, unchanged (so a TransientError stays retryable).
+    with pytest.raises(TerminalError, match=r"part_2\.parquet: not a readable Parquet file"):
+        wh.write_stream(ref, reader, key())
+    assert read(wh, ref) == old.to_pylist()
+
+
+def test_a_stream_with_a_hostile_column_name_is_refused_before_any_sql(
+    wh: Warehouse, ds: str
+) -> None:
+    ref = ensure(wh, ds, "demo_usage_raw")
+    old = usage(key(), [(D1, "openai", "gpt-4o", 1, 2, 3)])
+    wh.write_partition(ref, old, key())
+    bad = old.append_column('x"; DROP TABLE t; --', pa.array(["boom"]))
+    with pytest.raises(InvalidIdentifierError, match="invalid column name"):
+        wh.write_stream(ref, stream(bad), key())
+    assert read(wh, ref) == old.to_pylist()
 
 
 # --- queries, procedures, schema sync -----------------------------------------------------

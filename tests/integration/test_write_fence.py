@@ -163,3 +163,18 @@ def test_a_cancel_during_a_commit_waits_for_it(
     assert cancel["status"] == state.CANCELLING
     assert committed and committed[0] <= cancelled_at + 0.05
     assert count(warehouse) == 3  # the write came first, so it stands
+
+
+def test_a_streamed_write_after_the_cancel_is_refused_and_rolled_back(
+    services: Services, warehouse: DuckDBWarehouse
+) -> None:
+    run_id = running_step(services)
+    fenced = warehouse.fenced(RunFence(services.store.engine, run_id, "load", 1, "host:1"))
+    write(fenced, run_id)
+    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
+    data = rows(5, run_id)
+    reader = pa.RecordBatchReader.from_batches(data.schema, data.to_batches(max_chunksize=2))
+    key = LineageKey("acme", "test_fenced", "default", DAY, DAY)
+    with pytest.raises(RunCancelledError, match="is cancelling, not running"):
+        fenced.write_stream(TableRef("acme_dev", "fenced"), reader, key)
+    assert count(warehouse) == 3  # the streamed replace (delete 3, insert 5) was rolled back

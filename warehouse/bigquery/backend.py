@@ -57,8 +57,8 @@ from warehouse.bigquery.errors import BigQueryError, bq_errors
 from warehouse.bigquery.jobs import adhoc_context
 from warehouse.bigquery.sql import call_procedure, check_project, create_procedure, param_names
 from warehouse.bigquery.types import bq_type_name, infer_param_type
-from warehouse.bigquery.write import StagedWrite, arrow_field, schema_fields
-from warehouse.checks import check_layout, check_write
+from warehouse.bigquery.write import StagedRows, StagedWrite, arrow_field, schema_fields
+from warehouse.checks import check_layout, check_rows_in_key, check_stream, check_write
 from warehouse.procedures import (
     SQL_DIR,
     coerce_args,
@@ -226,6 +226,23 @@ class BigQueryWarehouse:
             raise TerminalError(f"table {table} does not exist; call ensure_table first")
         writer = StagedWrite(self.client, self.config, table, job_context or adhoc_context())
         return writer.run(rows, key, mode, merge_keys, fence=self._fence)
+
+    def write_stream(
+        self,
+        table: TableRef,
+        rows: pa.RecordBatchReader,
+        key: LineageKey,
+        *,
+        job_context: JobContext | None = None,
+    ) -> WriteResult:
+        check_stream(table, rows.schema, key)
+        if self.table_schema(table) is None:
+            raise TerminalError(f"table {table} does not exist; call ensure_table first")
+        # One load job of the batches spooled to a Parquet file, then the same replace
+        # transaction as write_partition.
+        staged = StagedRows.of_batches(rows, lambda batch: check_rows_in_key(table, batch, key))
+        writer = StagedWrite(self.client, self.config, table, job_context or adhoc_context())
+        return writer.run(staged, key, "replace", (), fence=self._fence)
 
     # -- queries and procedures ------------------------------------------------------------
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +32,63 @@ from warehouse.bigquery.sql import Script, merge_script, replace_script
 from warehouse.bigquery.types import arrow_type, bq_type_name
 
 
+class StagedRows:
+    """The rows of one write, as the Parquet file its load job sends: written on first use,
+    so a reused job never reads them. From a table (`of_table`) or from record batches
+    (`of_batches`: spooled to a temp file batch by batch, so memory follows the batch)."""
+
+    def __init__(
+        self, columns: list[str], fill: Callable[[], tuple[BinaryIO, pa.Schema, int]]
+    ) -> None:
+        self.columns = columns
+        self._fill = fill
+        self._made: tuple[BinaryIO, pa.Schema, int] | None = None
+
+    @classmethod
+    def of_table(cls, rows: pa.Table) -> StagedRows:
+        def fill() -> tuple[BinaryIO, pa.Schema, int]:
+            data = staging_rows(rows)
+            buf = io.BytesIO()
+            pq.write_table(data, buf)
+            return buf, data.schema, rows.num_rows
+
+        return cls(rows.column_names, fill)
+
+    @classmethod
+    def of_batches(
+        cls, rows: pa.RecordBatchReader, check: Callable[[pa.RecordBatch], None]
+    ) -> StagedRows:
+        def fill() -> tuple[BinaryIO, pa.Schema, int]:
+            schema = staging_rows(rows.schema.empty_table()).schema
+            spooled = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            count = 0
+            try:
+                with pq.ParquetWriter(spooled, schema) as out:
+                    for batch in rows:
+                        check(batch)
+                        out.write_table(staging_rows(pa.Table.from_batches([batch])))
+                        count += batch.num_rows
+            except BaseException:
+                spooled.close()
+                raise
+            return spooled, schema, count
+
+        return cls(rows.schema.names, fill)
+
+    def parquet(self) -> tuple[BinaryIO, pa.Schema, int]:
+        if self._made is None:
+            self._made = self._fill()
+        return self._made
+
+    @property
+    def num_rows(self) -> int:
+        return self.parquet()[2]
+
+    def close(self) -> None:
+        if self._made is not None:
+            self._made[0].close()
+
+
 class StagedWrite:
     def __init__(self, client: Any, config: BigQueryConfig, table: TableRef, ctx: JobContext):
         self.client, self.config, self.table = client, config, table
@@ -39,32 +97,46 @@ class StagedWrite:
 
     def run(
         self,
-        rows: pa.Table,
+        rows: pa.Table | StagedRows,
         key: LineageKey,
         mode: WriteMode,
         merge_keys: tuple[str, ...],
         fence: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> WriteResult:
+        staged = rows if isinstance(rows, StagedRows) else StagedRows.of_table(rows)
+        try:
+            return self._run(staged, key, mode, merge_keys, fence)
+        finally:
+            staged.close()
+
+    def _run(
+        self,
+        staged: StagedRows,
+        key: LineageKey,
+        mode: WriteMode,
+        merge_keys: tuple[str, ...],
+        fence: Callable[[], AbstractContextManager[None]],
+    ) -> WriteResult:
         project, staging, inline = self.config.project, self.jobs.staging, self.config.emulator
         if mode == "replace":
-            script = replace_script(project, self.table, staging, rows.column_names, key, inline)
+            script = replace_script(project, self.table, staging, staged.columns, key, inline)
         else:
             script = merge_script(
-                project, self.table, staging, rows.column_names, merge_keys, key.org_slug, inline
+                project, self.table, staging, staged.columns, merge_keys, key.org_slug, inline
             )
         try:
             done, dml_id = find_reusable(
                 self.client, self.jobs, "dml", self.config.location, lambda job: True
             )
             if done is None:
-                self._stage(rows)
+                self._stage(staged)
                 # Checked immediately before the DML transaction and held while it runs:
                 # a cancel waits for it, or the job never starts.
                 with fence():
                     done = start_once(self.client, dml_id, self.config.location, self._dml(script))
                     with bq_errors(f"{mode} into {self.table}", dml_id):
                         done.result()
-            deleted, written = _counts(done, rows.num_rows)
+            deleted, written = _counts(done, staged)
         except PipelineOpsError:
             # The write failed: drop staging if possible, but report the write's error.
             with contextlib.suppress(Exception):
@@ -82,18 +154,16 @@ class StagedWrite:
             except gexc.NotFound:
                 return False
 
-    def _stage(self, rows: pa.Table) -> None:
+    def _stage(self, rows: StagedRows) -> None:
         """Load `rows` into the staging table, unless this attempt's load already did."""
         location = self.config.location
         done, load_id = find_reusable(self.client, self.jobs, "load", location, self._staged)
         if done is not None:
             return
-        data = staging_rows(rows)
-        staging = staging_table(self.staging_path, data.schema, datetime.now(UTC))
+        buf, schema, _ = rows.parquet()
+        staging = staging_table(self.staging_path, schema, datetime.now(UTC))
         with bq_errors(f"create staging table {self.jobs.staging}"):
             self.client.create_table(staging, exists_ok=True)
-        buf = io.BytesIO()
-        pq.write_table(data, buf)
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
@@ -160,10 +230,10 @@ def staging_rows(rows: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _counts(job: Any, rows: int) -> tuple[int, int]:
+def _counts(job: Any, rows: StagedRows) -> tuple[int, int]:
     """(rows_deleted, rows_written) from the script's final SELECT."""
     with bq_errors("read write counts", job.job_id):
         result = list(job.result())
     if not result:  # the results of a reused job expire after a day
-        return 0, rows
+        return 0, rows.num_rows
     return int(result[0]["rows_deleted"]), int(result[0]["rows_written"])

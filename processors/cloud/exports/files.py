@@ -2,7 +2,8 @@
 
 Exports arrive as object-store streams, copied to a capped local file by each source
 (`ExportSource.fetch`); the format is taken from the object name, as the clouds name their
-files by it. Fetching and parsing stay separate steps, so parsing can go batch-wise. CSV
+files by it. Fetching and parsing stay separate steps, so parsing goes batch-wise
+(`open_export_file`): memory follows the batch size, not the file size. CSV
 columns are read as text (typing is the normalizer's job: a cost column must not become an
 integer because one file happened to hold whole numbers), and empty fields are nulls.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import zlib
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO, TextIO
 
 import pyarrow as pa
@@ -64,20 +66,39 @@ def export_format(name: str) -> str:
     )
 
 
+# Rows per batch for Parquet; CSV batches are cut by bytes (a block of text). Both keep a
+# batch of a wide FOCUS export at a few tens of MB once normalized.
+BATCH_ROWS = 65_536
+CSV_BLOCK_BYTES = 16 * 1024 * 1024
+
+
 def read_export_file(name: str, data: bytes | BinaryIO, limits: Limits | None = None) -> pa.Table:
-    """Parse one export file: raw bytes, or a local file from `ExportSource.fetch`.
+    """Parse one whole export file: raw bytes, or a local file from `ExportSource.fetch`."""
+    return open_export_file(name, data, limits).read_all()
+
+
+def open_export_file(
+    name: str,
+    data: bytes | BinaryIO,
+    limits: Limits | None = None,
+    *,
+    batch_rows: int | None = None,
+    csv_block_bytes: int | None = None,
+) -> pa.RecordBatchReader:
+    """One export file as a stream of record batches, parsed as they are read.
 
     A gzipped CSV is inflated as a stream into a local file first, with the caps on
-    inflated size and ratio (a gzip bomb stops early, never in memory).
+    inflated size and ratio (a gzip bomb stops early, never in memory). A file that turns
+    out unreadable half-way raises TerminalError from the reader, naming the file.
     """
     limits = limits or Limits.from_env()
     kind = export_format(name)
     handle: BinaryIO = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     if kind == "parquet":
-        return _read_parquet(name, handle)
+        return _read_parquet(name, handle, batch_rows or BATCH_ROWS)
     if kind == "csv.gz":
         handle = gunzip_to_file(name, handle, limits)
-    return _read_csv(name, handle, kind)
+    return _read_csv(name, handle, csv_block_bytes or CSV_BLOCK_BYTES, kind)
 
 
 def gunzip_to_file(name: str, handle: BinaryIO, limits: Limits) -> BinaryIO:
@@ -89,14 +110,20 @@ def gunzip_to_file(name: str, handle: BinaryIO, limits: Limits) -> BinaryIO:
         raise TerminalError(f"{name}: not a readable gzip file ({exc})") from None
 
 
-def _read_parquet(name: str, handle: BinaryIO) -> pa.Table:
+def _read_parquet(name: str, handle: BinaryIO, batch_rows: int) -> pa.RecordBatchReader:
+    what = f"{name}: not a readable Parquet file"
     try:
-        return pq.read_table(handle)
+        file = pq.ParquetFile(handle)
+        schema = file.schema_arrow
+        batches = file.iter_batches(batch_size=batch_rows)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise TerminalError(f"{name}: not a readable Parquet file ({exc})") from None
+        raise TerminalError(f"{what} ({exc})") from None
+    return pa.RecordBatchReader.from_batches(schema, _checked(batches, what))
 
 
-def _read_csv(name: str, handle: BinaryIO, kind: str = "csv") -> pa.Table:
+def _read_csv(
+    name: str, handle: BinaryIO, block_bytes: int, kind: str = "csv"
+) -> pa.RecordBatchReader:
     first_line = handle.readline()
     if not first_line.strip() and not _has_text(handle):
         raise TerminalError(f"{name}: not a readable CSV file (the file is empty)")
@@ -108,13 +135,29 @@ def _read_csv(name: str, handle: BinaryIO, kind: str = "csv") -> pa.Table:
     if len(set(header)) != len(header) or not all(h.strip() for h in header):
         raise TerminalError(f"{name}: not a readable CSV file (blank or repeated column names)")
     handle.seek(len(BOM) if first_line.startswith(BOM) else 0)
+    what = f"{name}: not a readable CSV file"
     try:
-        return pacsv.read_csv(
+        reader = pacsv.open_csv(
             handle,
+            read_options=pacsv.ReadOptions(block_size=block_bytes),
             convert_options=csv_convert_options(header, kind),
         )
     except (pa.ArrowException, ValueError) as exc:
-        raise TerminalError(f"{name}: not a readable CSV file ({exc})") from None
+        raise TerminalError(f"{what} ({exc})") from None
+    return pa.RecordBatchReader.from_batches(reader.schema, _checked(reader, what))
+
+
+def _checked(batches: Iterable[pa.RecordBatch], what: str) -> Iterator[pa.RecordBatch]:
+    """The batches, with a parse error half-way through the file as TerminalError."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise TerminalError(f"{what} ({exc})") from None
+        yield batch
 
 
 BOM = b"\xef\xbb\xbf"

@@ -80,7 +80,7 @@ def normalize_focus_export(
         raise TerminalError(f"{source_file}: {start.null_count} rows have no ChargePeriodStart")
     filled["charge_date"] = _utc_dates(start)
     filled["x_extensions"] = _extensions_json(table.select(extensions)) if extensions else None
-    filled["x_source_file"] = pa.chunked_array([pa.array([source_file] * rows, pa.string())])
+    filled["x_source_file"] = pa.chunked_array([pa.repeat(pa.scalar(source_file), rows)])
     columns = [
         filled.get(field.name) if filled.get(field.name) is not None else pa.nulls(rows, field.type)
         for field in FOCUS_EXPORT_RAW
@@ -183,16 +183,19 @@ def _json_text(column: pa.Array) -> pa.Array:
         return pc.if_else(pc.is_finite(column), pc.cast(column, pa.string()), None)
     text = pc.cast(column, pa.string())
     text = pc.if_else(pc.equal(text, ""), None, text)
-    for old, new in _JSON_ESCAPES:  # backslash first, so the others aren't escaped twice
-        if pc.any(pc.match_substring(text, old)).as_py():
-            text = pc.replace_substring(text, old, new)
-    if pc.any(pc.match_substring_regex(text, _CONTROL)).as_py():
-        text = pc.replace_substring_regex(text, _CONTROL, " ")
+    # One scan says whether anything needs escaping at all (the usual answer is no).
+    if pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE)).as_py():
+        for old, new in _JSON_ESCAPES:  # backslash first, so the others aren't escaped twice
+            if pc.any(pc.match_substring(text, old)).as_py():
+                text = pc.replace_substring(text, old, new)
+        if pc.any(pc.match_substring_regex(text, _CONTROL)).as_py():
+            text = pc.replace_substring_regex(text, _CONTROL, " ")
     return pc.binary_join_element_wise('"', text, '"', "")
 
 
 _JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 _CONTROL = r"[\x00-\x1f]"
+_NEEDS_ESCAPE = r'[\\"\x00-\x1f]'
 
 
 def nested_json(column: pa.Array | pa.ChunkedArray) -> pa.Array:

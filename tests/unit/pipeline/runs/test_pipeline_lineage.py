@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.runs.lineage import stamp
 from pipeline_ops_core.errors import TerminalError
-from warehouse.base import LINEAGE_FIELDS, LINEAGE_NAMES, LineageKey
+from warehouse.base import LINEAGE_FIELDS, LINEAGE_NAMES, LineageKey, TableRef
 
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
 KEY = LineageKey("acme", "demo_pipe", "main", D1, D2)
@@ -139,3 +139,63 @@ def test_a_look_back_write_replaces_from_its_own_start(tmp_path) -> None:  # typ
     # A later start than the run's never narrows the replaced range.
     write([D2], "run-5", start_date=D2 + (D2 - D1))
     assert warehouse.query("SELECT COUNT(*) AS n FROM `acme_dev.t`").column("n")[0].as_py() == 2
+
+
+def batches(*tables: pa.Table) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(
+        tables[0].schema, [b for t in tables for b in t.to_batches()]
+    )
+
+
+def test_a_streamed_write_stamps_every_batch_and_replaces_like_a_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.runs.lineage import make_writer
+    from tests.support.genai import ListLog
+    from warehouse.duckdb import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    day = pa.table({"day": pa.array([D1, D2], pa.date32()), "n": pa.array([1, 2], pa.int64())})
+    other = pa.table({"day": pa.array([D2], pa.date32()), "n": pa.array([3], pa.int64())})
+
+    def write(run: str) -> tuple[int, int]:
+        writer = make_writer(warehouse, "acme_dev", KEY, run, lambda: AT, ListLog())
+        result = writer("t", batches(day, other), date_column="day")
+        return result.rows_written, result.rows_deleted
+
+    assert write("run-1") == (3, 0)
+    assert write("run-2") == (3, 3)  # a re-run replaces the slice: no duplicates
+    got = warehouse.query("SELECT * FROM `acme_dev.t` ORDER BY n").to_pylist()
+    assert [(r["day"], r["n"]) for r in got] == [(D1, 1), (D2, 2), (D2, 3)]
+    assert {(r["x_org_slug"], r["x_run_id"], r["x_ingested_at"]) for r in got} == {
+        ("acme", "run-2", AT)
+    }
+    assert [r["x_pipeline_run_date"] for r in got] == [D1, D2, D2]
+
+
+def test_a_streamed_batch_outside_the_run_rolls_the_whole_write_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.runs.lineage import make_writer
+    from tests.support.genai import ListLog
+    from warehouse.duckdb import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    good = pa.table({"day": pa.array([D1, D2], pa.date32())})
+    writer = make_writer(warehouse, "acme_dev", KEY, "run-1", lambda: AT, ListLog())
+    writer("t", batches(good), date_column="day")
+    late = pa.table({"day": pa.array([D3], pa.date32())})  # the second batch is out of range
+    writer = make_writer(warehouse, "acme_dev", KEY, "run-2", lambda: AT, ListLog())
+    with pytest.raises(TerminalError, match="fall outside the run's range"):
+        writer("t", batches(good, late), date_column="day")
+    got = warehouse.query("SELECT day, x_run_id FROM `acme_dev.t` ORDER BY day").to_pylist()
+    assert [(r["day"], r["x_run_id"]) for r in got] == [(D1, "run-1"), (D2, "run-1")]
+
+
+def test_a_streamed_merge_is_refused_before_anything_is_written(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.runs.lineage import make_writer
+    from tests.support.genai import ListLog
+    from warehouse.duckdb import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    writer = make_writer(warehouse, "acme_dev", KEY, "run-1", lambda: AT, ListLog())
+    rows = pa.table({"k": pa.array(["a"], pa.string())})
+    with pytest.raises(TerminalError, match="a merge needs all its rows at once"):
+        writer("t", batches(rows), mode="merge", merge_keys=("k",))
+    assert warehouse.table_schema(TableRef("acme_dev", "t")) is None

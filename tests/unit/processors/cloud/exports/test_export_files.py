@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_ops_core.errors import TerminalError
-from processors.cloud.exports.files import export_format, read_export_file
+from processors.cloud.exports.files import export_format, open_export_file, read_export_file
 
 CSV = "\ufeffBilledCost,ChargePeriodStart,Tags\n1.50,2026-10-01T00:00:00Z,\n007,2026-10-02,x\n"
 
@@ -72,3 +72,22 @@ def test_parquet_text_is_taken_as_written() -> None:
     pq.write_table(pa.table({"Tags": ["NULL", None]}), sink)
     table = read_export_file("f.parquet", sink.getvalue())
     assert table.column("Tags").to_pylist() == ["NULL", None]
+def test_files_are_read_in_batches() -> None:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"BilledCost": [float(i) for i in range(10)]}), sink)
+    parquet = open_export_file("p.parquet", sink.getvalue(), batch_rows=4)
+    assert [b.num_rows for b in parquet] == [4, 4, 2]
+    text = "Cost\n" + "".join(f"{i:04d}\n" for i in range(100))
+    reader = open_export_file("c.csv.gz", gzip.compress(text.encode()), csv_block_bytes=64)
+    got = [b.column(0).to_pylist() for b in reader]
+    assert len(got) > 5
+    assert [v for part in got for v in part] == [f"{i:04d}" for i in range(100)]
+
+
+def test_a_csv_unreadable_half_way_fails_with_the_file_name_when_read() -> None:
+    text = "a,b\n" + "1,2\n" * 50 + "1,2,3\n"
+    reader = open_export_file("late.csv", text.encode(), csv_block_bytes=64)
+    first = reader.read_next_batch()  # the first block is fine
+    assert first.column_names == ["a", "b"]
+    with pytest.raises(TerminalError, match=r"late\.csv: not a readable CSV file"):
+        reader.read_all()
