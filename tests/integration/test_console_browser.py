@@ -4,7 +4,7 @@ test processors of tests/support/engine_processors.py).
 
 One browser for the module, a new context per test. Every page visited is screenshotted
 under a temp dir (printed at the start) and checked for browser console errors.
-`playwright install` is never run: CONSOLE_CHROMIUM (default /usr/bin/chromium) is the
+`playwright install` is never run: PIPELINE_OPS_CHROMIUM (default /usr/bin/chromium) is the
 browser, launched with --no-sandbox because CI runs as root.
 """
 
@@ -30,7 +30,7 @@ from tests.support.engine_processors import register
 from tests.support.genai import fill_focus
 from tests.support.servers import Server, start_gunicorn
 
-CHROMIUM = os.environ.get("CONSOLE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("PIPELINE_OPS_CHROMIUM", "/usr/bin/chromium")
 SESSION_KEY = "console-test-session-key-0123456789abcdef"
 ADMIN_KEY = "console-test-admin-key-0123456789"
 
