@@ -1,9 +1,10 @@
 """The package as users get it: a wheel built from the source tree, installed into fresh
 venvs outside the checkout, run from an empty directory.
 
-- With `[all]`: --version, db upgrade, orgs create, a --local run of the demo pipeline, and
-  its status as JSON; the run completed and wrote its rows, and everything it made is under
-  the working directory's var/ (nothing next to the installed code).
+- With `[all]`: --version, db upgrade, orgs create, a --local run of the demo pipeline,
+  `runs list --output json` and its status as JSON; the run completed and wrote its rows,
+  and everything it made is under the working directory's var/ (nothing next to the
+  installed code).
 - With no extras: the OCI processor's import says which extra to install, `validate` still
   checks every shipped pipeline, and a run of the OCI pipeline is refused at admission
   (nothing recorded).
@@ -166,11 +167,13 @@ def test_all_extras_from_an_empty_directory(wheel: Path, tmp_path: Path) -> None
     assert created.returncode == 0, created.stderr
     assert ran.returncode == 0, ran.stdout + ran.stderr
     run_id = re.search(r"^run_id: (\S+)$", ran.stdout, re.M).group(1)  # type: ignore[union-attr]
+    listed = po("--output", "json", "runs", "list", "--org", "acme")
+    assert listed.returncode == 0, listed.stderr
+    (only,) = json.loads(listed.stdout)["runs"]
+    assert only["run_id"] == run_id and only["status"] == "completed"
     status = po("status", run_id, "--json")
     assert status.returncode == 0, status.stderr
-    data = json.loads(status.stdout)
-    assert data["run"]["status"] == "completed"
-    assert data["rows_written"] > 0
+    assert json.loads(status.stdout)["rows_written"] > 0
     rows = po.python(
         "import duckdb; c = duckdb.connect('var/warehouse.duckdb', read_only=True); "
         "print(c.execute('SELECT count(*) FROM acme_dev.demo_daily_cost').fetchone()[0])"
