@@ -206,8 +206,13 @@ def test_make_up_starts_all_four_processes(tmp_path: Path) -> None:
         web = f"http://127.0.0.1:{env['PORT']}"
         up(make, lambda: httpx.get(f"{web}/health", timeout=2).status_code == 200, timeout=120)
         flower = f"http://127.0.0.1:{env['FLOWER_PORT']}"
-        up(make, lambda: httpx.get(f"{flower}/healthcheck", timeout=2).status_code == 200)
-        up(make, lambda: "beat: Starting" in make.log() and "ready." in make.log())
+        # Generous: four processes start at once on a 2-core machine.
+        up(
+            make,
+            lambda: httpx.get(f"{flower}/healthcheck", timeout=2).status_code == 200,
+            timeout=120,
+        )
+        up(make, lambda: "beat: Starting" in make.log() and "ready." in make.log(), timeout=120)
     finally:
         make.stop()
         redis.stop()

@@ -32,6 +32,8 @@ con.close()
 
 
 def metric(client, name: str) -> float:  # type: ignore[no-untyped-def]
+    # A fresh page: the app keeps one for PIPELINE_OPS_METRICS_CACHE_SECONDS.
+    client.application.extensions.pop("pipeline_ops.metrics_page", None)
     text = client.get("/metrics").get_data(as_text=True)
     found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0

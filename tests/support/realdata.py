@@ -32,7 +32,12 @@ def realdata_dir() -> Path:
     candidates = (
         [Path(override)]
         if override
-        else [ROOT.parent / "shared" / "realdata", ROOT.parents[1] / "shared" / "realdata"]
+        else [
+            ROOT.parent / "shared" / "realdata",
+            ROOT.parents[1] / "shared" / "realdata",
+            # A clone made elsewhere (e.g. a temporary folder) on the workplace's machine.
+            Path("/work/shared/realdata"),
+        ]
     )
     for candidate in candidates:
         if (candidate / "SOURCES.md").is_file():
