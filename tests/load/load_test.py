@@ -159,7 +159,7 @@ def main() -> dict[str, float]:
         while pending and time.monotonic() < deadline:
             for run_id in list(pending):
                 run = services.store.get_run(run_id)
-                if run and run["status"] in TERMINAL:
+                if run and run.status in TERMINAL:
                     pending.discard(run_id)
             time.sleep(0.5)
         drained_s = time.perf_counter() - started
@@ -182,7 +182,7 @@ def main() -> dict[str, float]:
             failures.append(f"{len(pending)} admitted runs did not finish in {DRAIN_TIMEOUT_S}s")
         ended = {"completed": 0, "failed": 0}
         for run_id in admitted:
-            status = services.store.get_run(run_id)["status"]
+            status = services.store.get_run(run_id).status
             if status not in ended:
                 failures.append(f"run {run_id} ended {status}")
             else:
