@@ -7,7 +7,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -15,6 +14,7 @@ from app.cli.support import EXIT_PROBLEMS, EXIT_USAGE, fail, parse_day
 from pipeline.bootstrap import cli_services
 from pipeline.settings import Settings
 from pipeline.storage import state
+from pipeline.storage.base import RunStore
 from pipeline.storage.records import as_dict
 from pipeline_ops_core.errors import (
     ConflictError,
@@ -113,7 +113,7 @@ def run(
         sys.exit(0 if final == state.COMPLETED else EXIT_PROBLEMS)
 
 
-def _follow(store: Any, run_id: str, poll: float, timeout: float = 24 * 3600) -> str:
+def _follow(store: RunStore, run_id: str, poll: float, timeout: float = 24 * 3600) -> str:
     """Print each step's progress as it changes; return the final run status."""
     seen: dict[tuple[str, int], str] = {}
     deadline = time.monotonic() + timeout

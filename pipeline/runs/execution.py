@@ -28,6 +28,7 @@ from pipeline.runs.lineage import make_writer
 from pipeline.runs.service import RunService
 from pipeline.settings import Settings
 from pipeline.storage import state
+from pipeline.storage.base import RunStore
 from pipeline.storage.records import PlannedStep, RunRecord
 from pipeline.storage.run_store import SqlRunStore
 from pipeline.storage.statements import stored
@@ -91,7 +92,7 @@ def holder_is_dead(holder: str | None) -> bool:
 class StepLog:
     """The `ctx.log` of a step: lines go to the run log and to the process log."""
 
-    def __init__(self, store: SqlRunStore, run_id: str, step_id: str | None, attempt: int | None):
+    def __init__(self, store: RunStore, run_id: str, step_id: str | None, attempt: int | None):
         self.store, self.run_id, self.step_id, self.attempt = store, run_id, step_id, attempt
 
     def _emit(self, level: str, message: str) -> None:
@@ -161,7 +162,7 @@ class CancelWatch:
     engine's own bookkeeping.
     """
 
-    def __init__(self, store: SqlRunStore, run_id: str, min_interval: float = 1.0) -> None:
+    def __init__(self, store: RunStore, run_id: str, min_interval: float = 1.0) -> None:
         self.store, self.run_id, self.min_interval = store, run_id, min_interval
         self._event = threading.Event()
         self._last_read = time.monotonic()

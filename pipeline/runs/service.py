@@ -23,8 +23,8 @@ from pipeline.definition.providers import read_registry, registry_path_for
 from pipeline.observability.redact import redact
 from pipeline.settings import Settings
 from pipeline.storage import state
+from pipeline.storage.base import RunStore
 from pipeline.storage.records import PlannedStep, RunPlan, RunRecord
-from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import (
     NotFoundError,
     PipelineOpsError,
@@ -107,7 +107,7 @@ class RunService:
     def __init__(
         self,
         settings: Settings,
-        store: SqlRunStore,
+        store: RunStore,
         catalog: PipelineCatalog,
         gate: QuotaGate,
         dispatcher: Dispatcher,

@@ -254,6 +254,14 @@ class LogLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A started attempt: when it started and how many processes died running it before."""
+
+    started_at: datetime
+    lost_workers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LostWorkerAttempt:
     """An attempt of an active run whose worker process died `lost_workers` times."""
 

@@ -7,7 +7,6 @@ processes racing to move the same run can't both win, and an illegal move raises
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from pipeline.storage import state
 from pipeline.storage.db_time import DATABASE_TIME, DbTime
 from pipeline.storage.records import (
+    Claim,
     LogLine,
     LostWorkerAttempt,
     RunPlan,
@@ -77,14 +77,6 @@ class RunIdError(TerminalError):
 # A run's columns but its plan: the listings and the reaper's scans don't need the plan,
 # the largest column.
 _WITHOUT_PLAN = [c for c in pipeline_runs.c if c.name != "plan"]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A started attempt: when it started and how many processes died running it before."""
-
-    started_at: datetime
-    lost_workers: int = 0
 
 
 class SqlRunStore:
