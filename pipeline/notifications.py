@@ -21,8 +21,8 @@ from notify.channels import build_notifier
 from notify.store import NotificationSettingsStore
 from pipeline.observability.redact import redact, register_secret
 from pipeline.settings import Settings
-from pipeline.storage.base import RunStore
 from pipeline.storage.records import StepAttempt
+from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import NotFoundError
 
 logger = logging.getLogger("pipeline_ops.notify")
@@ -57,7 +57,7 @@ class NotificationService:
     def __init__(
         self,
         settings: Settings,
-        store: RunStore,
+        store: SqlRunStore,
         queue: NotificationQueue,
         keys: KeyProvider,
         notifier_factory: NotifierFactory = build_notifier,

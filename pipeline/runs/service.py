@@ -23,8 +23,8 @@ from pipeline.definition.providers import read_registry, registry_path_for
 from pipeline.observability.redact import redact
 from pipeline.settings import Settings
 from pipeline.storage import state
-from pipeline.storage.base import RunStore
 from pipeline.storage.records import PlannedStep, RunPlan, RunRecord
+from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import (
     NotFoundError,
     PipelineOpsError,
@@ -107,7 +107,7 @@ class RunService:
     def __init__(
         self,
         settings: Settings,
-        store: RunStore,
+        store: SqlRunStore,
         catalog: PipelineCatalog,
         gate: QuotaGate,
         dispatcher: Dispatcher,
@@ -414,15 +414,15 @@ class RunService:
                 self.cancel_settled(run.run_id, run.org_slug)
                 reaped.append(run.run_id)
         limit = self.settings.max_lost_workers
-        for run in self.store.runs_losing_workers(limit):
-            if org_slug is not None and run.org_slug != org_slug:
+        for lost in self.store.runs_losing_workers(limit):
+            if org_slug is not None and lost.org_slug != org_slug:
                 continue
             message = (
-                f"step {run.step_id} failed: the worker was lost {run.lost_workers} "
+                f"step {lost.step_id} failed: the worker was lost {lost.lost_workers} "
                 "times running this step; out of memory?"
             )
-            if self.fail(run.run_id, message, reason=f"reaper: {message}"):
-                reaped.append(run.run_id)
+            if self.fail(lost.run_id, message, reason=f"reaper: {message}"):
+                reaped.append(lost.run_id)
         if org_slug is None:
             self.gate.reconcile()
         return reaped

@@ -3,8 +3,10 @@
 `SqlRunStore` (run_store.py) implements it, and
 tests/unit/pipeline/storage/test_run_store_contract.py checks that its public methods are
 exactly these, with these signatures. Every query returns records (records.py), never
-rows. Callers that need only this contract take a `RunStore`; the executor also needs
-the SQL engine (the write fence), so it takes the SqlRunStore.
+rows. Callers that need only this contract take a `RunStore` (the step log, the cancel
+watch, the CLI's follower); the run service, the executor and notifications still reach
+the SQL engine beside it (backfill queries, the write fence, the vault), so they take
+the SqlRunStore.
 
 Status changes follow the state machine (state.py): a move from a status that
 `state.allowed_from` does not name raises IllegalTransitionError and changes nothing, and

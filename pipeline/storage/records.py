@@ -134,7 +134,7 @@ class RunRecord:
     error_message: str | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
         plan = row.get("plan")
         return cls(
             run_id=row["run_id"],
@@ -185,7 +185,7 @@ class StepAttempt:
     lost_workers: int
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> StepAttempt:
+    def from_row(cls, row: Mapping[Any, Any]) -> StepAttempt:
         return cls(
             id=row["id"],
             run_id=row["run_id"],
@@ -217,7 +217,7 @@ class Transition:
     reason: str | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Transition:
+    def from_row(cls, row: Mapping[Any, Any]) -> Transition:
         return cls(
             id=row["id"],
             run_id=row["run_id"],
@@ -241,7 +241,7 @@ class LogLine:
     message: str
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> LogLine:
+    def from_row(cls, row: Mapping[Any, Any]) -> LogLine:
         return cls(
             id=row["id"],
             run_id=row["run_id"],
