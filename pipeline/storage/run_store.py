@@ -574,8 +574,9 @@ class SqlRunStore:
         """
         now = self.clock()
         duration = None
-        if started_at is not None:
-            duration = int((now - as_utc(started_at)).total_seconds() * 1000)
+        started = as_utc(started_at)
+        if started is not None:
+            duration = int((now - started).total_seconds() * 1000)
         with self.engine.begin() as conn:
             conn.execute(
                 FINISH_ATTEMPT,
