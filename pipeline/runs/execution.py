@@ -372,7 +372,9 @@ class StepExecutor:
             dataset=plan.dataset,
             credential_id=credential_id,
             # The platform's identity, limited to this org's dataset (warehouse/scoped.py).
-            warehouse=OrgScopedWarehouse(warehouse, plan.dataset),
+            # StepContext declares the full Warehouse; the scoped handle deliberately has
+            # no fenced(), so a processor can't swap the run's fence.
+            warehouse=OrgScopedWarehouse(warehouse, plan.dataset),  # type: ignore[arg-type]
             log=log,
             _credential_loader=lambda: self.credentials.get(org, credential_id),
             _writer=make_writer(
