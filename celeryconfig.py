@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery.schedules import crontab
 
-from pipeline.queue import DISPATCH_SCHEDULES, REAP
+from pipeline.queue import CONTROL_QUEUE, CONTROL_TASKS, DISPATCH_SCHEDULES, PRUNE, REAP
 from pipeline.settings import Settings
 
 _settings = Settings.from_env()
@@ -55,6 +55,11 @@ broker_transport_options = {
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 
+task_routes = {name: {"queue": CONTROL_QUEUE} for name in CONTROL_TASKS}
+
+# Beat writes its heartbeat from its tick (tasks/heartbeat.py).
+beat_scheduler = "tasks.heartbeat:HeartbeatScheduler"
+
 beat_schedule = {
     "reap-stale-runs": {"task": REAP, "schedule": 60.0},
     # On the minute (crontab), so a 03:00 tick starts at 03:00, not up to a minute late.
@@ -65,6 +70,13 @@ beat_schedule = {
         "options": {"expires": 55},
     },
 }
+if _settings.retention_days:
+    # Daily, at a quiet minute; a prune interrupted half-way resumes the next day.
+    beat_schedule["prune-old-runs"] = {
+        "task": PRUNE,
+        "schedule": crontab(hour="3", minute="17"),
+        "options": {"expires": 3600},
+    }
 
 if _settings.eager:
     task_always_eager = True

@@ -32,7 +32,7 @@ def _security_headers(response: Response) -> Response:
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     """The Flask app, with its services from pipeline.bootstrap.web_services() unless given
     (tests build theirs with build_services())."""
-    from app import admin, api
+    from app import admin, api, console
     from app.web import auth
     from app.web.problems import register_error_handlers
 
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     register_error_handlers(app)
     auth.init_app(app)
+    console.init_app(app, settings)
     app.after_request(_security_headers)
     # The org API and the operational endpoints; api.metrics also counts quota 429s.
     for blueprint in api.BLUEPRINTS:

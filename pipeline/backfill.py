@@ -54,7 +54,7 @@ class Progress:
 
 def date_range(first: date, last: date) -> list[date]:
     if last < first:
-        raise TerminalError(f"--to {last} is before --from {first}")
+        raise TerminalError(f"--end-date {last} is before --start-date {first}")
     days = (last - first).days + 1
     if days > MAX_DATES:
         raise TerminalError(f"the range has {days} dates; at most {MAX_DATES}")

@@ -80,7 +80,12 @@ def build_services(
 ) -> Services:
     # Secrets from the environment are masked in everything this process logs or stores.
     register_process_secrets(
-        [settings.admin_key, settings.supabase_service_role_key, settings.metrics_token]
+        [
+            settings.admin_key,
+            settings.supabase_service_role_key,
+            settings.metrics_token,
+            settings.session_key,
+        ]
         + [k.strip() for k in (settings.master_key or "").split(",")]
     )
     store = SqlRunStore(

@@ -110,7 +110,8 @@ class NotificationService:
             duration_ms=duration,
             failing_step=failing,
             error=redact(run.error_message) if status == "failed" else None,
-            status_url=f"{base}/pipelines/status/{run.org_slug}/{run_id}",
+            # The run's console page: what a person clicking the link in an alert can open.
+            status_url=f"{base}/ui/{run.org_slug}/runs/{run_id}",
             trigger=run.trigger,
         )
 

@@ -35,6 +35,15 @@ ON_RUN_ERROR = "pipeline_ops.on_run_error"
 REAP = "pipeline_ops.reap"
 DISPATCH_SCHEDULES = "pipeline_ops.dispatch_schedules"
 SEND_NOTIFICATION = "pipeline_ops.send_notification"
+PRUNE = "pipeline_ops.prune"
+
+# Steps go to Celery's default queue; schedule dispatch, the reaper, notifications and
+# pruning go to their own, so a schedule tick never waits behind hours of steps. A worker
+# must consume both (`-Q celery,pipeline_ops.control`, as the Procfile's does), or a small
+# dedicated worker takes the control queue.
+STEP_QUEUE = "celery"
+CONTROL_QUEUE = "pipeline_ops.control"
+CONTROL_TASKS = (REAP, DISPATCH_SCHEDULES, SEND_NOTIFICATION, PRUNE)
 
 
 def broker_unreachable(url: str) -> str:

@@ -61,6 +61,8 @@ class Settings:
     max_stored_text: int = 4096
     # When set, GET /metrics needs `Authorization: Bearer <token>`.
     metrics_token: str | None = None
+    # Seconds one process reuses the /metrics page it built (0: rebuilt on every scrape).
+    metrics_cache_seconds: int = 5
     # Requests per minute one org may make to the org API (0: no limit).
     org_rate_limit: int = 600
     # Quota (quota/): off makes every run admitted (AllowAllGate).
@@ -80,6 +82,15 @@ class Settings:
     # a fresh one (Celery's worker_max_memory_per_child), so memory a task left behind
     # (fragmentation, caches) can't pile up until the OOM killer steps in.
     worker_max_memory_mb: int = 4096
+    # Signs the web console's session cookies (and its CSRF tokens); None: a random key
+    # per process, so sessions don't survive a restart and gunicorn workers disagree.
+    session_key: str | None = None
+    # Seconds a console sign-in lasts.
+    session_seconds: int = 8 * 3600
+    # Failed console sign-ins one client address may make per minute.
+    signin_rate_limit: int = 10
+    # Ended runs older than this many days are deleted daily by beat (None: kept forever).
+    retention_days: int | None = None
     eager: bool = False
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
@@ -117,6 +128,7 @@ class Settings:
             max_lost_workers=_positive(env, "PIPELINE_OPS_MAX_LOST_WORKERS", 3),
             max_stored_text=_positive(env, "PIPELINE_OPS_MAX_STORED_TEXT", 4096),
             metrics_token=env.get("PIPELINE_OPS_METRICS_TOKEN") or None,
+            metrics_cache_seconds=_int(env, "PIPELINE_OPS_METRICS_CACHE_SECONDS", 5),
             org_rate_limit=_int(env, "PIPELINE_OPS_ORG_RATE_LIMIT", 600),
             quota_enabled=env.get("PIPELINE_OPS_QUOTA", "on").lower() not in ("off", "0", "false"),
             plan_cache_seconds=_int(env, "PIPELINE_OPS_PLAN_CACHE_SECONDS", 30),
@@ -127,6 +139,12 @@ class Settings:
             default_monthly_limit=_int(env, "PIPELINE_OPS_DEFAULT_MONTHLY_LIMIT", 25000),
             default_concurrent_limit=_int(env, "PIPELINE_OPS_DEFAULT_CONCURRENT_LIMIT", 20),
             worker_max_memory_mb=_int(env, "PIPELINE_OPS_WORKER_MAX_MEMORY_MB", 4096),
+            session_key=env.get("PIPELINE_OPS_SESSION_KEY") or None,
+            session_seconds=_positive(env, "PIPELINE_OPS_SESSION_SECONDS", 8 * 3600),
+            signin_rate_limit=_int(env, "PIPELINE_OPS_SIGNIN_RATE_LIMIT", 10),
+            retention_days=_positive(env, "PIPELINE_OPS_RETENTION_DAYS", 1)
+            if env.get("PIPELINE_OPS_RETENTION_DAYS")
+            else None,
             eager=env.get("PIPELINE_OPS_EAGER", "").lower() in ("1", "true", "yes"),
             log_level=env.get("PIPELINE_OPS_LOG_LEVEL", "INFO").upper(),
         )

@@ -10,6 +10,7 @@ the same task code in-process instead (the CLI's --local mode).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -127,7 +128,17 @@ def run_genai(services, run: Callable[[], bool]) -> bool:  # type: ignore[no-unt
     return ok
 
 
-def run_with_servers(services, api_key: str) -> int:  # type: ignore[no-untyped-def]
+def demo_secret(path: Path) -> str:
+    """A random secret kept in var/ (mode 0600), the same on every `make demo`."""
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(32)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def run_with_servers(services, api_key: str, keep: bool = False) -> int:  # type: ignore[no-untyped-def]
     import httpx
 
     from tests.support.servers import free_port, start_gunicorn, start_redis, start_worker
@@ -143,6 +154,8 @@ def run_with_servers(services, api_key: str) -> int:  # type: ignore[no-untyped-
             "DATABASE_URL": settings.database_url,
             "WAREHOUSE_URL": settings.warehouse_url,
             "PIPELINE_OPS_VAR_DIR": str(settings.var_dir),
+            # Both gunicorn workers must sign the console's session cookies alike.
+            "PIPELINE_OPS_SESSION_KEY": demo_secret(settings.var_dir / "demo_session_key"),
         }
         logs = settings.var_dir / "logs"
         logs.mkdir(exist_ok=True)
@@ -189,11 +202,20 @@ def run_with_servers(services, api_key: str) -> int:  # type: ignore[no-untyped-
             services, lambda: demo_genai.run_over_http(web.url, api_key, *GENAI, say)
         )
         say(f"logs: {logs}")
+        say()
+        key_file = settings.var_dir / "demo_api_key"
+        say(f"web console: {web.url}/ui/{ORG}/runs")
+        say(f"  sign in with the demo org's API key, saved in {key_file}")
+        if keep:
+            pids = " ".join(str(server.proc.pid) for server in reversed(started))
+            say(f"KEEP=1: the worker, API and redis-server keep running; stop them: kill {pids}")
+            started.clear()
         return 0 if status["status"] == "completed" and genai_ok else 1
     finally:
         for server in reversed(started):
             server.stop()
-        say("stopped the worker, the API and redis-server")
+        if started:
+            say("stopped the worker, the API and redis-server")
 
 
 def run_local(svc) -> int:  # type: ignore[no-untyped-def]
@@ -260,7 +282,8 @@ def main() -> int:
         say("redis-server is not installed, so the demo runs in-process (like `pipeline-ops run")
         say("--local`). For the full API + worker demo: sudo apt-get install -y redis-server")
         return run_local(services)
-    return run_with_servers(services, api_key)
+    # KEEP=1 (PIPELINE_OPS_DEMO_KEEP=1): leave the stack running to explore the console.
+    return run_with_servers(services, api_key, keep=os.environ.get("PIPELINE_OPS_DEMO_KEEP") == "1")
 
 
 if __name__ == "__main__":

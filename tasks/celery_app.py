@@ -14,6 +14,7 @@ from kombu import Connection
 
 from pipeline.observability.redact import display_url
 from pipeline.queue import celery_app as app
+from tasks import heartbeat  # noqa: F401  (connects the worker's heartbeat signals)
 
 __all__ = ["app"]
 

@@ -20,6 +20,7 @@ bp = Blueprint("openapi", __name__)
 CACHE_KEY = "pipeline_ops.openapi"
 SCHEMAS = (
     schemas.RunRequestSchema,
+    schemas.RerunRequestSchema,
     schemas.RunAcceptedSchema,
     schemas.RunSchema,
     schemas.RunStatusSchema,
@@ -28,6 +29,7 @@ SCHEMAS = (
     schemas.StepAttemptsSchema,
     schemas.TransitionsSchema,
     schemas.HealthSchema,
+    schemas.LiveSchema,
     admin_schemas.OrgCreateSchema,
     admin_schemas.OrgCreatedSchema,
     admin_schemas.OrgListSchema,
@@ -70,7 +72,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
     with app.test_request_context():
         for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
             view = app.view_functions[rule.endpoint]
-            if rule.endpoint == "static" or not view.__doc__:
+            # The web console's pages (/ui) are HTML for browsers, not part of the API.
+            if rule.endpoint == "static" or not view.__doc__ or rule.rule.startswith("/ui/"):
                 continue
             spec.path(view=view, app=app, parameters=_path_parameters(rule.rule))
     return spec.to_dict()

@@ -39,10 +39,11 @@ def step_summary(run: RunRecord, attempts: list[StepAttempt]) -> list[dict[str, 
     for step_id in order:
         tries = sorted(by_step.get(step_id, []), key=lambda a: a.attempt)
         done = [a for a in tries if a.status == "completed"]
+        reused = run.plan is not None and step_id in run.plan.reused
         summary.append(
             {
                 "step_id": step_id,
-                "status": tries[-1].status if tries else "pending",
+                "status": tries[-1].status if tries else ("reused" if reused else "pending"),
                 "attempts": len(tries),
                 "rows_written": done[-1].rows_written if done else None,
             }

@@ -10,6 +10,7 @@ from app.api.presenters import links, run_outcome, step_summary
 from app.api.schemas import (
     HistoryQuerySchema,
     HistorySchema,
+    RerunRequestSchema,
     RunAcceptedSchema,
     RunRequestSchema,
     RunStatusSchema,
@@ -131,3 +132,30 @@ def run_history(org: str) -> dict[str, Any]:
     cursor = encode_cursor(page[-1]) if len(rows) > limit else None
     runs = [run.as_dict() for run in page]
     return HistorySchema().dump({"runs": runs, "next_cursor": cursor})
+
+
+@bp.post("/rerun/<org>/<run_id>")
+def rerun(org: str, run_id: str) -> Response:
+    """Run a run again: the same pipeline, dates, credential and params.
+    ---
+    post:
+      summary: Start a new run of a run's key; with from_failed, reuse its completed steps
+      tags: [runs]
+      security: [{ApiKeyAuth: []}]
+      requestBody:
+        required: false
+        content: {application/json: {schema: RerunRequestSchema}}
+      responses:
+        202:
+          description: The new run was admitted and enqueued.
+          content: {application/json: {schema: RunAcceptedSchema}}
+        401: Problem
+        404: Problem
+        409: Problem
+        422: Problem
+        429: Problem
+        503: Problem
+    """
+    source = find_run(org, run_id).run_id
+    body = json_body(RerunRequestSchema())
+    return _accepted(services().runs.rerun(org, source, from_failed=body["from_failed"]))

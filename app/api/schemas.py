@@ -94,6 +94,11 @@ class RunRequestSchema(Schema):
             raise ValidationError(f"the range is longer than {MAX_RANGE_DAYS} days", "end_date")
 
 
+class RerunRequestSchema(Schema):
+    # True: reuse the steps the run completed and start at the one that failed.
+    from_failed = fields.Boolean(load_default=False)
+
+
 class HistoryQuerySchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = Cursor(load_default=None)
@@ -212,9 +217,25 @@ class HealthChecksSchema(Schema):
     warehouse = fields.String()
 
 
+class HeartbeatsSchema(Schema):
+    workers = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        metadata={"description": "Seconds since each worker's last heartbeat, by node name."},
+    )
+    beat = fields.Float(
+        allow_none=True, metadata={"description": "Seconds since beat's last tick; null: none."}
+    )
+
+
 class HealthSchema(Schema):
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(("ok", "degraded", "unavailable")))
     checks = fields.Nested(HealthChecksSchema)
+    heartbeats = fields.Nested(HeartbeatsSchema)
+
+
+class LiveSchema(Schema):
+    status = fields.String()
 
 
 class ProblemSchema(Schema):

@@ -6,14 +6,14 @@ Secrets and keys are read from a file or stdin, never from argv: argv shows up i
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from app.cli.support import EXIT_PROBLEMS, EXIT_USAGE, fail, org_services
+from app.cli.output import echo_json, wants_json
+from app.cli.support import EXIT_PROBLEMS, EXIT_USAGE, fail, org_and_args, org_services
 from pipeline.bootstrap import cli_services
 from pipeline.definition.providers import check_credential_urls
 from pipeline_ops_core.errors import PipelineOpsError
@@ -54,8 +54,7 @@ def credentials() -> None:
 
 
 @credentials.command("add")
-@click.argument("org_slug")
-@click.argument("provider")
+@org_and_args("provider")
 @click.option("--name", required=True, help="Display name, e.g. 'Production admin key'.")
 @click.option("--id", "credential_id", help="Credential id (default: derived from --name).")
 @click.option(
@@ -88,14 +87,14 @@ def add(org_slug: str, provider: str, name: str, credential_id: str | None, path
 
 
 @credentials.command("list")
-@click.argument("org_slug", required=False)
+@org_and_args(org_required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (metadata only).")
 def list_(org_slug: str | None, as_json: bool) -> None:
     """List credentials (metadata only: never a secret)."""
     vault = cli_services().credentials
     rows = vault.list(org_slug)
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
+    if wants_json(as_json):
+        echo_json(rows)
         return
     click.echo("org\tid\tprovider\tname\tkey_id\tstate\tcreated_at")
     for meta in rows:
@@ -112,24 +111,21 @@ def _set_enabled(org_slug: str, credential_id: str, enabled: bool) -> None:
 
 
 @credentials.command("disable")
-@click.argument("org_slug")
-@click.argument("credential_id")
+@org_and_args("credential_id")
 def disable(org_slug: str, credential_id: str) -> None:
     """Disable a credential: runs asking for it are refused (422) until it is enabled."""
     _set_enabled(org_slug, credential_id, False)
 
 
 @credentials.command("enable")
-@click.argument("org_slug")
-@click.argument("credential_id")
+@org_and_args("credential_id")
 def enable(org_slug: str, credential_id: str) -> None:
     """Enable a disabled credential."""
     _set_enabled(org_slug, credential_id, True)
 
 
 @credentials.command("delete")
-@click.argument("org_slug")
-@click.argument("credential_id")
+@org_and_args("credential_id")
 def delete(org_slug: str, credential_id: str) -> None:
     """Delete a credential and its ciphertext."""
     vault = cli_services().credentials

@@ -47,13 +47,21 @@ def bootstrap_sync(org_slug: str | None) -> None:
     it is (exit status 1), for a migration by hand.
     """
     from warehouse.base import TableRef
-    from warehouse.schemas import TABLE_SCHEMAS, retype_conflicts, with_lineage
+    from warehouse.schemas import (
+        FOCUS_TABLE_SCHEMAS,
+        TABLE_SCHEMAS,
+        retype_conflicts,
+        with_lineage,
+    )
 
     svc = cli_services()
     warehouse = svc.warehouse()
     changed = refused = 0
+    # The FOCUS table is sp_convert_to_focus's to create, but an existing one gets the
+    # extension columns added since (x_price_source, ...) here, like any other table.
+    known = {**TABLE_SCHEMAS, **FOCUS_TABLE_SCHEMAS}
     for dataset in _org_datasets(svc, org_slug):
-        for name, schema in TABLE_SCHEMAS.items():
+        for name, schema in known.items():
             ref = TableRef(dataset, name)
             have = warehouse.table_schema(ref)
             if have is None:

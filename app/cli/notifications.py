@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from app.cli.support import EXIT_USAGE, fail
+from app.cli.output import echo_json, wants_json
+from app.cli.support import EXIT_USAGE, fail, org_and_args
 from notify.base import NotificationSettings
 from pipeline.bootstrap import cli_services
 from pipeline.notifications import NotificationService
@@ -37,7 +38,7 @@ def notifications() -> None:
 
 
 @notifications.command("set")
-@click.argument("org_slug", metavar="ORG")
+@org_and_args()
 @click.option("--webhook", "webhook_url", help="URL that gets a signed JSON POST.")
 @click.option("--slack", "slack_webhook_url", help="Slack incoming-webhook URL.")
 @click.option("--email", "email_to", multiple=True, help="Recipient; repeat for more.")
@@ -75,10 +76,17 @@ def set_notifications(
 
 
 @notifications.command("show")
-@click.argument("org_slug", metavar="ORG")
+@org_and_args()
 def show_notifications(org_slug: str) -> None:
     """Show ORG's notification settings (secrets are not shown)."""
     try:
-        _show(_service().get_settings(org_slug))
+        settings = _service().get_settings(org_slug)
     except PipelineOpsError as exc:
         fail(str(exc))
+    if wants_json():
+        from app.admin.presenters import present_notifications
+        from app.admin.schemas import NotificationSettingsSchema
+
+        echo_json(NotificationSettingsSchema().dump(present_notifications(settings)))
+        return
+    _show(settings)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-from app.cli.support import EXIT_USAGE, fail, org_services
+from app.cli.output import echo_json, wants_json
+from app.cli.support import EXIT_USAGE, fail, org_and_args, org_services
 from pipeline.bootstrap import cli_services
 from pipeline_ops_core.errors import PipelineOpsError
 from quota.plans import STATUSES
@@ -37,12 +38,18 @@ def orgs_create(org_slug: str, name: str | None) -> None:
 @orgs.command("list")
 def orgs_list() -> None:
     """List organizations."""
-    for org in cli_services().store.list_orgs():
+    rows = cli_services().store.list_orgs()
+    if wants_json():
+        from app.admin.schemas import OrgListSchema
+
+        echo_json(OrgListSchema().dump({"orgs": rows}))  # GET /admin/orgs
+        return
+    for org in rows:
         click.echo(f"{org['org_slug']}\t{org['name']}\t{org['created_at'].isoformat()}")
 
 
 @orgs.command("rotate-key")
-@click.argument("org_slug")
+@org_and_args()
 @click.option(
     "--overlap-seconds",
     type=click.IntRange(min=0),
@@ -64,7 +71,7 @@ def orgs_rotate_key(org_slug: str, overlap_seconds: int) -> None:
 
 
 @orgs.command("revoke-key")
-@click.argument("org_slug")
+@org_and_args()
 @click.option("--previous-only", is_flag=True, help="Only end the overlap window of the old key.")
 def orgs_revoke_key(org_slug: str, previous_only: bool) -> None:
     """Revoke an org's API key(s); `orgs rotate-key` issues a new one."""
@@ -77,7 +84,7 @@ def orgs_revoke_key(org_slug: str, previous_only: bool) -> None:
 
 
 @orgs.command("set-limits")
-@click.argument("org_slug")
+@org_and_args()
 @click.option("--daily", type=click.IntRange(min=0), help="Runs per UTC day.")
 @click.option("--monthly", type=click.IntRange(min=0), help="Runs per UTC month.")
 @click.option("--concurrent", type=click.IntRange(min=0), help="Runs active at once.")

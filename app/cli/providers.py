@@ -6,6 +6,7 @@ import json
 
 import click
 
+from app.cli.output import wants_json
 from app.cli.support import fail
 from pipeline.settings import Settings
 
@@ -22,7 +23,7 @@ def providers(as_json: bool) -> None:
     registry, problems = read_registry(path)
     if registry is None or problems:
         fail(f"{path}: " + ("; ".join(problems) or "not a provider registry"))
-    if as_json:
+    if wants_json(as_json):
         click.echo(json.dumps([p.as_json() for p in registry.values()], indent=2))
         return
     click.echo(f"{'key':<14}{'name':<26}{'domains':<16}{'credential':<22}api base url")

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from app.cli.support import fail, org_services
+from app.cli.output import wants_json
+from app.cli.support import fail, org_and_args, org_services
 from pipeline_ops_core.errors import PipelineOpsError
 
 
@@ -26,7 +27,7 @@ def quota() -> None:
 
 
 @quota.command("show")
-@click.argument("org_slug")
+@org_and_args()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def show(org_slug: str, as_json: bool) -> None:
     """Print an org's limits, usage (today, this month, running) and active leases."""
@@ -34,7 +35,7 @@ def show(org_slug: str, as_json: bool) -> None:
         report = org_services(org_slug).plans.usage(org_slug)
     except PipelineOpsError as exc:
         fail(str(exc))
-    if as_json:
+    if wants_json(as_json):
         click.echo(json.dumps(report, indent=2))
         return
     plan, usage, mirror = report["plan"], report["usage"], report["mirror"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from app.cli.output import echo_json, wants_json
 from app.cli.support import EXIT_PROBLEMS, EXIT_USAGE, fail, parse_day
 from pipeline.bootstrap import cli_services
 from pipeline.settings import Settings
@@ -38,6 +38,24 @@ def validate(paths: tuple[Path, ...]) -> None:
         click.echo(f"{len(problems)} problem(s)", err=True)
         sys.exit(EXIT_PROBLEMS)
     click.echo("ok: all pipeline files are valid")
+
+
+@click.command()
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path), help="Write to this file, not stdout."
+)
+def schema(output: Path | None) -> None:
+    """Print the pipeline file's JSON Schema (step configs included), for editors."""
+    import json
+
+    from pipeline.definition.json_schema import pipeline_json_schema
+
+    text = json.dumps(pipeline_json_schema(), indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
 
 
 @click.command()
@@ -161,10 +179,9 @@ def status(run_id: str, org_slug: str | None, as_json: bool) -> None:
         fail(f"run {run_id} not found")
     attempts = store.step_attempts(run_id)
     outcome = run_outcome(run, attempts)
-    if as_json:
+    if wants_json(as_json):
         shown = {k: v for k, v in run.as_dict().items() if k != "plan"}
-        steps = [as_dict(a) for a in attempts]
-        click.echo(json.dumps({"run": shown, **outcome, "steps": steps}, default=str, indent=2))
+        echo_json({"run": shown, **outcome, "steps": [as_dict(a) for a in attempts]})
         return
     click.echo(f"run_id:    {run.run_id}")
     click.echo(f"org:       {run.org_slug}")

@@ -125,7 +125,7 @@ def serve_samples(port: int, org_slug: str) -> None:
     for provider in PROVIDERS:
         secret = shlex.quote(json.dumps(server.credential(provider)))
         say(
-            f"   echo {secret} | pipeline-ops credentials add {org_slug} {provider} "
+            f"   echo {secret} | pipeline-ops credentials add --org {org_slug} {provider} "
             f"--name {provider}_samples --id {provider}_sample --file -"
         )
     say("3. run a pipeline over those dates with its credential, e.g. OpenAI's:")

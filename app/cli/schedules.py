@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from app.cli.output import echo_json, wants_json
 from app.cli.support import fail, when
 from pipeline.bootstrap import cli_services
 from pipeline.schedules.service import CATCH_UP_POLICIES, ScheduleService
@@ -91,6 +92,11 @@ def list_schedules(org_slug: str | None) -> None:
         rows = _service().list(org_slug)
     except PipelineOpsError as exc:
         fail(str(exc))
+    if wants_json():
+        from app.admin.schemas import ScheduleListSchema
+
+        echo_json(ScheduleListSchema().dump({"schedules": rows}))
+        return
     for row in rows:
         _show(row)
     if not rows:
@@ -107,6 +113,11 @@ def dispatches(pipeline_path: str, org_slug: str, limit: int) -> None:
         rows = _service().dispatches(org_slug, pipeline_path, limit)
     except PipelineOpsError as exc:
         fail(str(exc))
+    if wants_json():
+        from app.admin.schemas import DispatchListSchema
+
+        echo_json(DispatchListSchema().dump({"dispatches": rows}))
+        return
     for row in rows:
         click.echo(
             f"{when(row['scheduled_time'])}\t{row['status']}\t{row['run_id'] or '-'}"

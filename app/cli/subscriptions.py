@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from app.cli.output import echo_json, wants_json
 from app.cli.support import EXIT_PROBLEMS, fail, org_services, parse_day
 from pipeline.bootstrap import cli_services
 from pipeline_ops_core.errors import PipelineOpsError
@@ -67,8 +68,13 @@ def subscriptions_add(
 @click.option("--org", "org_slug", required=True, help="Organization slug.")
 def subscriptions_list(org_slug: str) -> None:
     """List an org's subscriptions."""
-    service = cli_services().subscriptions
-    for s in service.list(org_slug):
+    rows = cli_services().subscriptions.list(org_slug)
+    if wants_json():
+        from app.admin.schemas import SubscriptionListSchema
+
+        echo_json(SubscriptionListSchema().dump({"subscriptions": rows}))
+        return
+    for s in rows:
         click.echo(
             f"{s['subscription_id']}\t{s['provider']}\t{s['plan']}\t{s['seats']} seats\t"
             f"{s['unit_price']} {s['currency']}/{s['billing_cycle']}\t"

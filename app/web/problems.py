@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app
@@ -51,6 +52,7 @@ TITLES = {
     "invalid_path": "Invalid path",
     "method_not_allowed": "Method not allowed",
     "not_found": "Not found",
+    "nothing_to_rerun": "Nothing to re-run from",
     "quota_exceeded": "Quota exceeded",
     "rate_limited": "Too many requests",
     "run_active": "Run already active",
@@ -159,8 +161,18 @@ def _domain(exc: PipelineOpsError) -> Response:
     if isinstance(exc, ConfigError):
         errors = [{"step": step, "message": clean(msg)} for step, msg in exc.problems]
         count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}"
+        # The file as the caller names it (provider/domain/pipeline.yml), never the server's
+        # own path.
+        source = detail.split(": ", 1)[0]
+        file = "/".join(Path(source).parts[-3:]) if source.endswith((".yml", ".yaml")) else None
         return problem_response(
-            422, "invalid_config", f"the pipeline configuration has {count}", errors=errors
+            422,
+            "invalid_config",
+            f"{file}: the pipeline configuration has {count}"
+            if file
+            else f"the pipeline configuration has {count}",
+            errors=errors,
+            file=file,
         )
     if isinstance(exc, RunValidationError):
         return problem_response(422, exc.code, detail, run_id=exc.run_id)

@@ -65,3 +65,65 @@ def check(org: str, limit: int, redis_url: str) -> None:
             headers={"Retry-After": str(retry)},
             limit=limit,
         )
+
+
+# -- counting failures (console sign-ins) and events (quota refusals) -------------------------
+# The same one-minute window as above for failures: only failed attempts are counted, and a
+# name over its limit is refused before its key is even checked.
+
+
+def _window_key(name: str) -> str:
+    return KEY.format(org=name, window=int(time.time() // WINDOW_SECONDS))
+
+
+def count(name: str, redis_url: str) -> None:
+    """Count one failure of `name` in the current minute."""
+    try:
+        pipe = _client(redis_url).pipeline()
+        pipe.incr(_window_key(name))
+        pipe.expire(_window_key(name), WINDOW_SECONDS + 5)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("failure not counted (redis unavailable: %s)", type(exc).__name__)
+
+
+def exceeded(name: str, limit: int, redis_url: str) -> int:
+    """Seconds until `name` may try again (0: now): its failures this minute reached limit."""
+    if limit <= 0:
+        return 0
+    now = time.time()
+    try:
+        raw = _client(redis_url).get(_window_key(name))
+    except redis.RedisError as exc:
+        log.warning("rate limit not applied (redis unavailable: %s)", type(exc).__name__)
+        return 0
+    if raw is None or int(raw) < limit:
+        return 0
+    return max(1, int((now // WINDOW_SECONDS + 1) * WINDOW_SECONDS - now) + 1)
+
+
+HOURLY_KEY = "pipeline_ops:events:{name}:{hour}"
+
+
+def record_event(name: str, redis_url: str) -> None:
+    """Count one event of `name` in the current hour, kept a day (the console's quota page
+    shows the refusals of the last 24 h)."""
+    key = HOURLY_KEY.format(name=name, hour=int(time.time() // 3600))
+    try:
+        pipe = _client(redis_url).pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 25 * 3600)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("event not counted (redis unavailable: %s)", type(exc).__name__)
+
+
+def recent(name: str, redis_url: str, hours: int = 24) -> int | None:
+    """Events of `name` in the last `hours` hours; None when Redis can't say."""
+    now = int(time.time() // 3600)
+    keys = [HOURLY_KEY.format(name=name, hour=h) for h in range(now - hours + 1, now + 1)]
+    try:
+        values = _client(redis_url).mget(keys)
+    except redis.RedisError:
+        return None
+    return sum(int(v) for v in values if v is not None)

@@ -17,9 +17,10 @@ from croniter import croniter
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from pipeline.definition.dag import find_cycle, format_cycle
-from pipeline.definition.templates import find_unknown_at
+from pipeline.definition.templates import find_unknown_at, has_reference
 from pipeline_ops_core.errors import ConfigError, NotFoundError
 from pipeline_ops_core.identifiers import IDENT_RE
+from processors.config_schema import Flag, Number, Whole, config_problems
 from processors.registry import is_known, known_types
 
 MAX_FILE_BYTES = 256 * 1024
@@ -140,34 +141,6 @@ def _load_yaml(text: str) -> Any:
 # --- schema ---------------------------------------------------------------------------
 
 
-class _StrictInt(fields.Integer):
-    """An int as written: no "600" strings, no 1.0, no booleans."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class _StrictNumber(fields.Float):
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class _StrictBool(fields.Boolean):
-    """true or false as written: no "yes", 1 or "true" strings."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
-
-
 def _ident(**kwargs: Any) -> fields.String:
     return fields.String(
         validate=validate.Regexp(IDENT_RE, error="must match ^[a-z0-9_]+$"), **kwargs
@@ -191,8 +164,8 @@ class RetrySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    max_attempts = _StrictInt(validate=validate.Range(min=1, max=10))
-    backoff_seconds = _StrictNumber(validate=validate.Range(min=0, max=3600))
+    max_attempts = Whole(validate=validate.Range(min=1, max=10))
+    backoff_seconds = Number(validate=validate.Range(min=0, max=3600))
 
 
 class StepSchema(Schema):
@@ -203,7 +176,7 @@ class StepSchema(Schema):
     ps_type = fields.String(required=True, validate=_check_ps_type)
     config = fields.Dict(keys=fields.String(), load_default=dict)
     depends_on = fields.List(fields.String(), load_default=list)
-    timeout_seconds = _StrictInt(load_default=600, validate=validate.Range(min=1, max=86400))
+    timeout_seconds = Whole(load_default=600, validate=validate.Range(min=1, max=86400))
     retry = fields.Nested(RetrySchema, load_default=dict)
     description = fields.String(load_default="", allow_none=True)
 
@@ -219,7 +192,7 @@ class PipelineSchema(Schema):
     domain = _ident(required=True)
     version = fields.String(load_default=None, allow_none=True)
     schedule = fields.String(load_default=None, allow_none=True, validate=_check_cron)
-    accepts_future_dates = _StrictBool(load_default=False)
+    accepts_future_dates = Flag(load_default=False)
     steps = fields.List(
         fields.Nested(StepSchema),
         required=True,
@@ -292,6 +265,11 @@ def _cross_step_problems(raw_steps: list[Any]) -> list[_Found]:
         if isinstance(config, dict):
             for where, ref in find_unknown_at(config, "config"):
                 found.append((index, step_id or "-", f"{where}: unknown template variable '{ref}'"))
+            ps_type = step.get("ps_type")
+            if isinstance(ps_type, str):
+                # The processor's declared config schema (processors/config_schema.py).
+                for where, message in config_problems(ps_type, config, has_reference):
+                    found.append((index, step_id or "-", f"{where}: {message}"))
         if step_id is None:
             continue
         if step_id in edges:

@@ -80,6 +80,15 @@ def find_unknown_at(value: Any, path: str = "") -> list[tuple[str, str]]:
     return found
 
 
+def has_reference(value: Any) -> bool:
+    """Whether any string in `value` holds a template reference (known or not)."""
+    for _, text in _strings(value, ""):
+        for match in _REF.finditer(text):
+            if _classify(match) != (None, None):
+                return True
+    return False
+
+
 def resolve(value: Any, variables: Mapping[str, str]) -> Any:
     """Return a copy of `value` with every template reference replaced.
 

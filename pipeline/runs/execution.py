@@ -242,6 +242,8 @@ class StepExecutor:
         plan = run.plan
         states = self.store.attempt_states(run_id)
         completed = {step for step, _, status, _ in states if status == "completed"}
+        # Steps a re-run from the failed step reuses count as done for their dependants.
+        completed |= set(plan.reused)
         if step_id in completed:
             return StepOutcome("skipped", reason="step already completed")
         spec = plan.steps[step_id]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -50,6 +50,12 @@ class DateRangeError(TerminalError):
     code = "invalid_dates"
 
 
+class NothingToRerunError(TerminalError):
+    """A re-run from the failed step of a run that did not fail."""
+
+    code = "nothing_to_rerun"
+
+
 # Called once per run that ends completed or failed: (run_id, org_slug, status).
 RunEndHook = Callable[[str, str, str], None]
 
@@ -75,6 +81,9 @@ class RunRequest:
     credential_id: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     trigger: str = "api"
+    # Re-run from the failed step: the steps this (terminal) run of the same key completed
+    # are not run again; the new run reuses what they wrote.
+    reuse_from: str | None = None
 
 
 def idempotency_key(org: str, pipeline_id: str, credential: str, start: date, end: date) -> str:
@@ -100,6 +109,26 @@ def build_plan(spec: PipelineSpec, variables: dict[str, str], dataset: str, grac
         dataset=dataset,
         levels=tuple(tuple(level) for level in plan_levels(spec.steps)),
         steps=steps,
+    )
+
+
+def reuse_completed(plan: RunPlan, source_run_id: str, completed: dict[str, str]) -> RunPlan:
+    """The plan without the steps to reuse: those completed before (by `completed`'s run)
+    whose own dependencies are all reused too, since a step downstream of one that runs
+    again must read its new output. They stay in `steps` (and are listed under `reused`)
+    so the run shows them, but no task is enqueued for them."""
+    reused: dict[str, str] = {}
+    for level in plan.levels:
+        for step_id in level:
+            deps = plan.steps[step_id].depends_on
+            if step_id in completed and all(d in reused for d in deps):
+                reused[step_id] = completed[step_id]
+    levels = [tuple(s for s in level if s not in reused) for level in plan.levels]
+    return replace(
+        plan,
+        levels=tuple(level for level in levels if level),
+        reused=reused,
+        rerun_of=source_run_id,
     )
 
 
@@ -179,6 +208,8 @@ class RunService:
         validating_at = self.clock()
         try:
             plan = self._plan(spec, req.org_slug, run_id, credential_id, start, end)
+            if req.reuse_from:
+                plan = reuse_completed(plan, req.reuse_from, self._completed_steps(req.reuse_from))
         except PipelineOpsError as exc:
             message = f"validation failed: {exc}"
             self.store.admit(run_id, validating_at, None, deadline_in, error=message)
@@ -197,6 +228,44 @@ class RunService:
         run = self.store.get_run(run_id)
         assert run is not None
         return run
+
+    def rerun(self, org_slug: str, run_id: str, from_failed: bool = False) -> RunRecord:
+        """A new run of `run_id`'s pipeline, dates, credential and params (the same key).
+        With `from_failed`, the steps it completed are reused rather than run again, so the
+        new run starts at the step that failed (or was cancelled)."""
+        source = self.store.get_run(run_id, org_slug=org_slug)
+        if source is None:
+            raise NotFoundError(f"run {run_id} not found")
+        if from_failed and source.status not in (state.FAILED, state.CANCELLED):
+            raise NothingToRerunError(
+                f"run {run_id} is {source.status}: only a failed or cancelled run can be "
+                "re-run from its failed step (re-run it whole instead)"
+            )
+        provider, domain, pipeline = source.pipeline_path.split("/")
+        return self.start(
+            RunRequest(
+                org_slug,
+                provider,
+                domain,
+                pipeline,
+                start_date=source.start_date,
+                end_date=source.end_date,
+                credential_id=source.credential_id,
+                params=dict(source.params),
+                trigger="rerun",
+                reuse_from=run_id if from_failed else None,
+            )
+        )
+
+    def _completed_steps(self, run_id: str) -> dict[str, str]:
+        """step_id -> the run whose output it is: the run's completed steps and, through
+        it, those it reused itself."""
+        source = self.store.get_run(run_id)
+        reused = dict(source.plan.reused) if source is not None and source.plan else {}
+        for step, _, status, _ in self.store.attempt_states(run_id):
+            if status == "completed":
+                reused[step] = run_id
+        return reused
 
     def _reserve(self, org_slug: str, run_id: str) -> None:
         """Reserve a quota slot; if the concurrent limit is full, first free the slots of
@@ -253,7 +322,7 @@ class RunService:
         shown = path.relative_to(self.catalog.configs_dir).with_suffix("").as_posix()
         raise CredentialError(
             f"pipeline {shown} needs a credential of provider {spec.provider}; add one with "
-            f"`pipeline-ops credentials add {req.org_slug} {spec.provider} --name NAME "
+            f"`pipeline-ops credentials add --org {req.org_slug} {spec.provider} --name NAME "
             f"--file key.json` and give its id as credential_id (or store it with --id default)"
         )
 

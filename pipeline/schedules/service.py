@@ -18,6 +18,7 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.definition.catalog import PipelineCatalog, is_valid_segment
+from pipeline.storage import counters
 from pipeline.storage.run_store import SqlRunStore
 from pipeline.storage.statements import row_dict
 from pipeline.storage.tables import dispatches, schedules
@@ -160,6 +161,13 @@ class ScheduleStore:
                     dispatches.c.scheduled_time == utc(tick),
                 )
                 .values(status=status, run_id=run_id, reason=reason, updated_at=self.clock())
+            )
+            counters.bump(
+                conn,
+                counters.DISPATCHES,
+                org_slug=org_slug,
+                pipeline_id=pipeline_path,
+                status=status,
             )
 
     def dispatches(

@@ -10,10 +10,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, func, select
 
 from pipeline.storage import state
-from pipeline.storage.tables import dispatches, pipeline_runs, step_logs
+from pipeline.storage.tables import pipeline_runs
 
 
 def completed_dates(
@@ -52,43 +52,17 @@ def run_statuses(engine: Engine, run_ids: Sequence[str]) -> dict[str, str]:
         return {run_id: status for run_id, status in conn.execute(query)}
 
 
-def run_counts(engine: Engine) -> list[tuple[str, str, int]]:
-    """(status, pipeline_id, count) over every run in the metadata DB."""
+def active_run_counts(engine: Engine) -> list[tuple[str, str, int]]:
+    """(status, pipeline_id, count) over the runs not yet ended: the status index
+    (ix_runs_status_deadline) keeps this to the active rows, however many have ended."""
     runs = pipeline_runs.c
-    query = select(runs.status, runs.pipeline_id, func.count()).group_by(
-        runs.status, runs.pipeline_id
+    query = (
+        select(runs.status, runs.pipeline_id, func.count())
+        .where(runs.status.in_(sorted(state.ACTIVE)))
+        .group_by(runs.status, runs.pipeline_id)
     )
     with engine.connect() as conn:
         return [(s, p, int(n)) for s, p, n in conn.execute(query)]
-
-
-def step_duration_histogram(
-    engine: Engine, bounds_ms: Sequence[int]
-) -> dict[str, tuple[list[int], int, float]]:
-    """Per attempt status: (cumulative count per bound, total count, sum in ms).
-
-    One aggregate query; the buckets are cumulative as Prometheus expects.
-    """
-    steps = step_logs.c
-    columns: list[Any] = [
-        func.sum(case((steps.duration_ms <= bound, 1), else_=0)) for bound in bounds_ms
-    ]
-    query = (
-        select(steps.status, func.count(), func.sum(steps.duration_ms), *columns)
-        .where(steps.duration_ms.is_not(None))
-        .group_by(steps.status)
-    )
-    out: dict[str, tuple[list[int], int, float]] = {}
-    with engine.connect() as conn:
-        for status, count, total, *buckets in conn.execute(query):
-            out[status] = ([int(b or 0) for b in buckets], int(count), float(total or 0))
-    return out
-
-
-def dispatch_counts(engine: Engine) -> list[tuple[str, int]]:
-    query = select(dispatches.c.status, func.count()).group_by(dispatches.c.status)
-    with engine.connect() as conn:
-        return [(status, int(n)) for status, n in conn.execute(query)]
 
 
 def _as_date(value: Any) -> date:

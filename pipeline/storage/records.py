@@ -10,7 +10,7 @@ lookup. Presenters (API schemas, the CLI) turn records into response bodies.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -85,18 +85,29 @@ class RunPlan:
     # Topological levels: the steps of one level may run in parallel.
     levels: tuple[tuple[str, ...], ...]
     steps: Mapping[str, PlannedStep]
+    # A re-run from the failed step: step_id -> the run whose output it reuses. These steps
+    # stay in `steps` (so the run shows them) but are in no level: no task runs them.
+    reused: Mapping[str, str] = field(default_factory=dict)
+    # The run a re-run from the failed step re-runs; None for any other run.
+    rerun_of: str | None = None
 
     def step_ids(self) -> list[str]:
-        """Every step, in plan order."""
-        return [step for level in self.levels for step in level]
+        """Every step, in plan order: a re-run's reused steps (in no level) first."""
+        reused = [step for step in self.steps if step in self.reused]
+        return reused + [step for level in self.levels for step in level]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "pipeline_id": self.pipeline_id,
             "dataset": self.dataset,
             "levels": [list(level) for level in self.levels],
             "steps": {step_id: step.to_json() for step_id, step in self.steps.items()},
         }
+        # Only a re-run from the failed step stores these keys.
+        if self.reused or self.rerun_of is not None:
+            data["reused"] = dict(self.reused)
+            data["rerun_of"] = self.rerun_of
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunPlan:
@@ -105,6 +116,8 @@ class RunPlan:
             dataset=data["dataset"],
             levels=tuple(tuple(level) for level in data["levels"]),
             steps={step_id: PlannedStep.from_json(s) for step_id, s in data["steps"].items()},
+            reused=dict(data.get("reused") or {}),
+            rerun_of=data.get("rerun_of"),
         )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.storage import state
+from pipeline.storage import counters, state
 from pipeline.storage.db_time import DATABASE_TIME, DbTime
 from pipeline.storage.records import (
     Claim,
@@ -596,7 +596,7 @@ class SqlRunStore:
             if deadline_in is not None:
                 touch(conn, run_id, self.db_time, deadline_in)
             add_line(conn, run_id, now, level, message, step_id, attempt, limit=self.text_limit)
-            return settle_cancel(
+            ended = settle_cancel(
                 conn,
                 run_id,
                 now,
@@ -604,6 +604,9 @@ class SqlRunStore:
                 f"cancelled: step {step_id} stopped ({status})",
                 limit=self.text_limit,
             )
+            # Last: the shared counter row stays locked (PostgreSQL) for the shortest time.
+            counters.count_step_end(conn, status, duration)
+            return ended
 
     def renew_claim(
         self, run_id: str, step_id: str, attempt: int, worker: str, seconds: float

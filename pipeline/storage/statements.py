@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, exists, insert, select, update
 
 from pipeline.observability.redact import cap_text, redact
-from pipeline.storage import state
+from pipeline.storage import counters, state
 from pipeline.storage.db_time import DbTime
 from pipeline.storage.tables import log_lines, pipeline_runs, state_transitions, step_logs
 from pipeline_ops_core.errors import IllegalTransitionError
@@ -111,6 +111,8 @@ def move(
                     "reason": stored(reason, limit),
                 },
             )
+            if to_status in state.TERMINAL:
+                counters.count_run_end(conn, run_id, to_status, values["ended_at"])
             return from_status
     current = conn.execute(RUN_STATUS, {"b_run_id": run_id}).scalar()
     if current is None:
@@ -191,6 +193,7 @@ def settle_cancel(
             "reason": stored(reason, limit),
         },
     )
+    counters.count_run_end(conn, run_id, state.CANCELLED, now)
     return True
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -36,6 +38,7 @@ from quota.models import org_quota_leases, org_quota_ledger, org_subscriptions
 # records, schedules, subscriptions) and, imported above, those of quota, the vault and
 # notifications.
 __all__ = [
+    "counters",
     "dispatches",
     "log_lines",
     "metadata",
@@ -60,7 +63,7 @@ _ACTIVE_SQL = "status IN ({})".format(", ".join(f"'{s}'" for s in state.ALL if s
 organizations = Table(
     "organizations",
     metadata,
-    Column("org_slug", String(64), primary_key=True),
+    Column("org_slug", String(64), primary_key=True, default=""),
     Column("name", String(200), nullable=False),
     Column("api_key_prefix", String(16), nullable=False, unique=True),
     Column("api_key_hash", String(64), nullable=False),
@@ -101,6 +104,8 @@ pipeline_runs = Table(
     Column("error_message", Text, nullable=True),
     Index("ix_runs_org_created", "org_slug", "created_at", "run_id"),
     Index("ix_runs_status_deadline", "status", "deadline_at"),
+    # The console's coverage grid: an org's runs overlapping a date window (0015).
+    Index("ix_runs_org_end_date", "org_slug", "end_date", "start_date"),
     # At most one active run per idempotency key; enforced by the database so two
     # concurrent requests can't both get through.
     Index(
@@ -206,6 +211,24 @@ dispatches = Table(
     # starts the run; any other beat (or a retried task) loses on this constraint.
     UniqueConstraint("org_slug", "pipeline_path", "scheduled_time", name="uq_dispatch_tick"),
     Index("ix_dispatch_org_created", "org_slug", "created_at"),
+)
+
+# -- running totals for /metrics (pipeline/storage/counters.py) ---------------------------
+
+# Counts kept up to date by the statement that ends a run, a step attempt or a schedule
+# tick, so a scrape reads a few hundred rows instead of aggregating every run, and so the
+# totals survive `db prune`. `le` is a histogram bucket's upper bound ('' elsewhere).
+counters = Table(
+    "org_meta_counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("org_slug", String(64), primary_key=True, default=""),
+    Column("pipeline_id", String(200), primary_key=True, default=""),
+    Column("status", String(16), primary_key=True, default=""),
+    Column("le", String(16), primary_key=True, default=""),
+    Column("value", BigInteger, nullable=False, server_default="0"),
+    Column("total", Float, nullable=False, server_default="0"),
+    Column("last_at", DateTime(timezone=True), nullable=True),
 )
 
 # -- SaaS subscriptions (pipeline/subscriptions.py) --------------------------------------

@@ -20,7 +20,6 @@ Rows of the same day and dimensions are summed, so an hourly export gives daily 
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Mapping
 from datetime import date
@@ -29,6 +28,7 @@ from typing import Any
 
 from pipeline_ops_core.errors import TerminalError
 from processors.base import project_path
+from processors.cloud.exports.files import csv_records
 from processors.genai.rows import (
     DIMENSIONS,
     TOKEN_COLUMNS,
@@ -55,7 +55,7 @@ def read_records(path: Path, fmt: str | None) -> list[dict[str, Any]]:
     try:
         if fmt == "csv":
             with path.open(newline="", encoding="utf-8") as handle:
-                return list(csv.DictReader(handle))
+                return csv_records(handle)
         if fmt == "jsonl":
             with path.open(encoding="utf-8") as handle:
                 return [json.loads(line) for line in handle if line.strip()]

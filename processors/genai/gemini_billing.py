@@ -11,7 +11,6 @@ the direction and the prompt length tier, e.g.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -21,6 +20,7 @@ from typing import Any
 
 from pipeline_ops_core.egress import EgressRefused
 from pipeline_ops_core.errors import PipelineOpsError, TerminalError, TransientError
+from processors.cloud.exports.files import csv_records
 from processors.genai.rows import cost_row, usage_row, utc_bounds
 
 PROVIDER = "gemini"
@@ -125,7 +125,7 @@ def query_rows(
 def file_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+            return csv_records(handle)
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 

@@ -80,9 +80,15 @@ def _usage(endpoint: str, day: date, r: dict[str, Any]) -> dict[str, Any]:
         batch=r.get("batch"),
         input_tokens=r.get("input_tokens"),  # includes cached input, as we store it
         cached_input_tokens=r.get("input_cached_tokens"),
-        output_tokens=r.get("output_tokens"),
+        # Parts of input_tokens, each its own charge line (pricing.split_lines).
+        cache_write_tokens=r.get("input_cache_write_tokens"),
         input_audio_tokens=r.get("input_audio_tokens"),
+        cached_input_audio_tokens=r.get("input_cached_audio_tokens"),
+        input_image_tokens=r.get("input_image_tokens"),
+        cached_input_image_tokens=r.get("input_cached_image_tokens"),
+        output_tokens=r.get("output_tokens"),
         output_audio_tokens=r.get("output_audio_tokens"),
+        output_image_tokens=r.get("output_image_tokens"),
         requests=r.get("num_model_requests"),
     )
 

@@ -10,10 +10,12 @@ Config:
   batch_discount: off list for batch rows when the library has no batch price (default 0.5)
 
 Each row has list cost (genai-prices), effective cost (org overrides win), and the
-provider-reported cost where the provider reports money: its (day, project, model) amount
-is shared out over that group's rows in proportion to their list cost. A model the
-library doesn't know (and no override prices) is kept with price_status 'unpriced' and
-null costs, counted in the step metrics and logged: never priced as 0 in silence.
+provider-reported cost where the provider reports money: on the charge line the report
+names (a token type, a web search), and only what the report does not break down shared
+over the (day, project, model) rows by list cost (`cost_allocation` says which). A line
+the library has no price for (an unknown model, or a token kind the model has no rate
+for) and no override prices is kept with price_status 'unpriced' and null costs, counted
+in the step metrics and logged: never priced as 0 in silence.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class PaygCostProcessor:
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
+        pricing.refresh_prices(ctx.log)
         usage = self._read(ctx, str(cfg.get("source_table") or USAGE_TABLE))
         reported = self._read(ctx, str(cfg.get("provider_costs_table") or PROVIDER_COSTS_TABLE))
         overrides = self._overrides(ctx)
@@ -141,7 +144,7 @@ def price_usage_row(
     lines = pricing.split_lines(u) or ({"input": 0} if u["requests"] else {})
     rows = []
     for index, (charge, quantity) in enumerate(lines.items()):
-        meter, unit, _, _, _ = pricing.LINES[charge]
+        meter, unit = pricing.LINES[charge][:2]
         list_cost = price.cost(charge, quantity) if price else None
         effective = pricing.effective_cost(
             override, charge, quantity, list_cost, batch, batch_discount
@@ -178,39 +181,88 @@ def price_usage_row(
                 "price_status": status,
                 "price_source": source,
                 "currency": "USD",
+                "cost_allocation": None,
             }
         )
     return rows
 
 
-def allocate_reported(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> float:
-    """Share provider-reported money over the cost rows of its (day, project, model).
+# What a provider's cost line names -> our charge type. Anthropic's cost_report says its
+# token_type (or a cost_type such as web search); OpenAI's line items end in the kind.
+REPORTED_TOKEN_TYPES = {
+    "uncached_input_tokens": "input",
+    "cache_read_input_tokens": "cached_input",
+    "cache_creation.ephemeral_5m_input_tokens": "cache_write_5m",
+    "cache_creation.ephemeral_1h_input_tokens": "cache_write_1h",
+    "output_tokens": "output",
+}
+REPORTED_COST_TYPES = {"web_search": "web_search"}
+REPORTED_LINE_ITEM_KINDS = {
+    "input": "input",
+    "cached input": "cached_input",
+    "output": "output",
+}
 
-    Weights are list cost (quantity where nothing is priced). Returns the amount that
-    matched no usage, e.g. a line item that names no model.
+
+def reported_charge(cost: dict[str, Any]) -> str | None:
+    """The charge line a reported cost names, or None if it names none we can tell."""
+    token_type = cost.get("token_type")
+    if token_type:
+        return REPORTED_TOKEN_TYPES.get(str(token_type))
+    cost_type = cost.get("cost_type")
+    if cost_type in REPORTED_COST_TYPES:
+        return REPORTED_COST_TYPES[str(cost_type)]
+    line_item = cost.get("line_item") or ""
+    if cost.get("provider") == "openai" and "," in line_item:
+        return REPORTED_LINE_ITEM_KINDS.get(line_item.rsplit(",", 1)[1].strip().lower())
+    return None
+
+
+def allocate_reported(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> float:
+    """Put provider-reported money on the cost rows of its (day, project, model).
+
+    Money the report puts on one charge line (a token type, a cost type, an OpenAI line
+    item's kind) goes to that line only. The rest (a total, or a kind we have no line for)
+    is shared over the group's rows by list cost (quantity where nothing is priced).
+    `cost_allocation` says which happened. Returns the amount that matched no usage, e.g.
+    a line item that names no model.
     """
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[_group(row)].append(row)
-    totals: dict[tuple[Any, ...], float] = defaultdict(float)
+    shared: dict[tuple[Any, ...], float] = defaultdict(float)
+    by_charge: dict[tuple[Any, ...], float] = defaultdict(float)
     unmatched = 0.0
     for cost in reported:
         key = _group(cost)
-        if key in groups and (cost["currency"] or "USD") == "USD":
-            totals[key] += float(cost["amount"] or 0)
+        amount = float(cost["amount"] or 0)
+        if key not in groups or (cost["currency"] or "USD") != "USD":
+            unmatched += amount
+            continue
+        charge = reported_charge(cost)
+        if charge is not None and any(r["charge_type"] == charge for r in groups[key]):
+            by_charge[(*key, charge)] += amount
         else:
-            unmatched += float(cost["amount"] or 0)
-    for key, amount in totals.items():
-        members = groups[key]
-        weights = [r["list_cost"] or 0.0 for r in members]
-        if not any(weights):
-            weights = [float(r["quantity"]) for r in members]
-        if not any(weights):
-            weights = [1.0] * len(members)
-        total = sum(weights)
-        for row, weight in zip(members, weights, strict=True):
-            row["provider_reported_cost"] = amount * weight / total
+            shared[key] += amount
+    for (*key, charge), amount in by_charge.items():
+        members = [r for r in groups[tuple(key)] if r["charge_type"] == charge]
+        _spread(members, amount, "report")
+    for key, amount in shared.items():
+        _spread(groups[key], amount, "shared")
     return unmatched
+
+
+def _spread(members: list[dict[str, Any]], amount: float, how: str) -> None:
+    weights = [r["list_cost"] or 0.0 for r in members]
+    if not any(weights):
+        weights = [float(r["quantity"]) for r in members]
+    if not any(weights):
+        weights = [1.0] * len(members)
+    total = sum(weights)
+    for row, weight in zip(members, weights, strict=True):
+        before = row["provider_reported_cost"]
+        row["provider_reported_cost"] = (before or 0.0) + amount * weight / total
+        row["cost_allocation"] = how if before is None else f"{row['cost_allocation']}+{how}"
 
 
 def _group(row: dict[str, Any]) -> tuple[Any, ...]:

@@ -11,11 +11,17 @@ one quantity, one rate. That keeps ListCost = ListUnitPrice x PricingQuantity tr
   the top tier, anything else the base price.
 - Batch: a batch variant in force in the library wins; else `batch_discount` (the
   providers' published 50% by default) comes off the standard price.
+- Price data: the library's bundled snapshot, or (PIPELINE_OPS_PRICES_UPDATE=1) the
+  latest one fetched with the library's updater through the egress policy, at most once
+  per PIPELINE_OPS_PRICES_UPDATE_INTERVAL seconds; a failed fetch keeps what is in use.
+  `price_source()` names the data that priced a row, stored with it.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import time as clock
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -25,24 +31,106 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import httpx
 from genai_prices import Usage, data_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
+from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, _providers_from_raw
+from genai_prices.update_prices import DEFAULT_UPDATE_URL, UpdatePrices
 
-from pipeline_ops_core.errors import TerminalError
+from pipeline_ops_core.egress import EgressClient, split_url
+from pipeline_ops_core.errors import PipelineOpsError, TerminalError
 
 # Our provider keys -> genai-prices provider ids.
 PRICE_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 LIBRARY = f"genai-prices {version('genai-prices')}"
+BUNDLED = f"{LIBRARY} (bundled data)"
+UPDATE_ENV = "PIPELINE_OPS_PRICES_UPDATE"
+UPDATE_URL_ENV = "PIPELINE_OPS_PRICES_URL"
+UPDATE_INTERVAL_ENV = "PIPELINE_OPS_PRICES_UPDATE_INTERVAL"
 
-# charge_type -> (FOCUS SkuMeter, unit, usage the library prices, override column, per)
-LINES: dict[str, tuple[str, str, Any, str, int]] = {
-    "input": ("Input Tokens", "Tokens", lambda q: Usage(input_tokens=q), "input_mtok", 10**6),
+
+class _Data:
+    """Which price data is in use, and when an update was last tried (per process)."""
+
+    source = BUNDLED
+    tried_at: float | None = None
+
+
+def price_source() -> str:
+    """The price data in use, as recorded on each priced row (x_price_source)."""
+    return _Data.source
+
+
+class EgressUpdatePrices(UpdatePrices):
+    """genai-prices' updater, fetching through the egress policy and the HTTP caps."""
+
+    def fetch(self) -> data_snapshot.DataSnapshot | None:
+        with EgressClient(UPDATE_URL_ENV, None, timeout=15) as client:
+            answer = client.get(self.url)
+        if answer.status_code != 200:
+            raise TerminalError(f"price data answered HTTP {answer.status_code}")
+        raw = answer.json()
+        if not isinstance(raw, list):
+            raise TerminalError("price data is not a list of providers")
+        return data_snapshot.DataSnapshot(_providers_from_raw(raw), from_auto_update=True)
+
+
+def refresh_prices(log: Any = None, env: Mapping[str, str] | None = None) -> str:
+    """With PIPELINE_OPS_PRICES_UPDATE=1, fetch the latest price data (at most once per
+    interval); offline or refused, keep what is in use. Returns price_source()."""
+    env = os.environ if env is None else env
+    if env.get(UPDATE_ENV, "") != "1":
+        return price_source()
+    interval = float(env.get(UPDATE_INTERVAL_ENV) or 3600)
+    now = clock.monotonic()
+    if _Data.tried_at is not None and now - _Data.tried_at < interval:
+        return price_source()
+    _Data.tried_at = now
+    url = env.get(UPDATE_URL_ENV) or DEFAULT_UPDATE_URL
+    try:
+        snapshot = EgressUpdatePrices(url=url).fetch()
+    except (PipelineOpsError, OSError, ValueError, httpx.HTTPError) as exc:
+        if log is not None:
+            log.warning(f"price data update failed ({exc}); pricing with {price_source()}")
+        return price_source()
+    data_snapshot.set_custom_snapshot(snapshot)
+    _find.cache_clear()
+    host = split_url(url, UPDATE_URL_ENV)[1]
+    fetched = clock.strftime("%Y-%m-%dT%H:%MZ", clock.gmtime())
+    _Data.source = f"{LIBRARY} updater, data from {host} fetched {fetched}"
+    if log is not None:
+        log.info(f"price data updated: {_Data.source}")
+    return _Data.source
+
+
+def use_bundled_prices() -> None:
+    """Back to the bundled snapshot (tests, and an operator turning updates off)."""
+    data_snapshot.set_custom_snapshot(None)
+    _find.cache_clear()
+    _Data.source, _Data.tried_at = BUNDLED, None
+
+
+# charge_type -> (FOCUS SkuMeter, unit, usage the library prices, override column, per,
+# price keys of which the model must have one for the line to be priced). The lines that
+# predate the library's modality prices keep its fallbacks (no keys); a modality or a
+# TTL-less cache write is priced only at its own rate: the library would otherwise price
+# it as text input, folding one token kind into another.
+LINES: dict[str, tuple[str, str, Any, str, int, tuple[str, ...]]] = {
+    "input": ("Input Tokens", "Tokens", lambda q: Usage(input_tokens=q), "input_mtok", 10**6, ()),
     "cached_input": (
         "Cached Input Tokens",
         "Tokens",
         lambda q: Usage(input_tokens=q, cache_read_tokens=q),
         "cached_input_mtok",
         10**6,
+        (),
+    ),
+    "cache_write": (
+        "Cache Write Tokens",
+        "Tokens",
+        lambda q: Usage(input_tokens=q, cache_write_tokens=q),
+        "cache_write_mtok",
+        10**6,
+        ("cache_write_mtok",),
     ),
     "cache_write_5m": (
         "Cache Write Tokens (5m)",
@@ -50,6 +138,7 @@ LINES: dict[str, tuple[str, str, Any, str, int]] = {
         lambda q: Usage(input_tokens=q, cache_write_tokens=q),
         "cache_write_5m_mtok",
         10**6,
+        (),
     ),
     "cache_write_1h": (
         "Cache Write Tokens (1h)",
@@ -57,14 +146,75 @@ LINES: dict[str, tuple[str, str, Any, str, int]] = {
         lambda q: Usage(input_tokens=q, cache_write_tokens=q, cache_write_1h_tokens=q),
         "cache_write_1h_mtok",
         10**6,
+        (),
     ),
-    "output": ("Output Tokens", "Tokens", lambda q: Usage(output_tokens=q), "output_mtok", 10**6),
+    "input_audio": (
+        "Audio Input Tokens",
+        "Tokens",
+        lambda q: Usage(input_tokens=q, input_audio_tokens=q),
+        "input_audio_mtok",
+        10**6,
+        ("input_audio_mtok",),
+    ),
+    "cached_input_audio": (
+        "Cached Audio Input Tokens",
+        "Tokens",
+        lambda q: Usage(
+            input_tokens=q, cache_read_tokens=q, input_audio_tokens=q, cache_audio_read_tokens=q
+        ),
+        "cached_input_audio_mtok",
+        10**6,
+        ("cache_audio_read_mtok",),
+    ),
+    "input_image": (
+        "Image Input Tokens",
+        "Tokens",
+        lambda q: Usage(input_tokens=q, input_image_tokens=q),
+        "input_image_mtok",
+        10**6,
+        ("input_image_mtok",),
+    ),
+    "cached_input_image": (
+        "Cached Image Input Tokens",
+        "Tokens",
+        lambda q: Usage(
+            input_tokens=q, cache_read_tokens=q, input_image_tokens=q, cache_image_read_tokens=q
+        ),
+        "cached_input_image_mtok",
+        10**6,
+        ("cache_image_read_mtok",),
+    ),
+    "output": (
+        "Output Tokens",
+        "Tokens",
+        lambda q: Usage(output_tokens=q),
+        "output_mtok",
+        10**6,
+        (),
+    ),
+    "output_audio": (
+        "Audio Output Tokens",
+        "Tokens",
+        lambda q: Usage(output_tokens=q, output_audio_tokens=q),
+        "output_audio_mtok",
+        10**6,
+        ("output_audio_mtok",),
+    ),
+    "output_image": (
+        "Image Output Tokens",
+        "Tokens",
+        lambda q: Usage(output_tokens=q, output_image_tokens=q),
+        "output_image_mtok",
+        10**6,
+        ("output_image_mtok",),
+    ),
     "web_search": (
         "Web Search Requests",
         "Requests",
         lambda q: Usage(web_searches=q),
         "web_search_kcount",
         10**3,
+        (),
     ),
 }
 OVERRIDE_COLUMNS = ("provider", "model", *(spec[3] for spec in LINES.values()))
@@ -72,21 +222,54 @@ OVERRIDE_EXTRA = ("discount_pct", "batch_discount")
 
 
 def split_lines(row: Mapping[str, Any]) -> dict[str, int]:
-    """A raw usage row's quantity per charge type (only the non-zero ones)."""
-    cache_write = int(row["cache_write_tokens"])
-    write_1h = int(row["cache_write_1h_tokens"])
-    # A provider that reports only a total write count gets the default (5m) TTL.
-    write_5m = max(int(row["cache_write_5m_tokens"]), cache_write - write_1h)
-    cached = int(row["cached_input_tokens"])
+    """A raw usage row's quantity per charge type (only the non-zero ones).
+
+    Every reported token is on exactly one line: the text lines get what is left once the
+    cache writes and the audio and image tokens (each cached or not) are taken out.
+    """
+    n = {name: int(row.get(name) or 0) for name in _TOKEN_NAMES}
+    write_1h = n["cache_write_1h_tokens"]
+    write_5m = n["cache_write_5m_tokens"]
+    # A write total with no TTL split (OpenAI's input_cache_write_tokens) is its own line.
+    write_other = max(n["cache_write_tokens"] - write_5m - write_1h, 0)
+    cached_audio, cached_image = n["cached_input_audio_tokens"], n["cached_input_image_tokens"]
+    audio = max(n["input_audio_tokens"] - cached_audio, 0)
+    image = max(n["input_image_tokens"] - cached_image, 0)
+    cached = max(n["cached_input_tokens"] - cached_audio - cached_image, 0)
+    taken = n["cached_input_tokens"] + write_5m + write_1h + write_other + audio + image
     quantities = {
-        "input": max(int(row["input_tokens"]) - cached - write_5m - write_1h, 0),
+        "input": max(n["input_tokens"] - taken, 0),
         "cached_input": cached,
+        "cache_write": write_other,
         "cache_write_5m": write_5m,
         "cache_write_1h": write_1h,
-        "output": int(row["output_tokens"]),
-        "web_search": int(row["web_search_requests"]),
+        "input_audio": audio,
+        "cached_input_audio": cached_audio,
+        "input_image": image,
+        "cached_input_image": cached_image,
+        "output": max(n["output_tokens"] - n["output_audio_tokens"] - n["output_image_tokens"], 0),
+        "output_audio": n["output_audio_tokens"],
+        "output_image": n["output_image_tokens"],
+        "web_search": n["web_search_requests"],
     }
     return {k: v for k, v in quantities.items() if v > 0}
+
+
+_TOKEN_NAMES = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "input_audio_tokens",
+    "cached_input_audio_tokens",
+    "input_image_tokens",
+    "cached_input_image_tokens",
+    "output_tokens",
+    "output_audio_tokens",
+    "output_image_tokens",
+    "web_search_requests",
+)
 
 
 @dataclass(frozen=True)
@@ -96,9 +279,12 @@ class ListPrice:
     factor: Decimal  # 1, or 1 - batch_discount when the library has no batch price
     basis: str
 
-    def cost(self, charge_type: str, quantity: int) -> Decimal:
-        usage = LINES[charge_type][2](quantity)
-        return self.price.calc_price(usage)["total_price"] * self.factor
+    def cost(self, charge_type: str, quantity: int) -> Decimal | None:
+        """The line's list cost, or None when the model has no rate for this kind."""
+        _, _, usage_of, _, _, needs = LINES[charge_type]
+        if needs and all(getattr(self.price, key, None) is None for key in needs):
+            return None
+        return self.price.calc_price(usage_of(quantity))["total_price"] * self.factor
 
 
 @lru_cache(maxsize=4096)
@@ -110,6 +296,11 @@ def _find(provider: str, model: str) -> ModelInfo | None:
     except LookupError:
         return None
     return info
+
+
+def is_known(provider: str, model: str | None) -> bool:
+    """Whether the price data in use has the model (its own rate lines aside)."""
+    return bool(model) and _find(provider, str(model)) is not None
 
 
 def _flatten(price: ModelPrice, long_context: bool) -> ModelPrice:
@@ -148,9 +339,9 @@ def list_price(
         context["service_tier"] = service_tier
     price = info.get_prices(at, context or None)
     long_context = bool(context_window) and not str(context_window).startswith("0-")
-    factor, basis = Decimal(1), LIBRARY
+    factor, basis = Decimal(1), price_source()
     if batch and not has_batch:
-        factor, basis = Decimal(1) - batch_discount, f"{LIBRARY}, batch -{batch_discount:%}"
+        factor, basis = Decimal(1) - batch_discount, f"{basis}, batch -{batch_discount:%}"
     return ListPrice(info.id, _flatten(price, long_context), factor, basis)
 
 

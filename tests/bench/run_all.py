@@ -37,7 +37,9 @@ def machine() -> str:
 def main() -> None:
     from tests.bench import (
         bench_cloud_export,
+        bench_console,
         bench_engine,
+        bench_metrics,
         bench_quota,
         bench_scaling,
         bench_write_partition,
@@ -53,6 +55,9 @@ def main() -> None:
     scaling = bench_scaling.main(write_1m_s=write["write_partition_s"])
     print()
     cloud = bench_cloud_export.main()
+    print()
+    console = bench_console.main()
+    metrics = bench_metrics.main()
     print("\nsummary")
     print(f"{'benchmark':<52} {'baseline':>12} {'engine':>12} {'ratio':>7} {'target':>7}")
     rows = [
@@ -99,6 +104,13 @@ def main() -> None:
             "<= 1.5",
         ),
         (
+            "/metrics, 100k runs: old full aggregate vs page",
+            metrics["old_scan_ms"],
+            metrics["scrape_ms"],
+            "ms",
+            "",
+        ),
+        (
             "1M-row FOCUS export: read+INSERT vs extract step",
             cloud["bare_s"],
             cloud["engine_s"],
@@ -141,6 +153,17 @@ def main() -> None:
             f"{f'history page, {n:,} runs (SQLite), p95':<52} {h['p95_ms']:>9.2f}ms  "
             f"{h['p95_ms'] / history[h0]['p95_ms']:>6.2f}x  {'< 50 ms' if n == 100_000 else ''}"
         )
+    print("\nweb console, server-side render p95 (100k runs, 1M FOCUS rows)")
+    base = console["baseline_p95_ms"]
+    for label, key, target in (
+        ("JSON history endpoint (the baseline)", "baseline_p95_ms", ""),
+        ("runs list", "runs_p95_ms", "< 3x"),
+        ("run detail", "run_p95_ms", "< 3x"),
+        ("coverage, 90 days x 20 pipelines", "coverage_p95_ms", "< 3x"),
+        ("spend, 90 days (DuckDB)", "spend_p95_ms", "< 500 ms, < 3x"),
+    ):
+        ms = console[key]
+        print(f"{label:<52} {ms:>9.1f}ms  {ms / base:>6.2f}x  {target}")
 
 
 if __name__ == "__main__":

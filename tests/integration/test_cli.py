@@ -517,6 +517,61 @@ def test_bootstrap_and_bootstrap_sync(cli: CliEnv) -> None:
     assert again.stdout.strip() == "0 table(s) changed"
 
 
+def test_bootstrap_sync_adds_new_focus_extension_columns(cli: CliEnv) -> None:
+    # A FOCUS table made before x_price_source and x_cost_allocation existed: without them
+    # sp_convert_to_focus's INSERT would fail on the next run.
+    from warehouse.duckdb import duckdb_type
+    from warehouse.schemas import FOCUS_TABLE_SCHEMAS, with_lineage
+
+    assert cli("orgs", "create", "acme").returncode == 0
+    assert cli("bootstrap").returncode == 0
+    schema = with_lineage(FOCUS_TABLE_SCHEMAS["cost_data_standard_1_3"])
+    old = [f for f in schema if f.name not in ("x_price_source", "x_cost_allocation")]
+    con = duckdb.connect(str(cli.warehouse))
+    columns = ", ".join(f'"{f.name}" {duckdb_type(f)}' for f in old)
+    con.execute(f"CREATE TABLE acme_dev.cost_data_standard_1_3 ({columns})")
+    con.close()
+
+    synced = cli("bootstrap-sync")
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stdout.strip().splitlines() == [
+        "acme_dev.cost_data_standard_1_3: added x_price_source, x_cost_allocation",
+        "1 table(s) changed",
+    ]
+    assert cli("bootstrap-sync").stdout.strip() == "0 table(s) changed"
+
+
+def test_prices_check_lists_the_models_without_a_price(cli: CliEnv) -> None:
+    from datetime import date
+
+    from processors.genai.rows import usage_row, usage_table
+    from tests.support.genai import step_context
+    from warehouse.duckdb import DuckDBWarehouse
+
+    for org in ("acme", "globex"):
+        assert cli("orgs", "create", org).returncode == 0
+    assert cli("bootstrap").returncode == 0
+    warehouse = DuckDBWarehouse(cli.warehouse)
+    jan = [date(2026, 1, d) for d in (2, 3, 5)]
+    rows = [usage_row("openai", d, "t", model="acme-private-llm", input_tokens=5) for d in jan]
+    rows += [usage_row("openai", jan[0], "t", model="gpt-4o-mini", input_tokens=5)]
+    ctx = step_context(warehouse, {}, jan[0], jan[-1], org="acme", pipeline_id="p")
+    ctx.write("genai_payg_usage_raw", usage_table(rows), date_column="usage_date")
+
+    found = cli("prices", "check")
+    assert found.returncode == 1, found.stderr
+    assert found.stdout.splitlines()[1:] == [
+        "acme_dev: openai/acme-private-llm: 3 usage row(s), 2026-01-02..2026-01-05"
+    ]
+    assert found.stdout.startswith("price data: genai-prices ")
+    assert "1 model(s) without a price" in found.stderr
+
+    clean = cli("prices", "check", "--org", "globex")
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.splitlines()[-1] == "every model in usage has a price"
+    assert cli("prices", "check", "--org", "nobody").returncode != 0
+
+
 def test_bootstrap_is_idempotent_and_scoped_by_org(cli: CliEnv) -> None:
     for slug in ("acme", "globex"):
         assert cli("orgs", "create", slug).returncode == 0

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
+import httpx
 
 from tests.support.servers import free_port
 
@@ -78,6 +81,9 @@ def test_demo_runs_end_to_end_and_twice_without_duplicates(tmp_path: Path) -> No
     assert "POST /pipelines/run/demo_org/demo/sample/genai_usage -> 202" in out
     assert "transitions: pending -> validating -> queued -> running -> completed" in out
     assert "spend by provider" in out and "stopped the worker, the API and redis-server" in out
+    console = re.search(r"web console: (http://127\.0\.0\.1:\d+)/ui/demo_org/runs\n", out)
+    assert console, out
+    assert f"sign in with the demo org's API key, saved in {tmp_path / 'demo_api_key'}" in out
     assert demo_rows(tmp_path) == 35  # 7 days x 5 models
     # The GenAI part: OpenAI and Anthropic sample APIs over HTTP, then consolidate.
     for line in GENAI_LINES:
@@ -88,10 +94,47 @@ def test_demo_runs_end_to_end_and_twice_without_duplicates(tmp_path: Path) -> No
     readme = query(tmp_path, readme_duckdb_query())
     assert {row[0] for row in readme} == {"OpenAI", "Anthropic"}, readme
     assert all(row[2] > 0 for row in readme)
-    second = run_demo(tmp_path)
-    assert second.returncode == 0, second.stdout + second.stderr
+    # The second time with KEEP=1: the stack stays up, and the console it names works.
+    second = run_demo(tmp_path, PIPELINE_OPS_DEMO_KEEP="1")
+    kept = re.search(r"KEEP=1: .* stop them: kill ([\d ]+)\n", second.stdout)
+    try:
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "stopped the worker" not in second.stdout and kept, second.stdout
+        found = re.search(r"web console: (http://\S+)/ui/demo_org/runs\n", second.stdout)
+        assert found, second.stdout
+        key = (tmp_path / "demo_api_key").read_text().strip()
+        assert_console_signs_in(found.group(1), key)
+    finally:
+        for pid in kept.group(1).split() if kept else []:
+            stop_pid(int(pid))
     assert demo_rows(tmp_path) == 35
     assert focus_spend(tmp_path) == spend
+
+
+def stop_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def assert_console_signs_in(base: str, key: str) -> None:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        form = http.get("/ui/signin")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert form.status_code == 200 and token
+        signed = http.post("/ui/signin", data={"key": key, "csrf_token": token.group(1)})
+        assert signed.status_code == 302
+        runs = http.get("/ui/demo_org/runs")
+        assert runs.status_code == 200 and "demo/sample/genai_usage" in runs.text
 
 
 def test_demo_runs_in_process_without_redis(tmp_path: Path) -> None:

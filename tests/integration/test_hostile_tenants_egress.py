@@ -212,13 +212,16 @@ def test_the_cli_refuses_with_exit_2_and_stores_nothing(rig: Rig) -> None:
     env = {**rig.stack.env, "PIPELINE_OPS_EGRESS_ALLOW": os.environ["PIPELINE_OPS_EGRESS_ALLOW"]}
     secret = json.dumps({"admin_key": "sk-admin-x", "base_url": "https://0x7f000001/v1"})
     result = CliRunner().invoke(
-        main, ["credentials", "add", ATTACKER, "openai", "--name", "evil"], input=secret, env=env
+        main,
+        ["credentials", "add", "--org", ATTACKER, "openai", "--name", "evil"],
+        input=secret,
+        env=env,
     )
     assert result.exit_code == 2, result.output
     assert "field base_url" in result.output and "loopback" in result.output
     webhook = f"http://127.0.0.1:{rig.internal.port}/hook"
     result = CliRunner().invoke(
-        main, ["notifications", "set", ATTACKER, "--webhook", webhook], env=env
+        main, ["notifications", "set", "--org", ATTACKER, "--webhook", webhook], env=env
     )
     assert result.exit_code == 2 and "the webhook URL" in result.output, result.output
     assert vault_ids(rig, ATTACKER) == []

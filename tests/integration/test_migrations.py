@@ -72,4 +72,4 @@ def test_the_migrations_have_one_head() -> None:
     # A new migration follows the one head; a second head would leave autogenerate asking
     # which branch to extend.
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
-    assert heads == ["0009_one_head"]
+    assert heads == ["0016b_metric_counters"]

@@ -121,7 +121,7 @@ def test_a_webhook_answering_500_is_retried_and_the_run_stays_completed(
         )
         body = json.loads(request.body)
         assert body["run_id"] == run_id and body["event"] == "run.succeeded"
-        assert body["status_url"].endswith(f"/pipelines/status/{ORG}/{run_id}")
+        assert body["status_url"].endswith(f"/ui/{ORG}/runs/{run_id}")
     assert run.status == "completed"
     assert mail_stack.services.store.get_run(run_id).status == "completed"
     _, recipients, mail = smtp.wait_for(mails_before + 1)[-1]

@@ -209,3 +209,27 @@ def test_make_up_starts_all_four_processes(tmp_path: Path) -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{env['PORT']}/health", timeout=2)
     assert left_running(tmp_path) == []  # honcho stopped its four children too
+
+
+def test_worker_and_beat_heartbeats_show_in_ready_and_metrics(deployment: Deployment) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def beating() -> bool:
+        beats = httpx.get(f"{deployment.web_url}/health/ready", timeout=10).json()["heartbeats"]
+        return bool(beats["workers"]) and beats["beat"] is not None
+
+    wait_for(beating, 30, "a worker and a beat heartbeat in /health/ready")
+    ready = httpx.get(f"{deployment.web_url}/health/ready", timeout=10).json()
+    assert ready["status"] == "ok"
+    assert all(0 <= age < 60 for age in ready["heartbeats"]["workers"].values())
+    assert 0 <= ready["heartbeats"]["beat"] < 60
+
+    page = httpx.get(f"{deployment.web_url}/metrics", timeout=10)
+    assert page.status_code == 200, page.text
+    families = {f.name: f for f in text_string_to_metric_families(page.text)}
+    workers = families["pipeline_ops_worker_heartbeat_age_seconds"]
+    assert workers.type == "gauge" and [s.labels["worker"] for s in workers.samples]
+    beat = families["pipeline_ops_beat_heartbeat_age_seconds"]
+    assert beat.type == "gauge" and 0 <= beat.samples[0].value < 60
+    queues = {s.labels["queue"] for s in families["pipeline_ops_queue_depth"].samples}
+    assert queues == {"celery", "pipeline_ops.control"}

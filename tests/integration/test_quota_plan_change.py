@@ -87,7 +87,7 @@ def test_a_lowered_limit_after_a_usage_read_admits_exactly_one_of_12(
         assert reply.status_code == 200, reply.text
         assert reply.json()["plan"]["concurrent_limit"] == 20  # the default plan
 
-    lowered = pipeline_ops(env, "orgs", "set-limits", ORG, "--concurrent", "1")
+    lowered = pipeline_ops(env, "orgs", "set-limits", "--org", ORG, "--concurrent", "1")
     assert lowered.returncode == 0, lowered.stderr
     assert "concurrent_limit: 1" in lowered.stdout
 
@@ -112,11 +112,16 @@ def test_a_lowered_limit_after_a_usage_read_admits_exactly_one_of_12(
     for status, body in replies:
         if status == 429:
             assert body["code"] == "quota_exceeded"
-            assert (body["limit"], body["limit_value"], body["current"]) == ("concurrent", 1, 1)
+            assert (body["limit"], body["limit_value"]) == ("concurrent", 1)
+            # `current` is the mirror's count, which includes reservations still on their
+            # way to the ledger; on a starved machine (a request > IN_FLIGHT between its
+            # two steps) it can briefly count refused ones too. The ledger's count is
+            # what admits, checked above and below.
+            assert body["current"] >= 1
     admitted = [body["run_id"] for status, body in replies if status == 202]
     assert count_runs(services.store, ORG) == 1  # the refused requests recorded nothing
 
-    shown = pipeline_ops(env, "quota", "show", ORG)
+    shown = pipeline_ops(env, "quota", "show", "--org", ORG)
     assert shown.returncode == 0, shown.stderr
     assert "running:   1 of 1" in shown.stdout
     assert f"  {admitted[0]}  acquired" in shown.stdout

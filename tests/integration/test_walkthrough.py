@@ -119,9 +119,9 @@ def test_samples_serve_prints_the_credentials_add_commands_the_readme_shows(
 
     adds = [line for line in printed if "pipeline-ops credentials add" in line]
     assert [a.split(" | ")[1] for a in adds] == [
-        "pipeline-ops credentials add acme openai --name openai_samples --id openai_sample "
+        "pipeline-ops credentials add --org acme openai --name openai_samples --id openai_sample "
         "--file -",
-        "pipeline-ops credentials add acme anthropic --name anthropic_samples "
+        "pipeline-ops credentials add --org acme anthropic --name anthropic_samples "
         "--id anthropic_sample --file -",
     ]
     assert f'"base_url": "http://127.0.0.1:{machine.samples_port}/openai"' in adds[0]

@@ -23,7 +23,7 @@ domain: demo
 steps:
   - step_id: extract
     ps_type: generic.file_extract
-    config: {path: usage.csv, destination_table: raw_rows, start_date: "${start_date}"}
+    config: {path: "usage_${start_date}.csv", destination_table: raw_rows}
   - step_id: noop_a
     ps_type: generic.noop
     depends_on: [extract]

@@ -8,6 +8,8 @@ tests start with `-A tests.support.engine_app`; the engine itself is the real on
   it, ignoring cancel requests while it waits (a step stuck in native code), then writes.
 - `test.echo_credential`: logs and fails with text built from the decrypted credential.
 - `test.huge_error`: fails with an error text of `error_bytes` bytes.
+- `test.flaky`: a transient failure on attempts before `succeed_on`, then success (retries).
+- `test.needs_file`: fails (terminally) until the file `path` exists; then writes one row.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import ClassVar
 import httpx
 import pyarrow as pa
 
-from pipeline_ops_core.errors import RunCancelledError, TerminalError
+from pipeline_ops_core.errors import RunCancelledError, TerminalError, TransientError
 from processors.base import StepContext, StepResult
 from processors.registry import REGISTRY
 
@@ -28,6 +30,8 @@ ENTRIES = {
     "test.slow_pages": "tests.support.engine_processors:SlowPages",
     "test.echo_credential": "tests.support.engine_processors:EchoCredential",
     "test.huge_error": "tests.support.engine_processors:HugeError",
+    "test.flaky": "tests.support.engine_processors:Flaky",
+    "test.needs_file": "tests.support.engine_processors:NeedsFile",
 }
 
 
@@ -84,3 +88,25 @@ class HugeError:
         body = ("provider answer " * (size // 16 + 1))[:size]
         ctx.log.error(f"provider said: {body}")
         raise TerminalError(f"HTTP 500 from provider: {body}")
+
+
+class Flaky:
+    ps_type: ClassVar[str] = "test.flaky"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        if ctx.attempt < int(ctx.config.get("succeed_on", 2)):
+            raise TransientError(f"provider busy (attempt {ctx.attempt})", retry_after=1)
+        ctx.log.info(f"succeeded on attempt {ctx.attempt}")
+        return StepResult()
+
+
+class NeedsFile:
+    ps_type: ClassVar[str] = "test.needs_file"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        path = str(ctx.config["path"])
+        if not os.path.exists(path):
+            raise TerminalError("the source file is not there yet")
+        table = pa.table({"day": pa.array([ctx.start_date], pa.date32()), "n": [1]})
+        result = ctx.write("needs_file_rows", table, date_column="day")
+        return StepResult(rows_written=result.rows_written, tables=[result.table])

@@ -112,12 +112,14 @@ def usage_rows(day: date) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def fill_focus(warehouse: Warehouse, start: date = DAY1, end: date = DAY2) -> None:
+def fill_focus(
+    warehouse: Warehouse, start: date = DAY1, end: date = DAY2, org: str = "acme"
+) -> None:
     """Usage -> costs -> subscriptions -> sp_convert_to_focus('all') for [start, end]."""
     days = [date.fromordinal(o) for o in range(start.toordinal(), end.toordinal() + 1)]
     for provider in ("openai", "anthropic"):
         pipeline = f"genai_{provider}_payg"
-        ctx = step_context(warehouse, {}, start, end, pipeline_id=pipeline)
+        ctx = step_context(warehouse, {}, start, end, pipeline_id=pipeline, org=org)
         rows = [r for d in days for r in usage_rows(d) if r["provider"] == provider]
         reported = [
             cost_row(provider, d, "t", project_or_workspace_id="proj_1", model="gpt-4o-mini",
@@ -129,7 +131,9 @@ def fill_focus(warehouse: Warehouse, start: date = DAY1, end: date = DAY2) -> No
         ctx.write(
             "genai_payg_provider_costs", provider_costs_table(reported), date_column="usage_date"
         )
-        PaygCostProcessor().run(step_context(warehouse, {}, start, end, pipeline_id=pipeline))
+        PaygCostProcessor().run(
+            step_context(warehouse, {}, start, end, pipeline_id=pipeline, org=org)
+        )
     SubscriptionAmortizeProcessor().run(
         step_context(
             warehouse,
@@ -142,13 +146,19 @@ def fill_focus(warehouse: Warehouse, start: date = DAY1, end: date = DAY2) -> No
             end,
             pipeline_id="subscription_saas_cost",
             readers={"subscriptions": ListReader(SUBSCRIPTIONS)},
+            org=org,
         )
     )
-    convert(warehouse, "all", start, end)
+    convert(warehouse, "all", start, end, org=org)
 
 
 def convert(
-    warehouse: Warehouse, provider: str, start: date, end: date, run_id: str = "conv"
+    warehouse: Warehouse,
+    provider: str,
+    start: date,
+    end: date,
+    run_id: str = "conv",
+    org: str = "acme",
 ) -> None:
     ctx = step_context(
         warehouse,
@@ -157,5 +167,6 @@ def convert(
         end,
         pipeline_id="genai_unified_consolidate",
         run_id=run_id,
+        org=org,
     )
     ProcedureExecutor().run(ctx)

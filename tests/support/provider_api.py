@@ -21,6 +21,7 @@ from tests.support.servers import LoopbackHTTPServer
 class ProviderAPIServer(LoopbackHTTPServer):
     def __init__(self) -> None:
         self.routes: dict[str, list[dict[str, Any]]] = {}
+        self.documents: dict[str, dict[str | None, dict[str, Any]]] = {}
         self.faults: list[tuple[int, dict[str, str], dict[str, Any]]] = []
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -47,6 +48,12 @@ class ProviderAPIServer(LoopbackHTTPServer):
         with self.lock:
             self.routes[path] = [{"object": "page", "data": buckets} for buckets in pages]
 
+    def serve_documents(self, path: str, documents: dict[str | None, dict[str, Any]]) -> None:
+        """Whole response bodies as given (a provider's own example), keyed by the page
+        token that asks for them (None: the first request). The token is read from `page`."""
+        with self.lock:
+            self.documents[path] = dict(documents)
+
     def fail(
         self, status: int, headers: dict[str, str] | None = None, message: str | None = None
     ) -> None:
@@ -61,6 +68,12 @@ class ProviderAPIServer(LoopbackHTTPServer):
             self.requests.append({"path": parts.path, "query": query, "headers": headers})
             if self.faults:
                 return self.faults.pop(0)
+            if parts.path in self.documents:
+                token = query.get("page", [None])[0]
+                document = self.documents[parts.path].get(token)
+                if document is None:
+                    return 400, {}, {"error": {"message": f"unknown page {token!r}"}}
+                return 200, {}, document
             pages = self.routes.get(parts.path)
             if pages is None:
                 return 404, {}, {"error": {"message": "not found"}}

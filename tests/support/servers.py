@@ -320,6 +320,8 @@ def start_worker(
             f"{name}@%h",
             "--without-gossip",
             "--without-mingle",
+            # Both queues, as the Procfile's worker (pipeline.queue.CONTROL_QUEUE).
+            *([] if "-Q" in (extra_args or []) else ["-Q", "celery,pipeline_ops.control"]),
             *(extra_args or []),
         ],
         log_path,

@@ -91,6 +91,11 @@ FOCUS_EXTENSIONS: tuple[tuple[str, pa.DataType], ...] = (
     ("x_charge_type", pa.string()),
     ("x_price_status", pa.string()),  # priced | override | unpriced | subscription
     ("x_provider_reported_cost", pa.float64()),
+    # The price data that priced the row (e.g. "genai-prices 0.0.30", or an updated
+    # snapshot's source and date); null where nobody priced it or the cloud billed it.
+    ("x_price_source", pa.string()),
+    # GenAI: how x_provider_reported_cost reached this charge line (report | shared).
+    ("x_cost_allocation", pa.string()),
 )
 
 COST_DATA_STANDARD_1_3 = pa.schema(

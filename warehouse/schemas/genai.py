@@ -23,8 +23,12 @@ GENAI_TOKEN_COLUMNS: tuple[str, ...] = (
     "cache_write_5m_tokens",
     "cache_write_1h_tokens",
     "output_tokens",
-    "input_audio_tokens",
+    "input_audio_tokens",  # all audio input, cached audio included
+    "cached_input_audio_tokens",
     "output_audio_tokens",
+    "input_image_tokens",  # all image input, cached images included
+    "cached_input_image_tokens",
+    "output_image_tokens",
     "web_search_requests",
     "requests",
 )
@@ -83,6 +87,9 @@ GENAI_COSTS = pa.schema(
         ("price_status", pa.string()),
         ("price_source", pa.string()),
         ("currency", pa.string()),
+        # How provider_reported_cost was put on this line: 'report' (the report names
+        # this charge), 'shared' (a total shared by list cost), 'report+shared', or null.
+        ("cost_allocation", pa.string()),
     ]
 )
 

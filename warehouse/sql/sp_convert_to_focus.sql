@@ -10,9 +10,15 @@
 --   'AI and Machine Learning' / 'Generative AI'; one row per charge line (input, cached
 --   input, cache writes, output, web search) so Consumed/PricingQuantity are tokens (or
 --   requests) with one unit price each. BilledCost = EffectiveCost = the provider-reported
---   cost where there is one, else our computed cost; ContractedCost = the org's negotiated
---   (override) cost; ListCost = the public list cost. FOCUS needs a unit price on every
---   Usage row, so a model nobody priced shows 0 (x_price_status 'unpriced' says so).
+--   cost where there is one (x_cost_allocation: 'report' when the report names the charge
+--   line, 'shared' when a total was shared by list cost), else our computed cost;
+--   ContractedCost = the org's negotiated (override) cost; ListCost = the public list cost.
+-- * The unpriced rule: a line with no public price (genai-prices doesn't know the model, or
+--   has no rate for that token kind) has ListCost = ListUnitPrice = 0, and ContractedCost =
+--   ContractedUnitPrice = 0 unless an override prices it. The provider-reported cost is
+--   never copied into the list price: it is BilledCost/EffectiveCost (0 if none was
+--   reported). x_price_status = 'unpriced' marks such rows; genai.payg_cost counts them
+--   in its run's log. x_price_source names the price data of every priced row.
 -- * Subscriptions: ChargeCategory Purchase, ChargeFrequency Recurring (never Usage-Based for
 --   a Purchase). One row per day: EffectiveCost is the amortized day, BilledCost the cycle's
 --   invoice on its first day (0 on the others); BillingPeriod is the billing cycle.
@@ -42,6 +48,7 @@ CREATE TABLE IF NOT EXISTS `{dataset}.genai_payg_costs` (
   price_status STRING,
   price_source STRING,
   currency STRING,
+  cost_allocation STRING,
   x_org_slug STRING NOT NULL,
   x_pipeline_id STRING NOT NULL,
   x_credential_id STRING NOT NULL,
@@ -162,6 +169,8 @@ SELECT
   c.charge_type AS x_charge_type,
   c.price_status AS x_price_status,
   c.provider_reported_cost AS x_provider_reported_cost,
+  IF(c.price_status = 'unpriced', CAST(NULL AS STRING), c.price_source) AS x_price_source,
+  c.cost_allocation AS x_cost_allocation,
   @p_org_slug AS x_org_slug,
   @p_pipeline_id AS x_pipeline_id,
   @p_credential_id AS x_credential_id,
@@ -172,10 +181,10 @@ SELECT
 FROM (
   SELECT
     *,
-    COALESCE(list_cost, effective_cost, provider_reported_cost, 0) AS list,
-    COALESCE(list_unit_price, effective_unit_price, SAFE_DIVIDE(provider_reported_cost, quantity), 0) AS list_unit,
-    COALESCE(effective_cost, list_cost, provider_reported_cost, 0) AS contracted,
-    COALESCE(effective_unit_price, list_unit_price, SAFE_DIVIDE(provider_reported_cost, quantity), 0) AS contracted_unit,
+    COALESCE(list_cost, 0) AS list,
+    COALESCE(list_unit_price, 0) AS list_unit,
+    COALESCE(effective_cost, list_cost, 0) AS contracted,
+    COALESCE(effective_unit_price, list_unit_price, 0) AS contracted_unit,
     COALESCE(provider_reported_cost, effective_cost, list_cost, 0) AS billed
   FROM `{dataset}.genai_payg_costs`
   WHERE x_org_slug = @p_org_slug
@@ -258,6 +267,8 @@ SELECT
   'subscription' AS x_charge_type,
   'subscription' AS x_price_status,
   CAST(NULL AS FLOAT64) AS x_provider_reported_cost,
+  CAST(NULL AS STRING) AS x_price_source,
+  CAST(NULL AS STRING) AS x_cost_allocation,
   @p_org_slug AS x_org_slug,
   @p_pipeline_id AS x_pipeline_id,
   @p_credential_id AS x_credential_id,

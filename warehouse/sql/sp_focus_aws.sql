@@ -183,6 +183,8 @@ SELECT
   CAST(NULL AS STRING) AS x_charge_type,
   CAST(NULL AS STRING) AS x_price_status,
   a.billed_cost AS x_provider_reported_cost,
+  CAST(NULL AS STRING) AS x_price_source,
+  CAST(NULL AS STRING) AS x_cost_allocation,
   @p_org_slug AS x_org_slug,
   @p_pipeline_id AS x_pipeline_id,
   @p_credential_id AS x_credential_id,

@@ -217,6 +217,8 @@ SELECT
   r.charge_category AS x_charge_type,
   'provider_reported' AS x_price_status,
   r.billed AS x_provider_reported_cost,
+  CAST(NULL AS STRING) AS x_price_source,
+  CAST(NULL AS STRING) AS x_cost_allocation,
   @p_org_slug AS x_org_slug,
   @p_pipeline_id AS x_pipeline_id,
   @p_credential_id AS x_credential_id,

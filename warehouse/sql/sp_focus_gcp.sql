@@ -205,6 +205,8 @@ SELECT
   IF(g.record_type = 'credit', LOWER(IFNULL(g.credit_type, 'credit')), IFNULL(g.cost_type, 'regular')) AS x_charge_type,
   g.price_status AS x_price_status,
   g.cost AS x_provider_reported_cost,
+  CAST(NULL AS STRING) AS x_price_source,
+  CAST(NULL AS STRING) AS x_cost_allocation,
   @p_org_slug AS x_org_slug,
   @p_pipeline_id AS x_pipeline_id,
   @p_credential_id AS x_credential_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import zlib
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -20,6 +20,34 @@ import pyarrow.parquet as pq
 
 from pipeline_ops_core.egress import Limits, file_chunks, inflate, spool
 from pipeline_ops_core.errors import TerminalError
+
+# The text that means "no value", per delivery format. CSV has no null of its own: the
+# clouds leave the field empty, and database dumps (MySQL's, as in the FinOps Foundation's
+# FOCUS sample) write NULL. Exact tokens only: "null" or "N/A" stay text, a description
+# may legitimately read "NULL storage". Parquet has real nulls, so its text is taken as
+# written. The batch-wise reader builds its options from here too.
+NULL_TOKENS: dict[str, tuple[str, ...]] = {
+    "csv": ("", "NULL"),
+    "csv.gz": ("", "NULL"),
+    "parquet": (),
+}
+
+
+def csv_records(handle: TextIO, kind: str = "csv") -> list[dict[str, str | None]]:
+    """A small CSV (usage exports, billing rows) as dicts, the format's null tokens None."""
+    nulls = set(NULL_TOKENS[kind])
+    return [
+        {k: None if v in nulls else v for k, v in row.items()} for row in csv.DictReader(handle)
+    ]
+
+
+def csv_convert_options(header: list[str], kind: str) -> pacsv.ConvertOptions:
+    """Every column as text (typing is the normalizer's job), the format's null tokens null."""
+    return pacsv.ConvertOptions(
+        column_types={h: pa.string() for h in header},
+        strings_can_be_null=True,
+        null_values=list(NULL_TOKENS[kind]),
+    )
 
 
 def export_format(name: str) -> str:
@@ -49,7 +77,7 @@ def read_export_file(name: str, data: bytes | BinaryIO, limits: Limits | None = 
         return _read_parquet(name, handle)
     if kind == "csv.gz":
         handle = gunzip_to_file(name, handle, limits)
-    return _read_csv(name, handle)
+    return _read_csv(name, handle, kind)
 
 
 def gunzip_to_file(name: str, handle: BinaryIO, limits: Limits) -> BinaryIO:
@@ -68,7 +96,7 @@ def _read_parquet(name: str, handle: BinaryIO) -> pa.Table:
         raise TerminalError(f"{name}: not a readable Parquet file ({exc})") from None
 
 
-def _read_csv(name: str, handle: BinaryIO) -> pa.Table:
+def _read_csv(name: str, handle: BinaryIO, kind: str = "csv") -> pa.Table:
     first_line = handle.readline()
     if not first_line.strip() and not _has_text(handle):
         raise TerminalError(f"{name}: not a readable CSV file (the file is empty)")
@@ -83,11 +111,7 @@ def _read_csv(name: str, handle: BinaryIO) -> pa.Table:
     try:
         return pacsv.read_csv(
             handle,
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header},
-                strings_can_be_null=True,
-                null_values=[""],
-            ),
+            convert_options=csv_convert_options(header, kind),
         )
     except (pa.ArrowException, ValueError) as exc:
         raise TerminalError(f"{name}: not a readable CSV file ({exc})") from None

@@ -112,7 +112,7 @@ def _typed(column: pa.ChunkedArray, target: pa.DataType, name: str) -> pa.Chunke
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise TerminalError(f"column {name}: not a number ({_first_line(exc)})") from None
     if _is_nested(column.type):
-        return pa.chunked_array([pa.array([_json(v) for v in column.to_pylist()], pa.string())])
+        return pa.chunked_array([nested_json(column)])
     return pc.cast(column, pa.string())
 
 
@@ -176,7 +176,7 @@ def _json_text(column: pa.Array) -> pa.Array:
     """Each value as JSON text; nulls, empty strings and non-finite numbers stay null."""
     kind = column.type
     if _is_nested(kind):
-        return pa.array([_json(v) for v in column.to_pylist()], pa.string())
+        return nested_json(column)
     if pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
         return pc.cast(column, pa.string())
     if pa.types.is_floating(kind):
@@ -195,22 +195,42 @@ _JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\
 _CONTROL = r"[\x00-\x1f]"
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(_plain(value), default=str, sort_keys=True)
+def nested_json(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A map, struct or list column as JSON text per row, shaped by the Arrow type.
+
+    The type decides, never the value: an empty map<string,string> (AWS Parquet's untagged
+    rows) is the object {}, which FOCUS requires for Tags, where its value alone (an empty
+    list of pairs) would say []. Null stays null.
+    """
+    kind = column.type
+    return pa.array(
+        [None if v is None else _dumps(_plain(v, kind)) for v in column.to_pylist()], pa.string()
+    )
 
 
-def _plain(value: Any) -> Any:
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(p, tuple) and len(p) == 2 for p in value)
-    ):
-        return dict(value)  # Arrow maps arrive as lists of (key, value) pairs
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def _plain(value: Any, kind: pa.DataType) -> Any:
+    if value is None:
+        return None
+    if pa.types.is_map(kind):  # Arrow gives a map as a list of (key, value) pairs
+        return {str(k): _plain(v, kind.item_type) for k, v in value}
+    if pa.types.is_struct(kind):
+        return {f.name: _plain(value.get(f.name), f.type) for f in kind}
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return [_plain(v, kind.value_type) for v in value]
     return value
 
 
 def _is_nested(kind: pa.DataType) -> bool:
-    return pa.types.is_map(kind) or pa.types.is_struct(kind) or pa.types.is_list(kind)
+    return (
+        pa.types.is_map(kind)
+        or pa.types.is_struct(kind)
+        or pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+    )
 
 
 def _first_line(exc: Exception) -> str:

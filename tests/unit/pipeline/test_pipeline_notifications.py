@@ -117,7 +117,7 @@ def test_the_message_names_the_failing_step_and_redacts_the_error(svc, clock) ->
     assert message.duration_ms == 90_000
     assert "sk-secretsecret123" not in (message.error or "")
     assert "[REDACTED]" in (message.error or "")
-    assert message.status_url == f"http://127.0.0.1:8001/pipelines/status/acme/{run_id}"
+    assert message.status_url == f"http://127.0.0.1:8001/ui/acme/runs/{run_id}"
     assert message.pipeline_id == "test_fan_in" and message.start_date == "2026-01-01"
 
 

@@ -63,9 +63,9 @@ def count_runs(tmp_path: Path) -> int:
 
 
 def test_set_limits_then_show(cli) -> None:  # type: ignore[no-untyped-def]
-    result = cli("orgs", "set-limits", "acme", "--daily", "10", "--monthly", "200")
+    result = cli("orgs", "set-limits", "--org", "acme", "--daily", "10", "--monthly", "200")
     assert result.exit_code == 0, result.output
-    result = cli("orgs", "set-limits", "acme", "--concurrent", "3", "--status", "trial")
+    result = cli("orgs", "set-limits", "--org", "acme", "--concurrent", "3", "--status", "trial")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         "org_slug: acme",
@@ -76,7 +76,7 @@ def test_set_limits_then_show(cli) -> None:  # type: ignore[no-untyped-def]
         "source: database",
     ]
 
-    shown = cli("quota", "show", "acme")
+    shown = cli("quota", "show", "--org", "acme")
 
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
@@ -85,18 +85,30 @@ def test_set_limits_then_show(cli) -> None:  # type: ignore[no-untyped-def]
     assert "running:   0 of 3" in lines
     assert "leases:    0 active" in lines
     assert any(line.startswith("mirror:    degraded: redis unavailable") for line in lines)
-    report = json.loads(cli("quota", "show", "acme", "--json").output)
+    report = json.loads(cli("quota", "show", "--org", "acme", "--json").output)
     assert report["plan"]["concurrent_limit"] == 3 and report["usage"]["leases"] == []
 
 
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (("orgs", "set-limits", "nobody", "--daily", "1"), 1, "error: org 'nobody' not found"),
-        (("orgs", "set-limits", "acme"), 2, "give at least one of --daily, --monthly"),
-        (("orgs", "set-limits", "acme", "--daily", "-1"), 2, "-1 is not in the range x>=0"),
-        (("orgs", "set-limits", "acme", "--status", "paused"), 2, "'paused' is not one of"),
-        (("quota", "show", "nobody"), 1, "error: org 'nobody' not found"),
+        (
+            ("orgs", "set-limits", "--org", "nobody", "--daily", "1"),
+            1,
+            "error: org 'nobody' not found",
+        ),
+        (("orgs", "set-limits", "--org", "acme"), 2, "give at least one of --daily, --monthly"),
+        (
+            ("orgs", "set-limits", "--org", "acme", "--daily", "-1"),
+            2,
+            "-1 is not in the range x>=0",
+        ),
+        (
+            ("orgs", "set-limits", "--org", "acme", "--status", "paused"),
+            2,
+            "'paused' is not one of",
+        ),
+        (("quota", "show", "--org", "nobody"), 1, "error: org 'nobody' not found"),
     ],
 )
 def test_bad_input_exits_non_zero_with_a_message(
@@ -116,14 +128,14 @@ def test_a_run_over_quota_exits_1_and_records_nothing(  # type: ignore[no-untype
     # In-process runs (--local): no broker is running here, and an unreachable broker is
     # refused before the quota is asked (tests/integration/test_broker_down.py).
     monkeypatch.setenv("PIPELINE_OPS_EAGER", "1")
-    cli("orgs", "set-limits", "acme", "--concurrent", "0")
+    cli("orgs", "set-limits", "--org", "acme", "--concurrent", "0")
     result = cli("run", "quota/cli/one", "--org", "acme", "--date", "2026-01-01", "--local")
     assert result.exit_code == 1
     assert "error: concurrent quota exceeded: 0 of 0 used; retry in 10s" in result.output, (
         result.output
     )
 
-    cli("orgs", "set-limits", "acme", "--concurrent", "5", "--status", "SUSPENDED")
+    cli("orgs", "set-limits", "--org", "acme", "--concurrent", "5", "--status", "SUSPENDED")
     result = cli("run", "quota/cli/one", "--org", "acme", "--date", "2026-01-01", "--local")
     assert result.exit_code == 1
     assert "error: the subscription of acme is SUSPENDED: runs are not admitted" in result.output
@@ -135,8 +147,8 @@ def test_show_includes_the_mirrors_view_when_redis_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     use_redis(monkeypatch, fakeredis.FakeServer())
-    cli("orgs", "set-limits", "acme", "--concurrent", "2")
+    cli("orgs", "set-limits", "--org", "acme", "--concurrent", "2")
 
-    lines = cli("quota", "show", "acme").output.splitlines()
+    lines = cli("quota", "show", "--org", "acme").output.splitlines()
 
     assert "mirror:    ok (0 leases, 0 runs today, 0 this month)" in lines

@@ -70,6 +70,8 @@
   x_charge_type,
   x_price_status,
   x_provider_reported_cost,
+  x_price_source,
+  x_cost_allocation,
   x_org_slug,
   x_pipeline_id,
   x_credential_id,

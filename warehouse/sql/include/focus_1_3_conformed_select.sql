@@ -80,6 +80,8 @@ SELECT
   f.x_charge_type AS x_charge_type,
   f.x_price_status AS x_price_status,
   f.x_provider_reported_cost AS x_provider_reported_cost,
+  f.x_price_source AS x_price_source,
+  f.x_cost_allocation AS x_cost_allocation,
   f.x_org_slug AS x_org_slug,
   f.x_pipeline_id AS x_pipeline_id,
   f.x_credential_id AS x_credential_id,

@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS `{dataset}.cost_data_standard_1_3` (
   x_charge_type STRING,
   x_price_status STRING,
   x_provider_reported_cost FLOAT64,
+  x_price_source STRING,
+  x_cost_allocation STRING,
   x_org_slug STRING NOT NULL,
   x_pipeline_id STRING NOT NULL,
   x_credential_id STRING NOT NULL,

@@ -143,7 +143,7 @@ def test_metrics_expose_runs_steps_queue_and_sources(
 
     lines = _metric_lines(client)
 
-    assert 'pipeline_ops_runs{pipeline_id="test_demo_basic",status="failed"} 1.0' in lines
+    assert 'pipeline_ops_runs_total{pipeline_id="test_demo_basic",status="failed"} 1.0' in lines
     assert 'pipeline_ops_step_duration_seconds_count{status="failed"} 1.0' in lines
     assert 'pipeline_ops_step_duration_seconds_bucket{le="+Inf",status="failed"} 1.0' in lines
     assert 'pipeline_ops_queue_depth{queue="celery"} 3.0' in lines
@@ -183,3 +183,35 @@ def test_quota_rejections_are_counted_by_limit(
 
     assert 'pipeline_ops_quota_rejections_total{limit="concurrent"} 2.0' in lines
     assert 'pipeline_ops_quota_rejections_total{limit="daily"} 0.0' in lines
+
+
+def test_http_requests_are_counted_by_route_never_by_path_or_invented_method(
+    settings: Settings, services: Services, org_key: str, fake_redis: fakeredis.FakeRedis
+) -> None:
+    from dataclasses import replace
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    live = build_services(
+        replace(settings, eager=False, metrics_cache_seconds=0), RecordingDispatcher()
+    )
+    client = create_app(services=live).test_client()
+    headers = {"X-API-Key": org_key}
+    for run_id in ("a" * 36, "b" * 36, "c" * 36):
+        client.get(f"/pipelines/status/acme/{run_id}", headers=headers)
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        client.open("/health/live", method=method)
+    client.get(f"/no/such/{'x' * 20}")
+
+    text = client.get("/metrics").get_data(as_text=True)
+
+    counts = {
+        (s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "pipeline_ops_http_requests"
+        for s in f.samples
+    }
+    assert counts[("/pipelines/status/<org>/<run_id>", "GET", "404")] == 3.0
+    assert counts[("(unmatched)", "other", "405")] == 3.0  # no rule matched the method
+    assert counts[("(unmatched)", "GET", "404")] == 1.0
+    assert "a" * 36 not in text and "BREW" not in text and "x" * 20 not in text

@@ -20,6 +20,7 @@ from tests.support.api import (
     assert_nothing_recorded,
     assert_problem,
 )
+from tests.support.genai import ROOT
 from tests.support.records import count_runs
 from tests.support.registry import install_provider_registry
 
@@ -483,8 +484,40 @@ def test_a_provider_that_needs_a_credential_is_422_without_one(
     problem = assert_problem(response, 422, "invalid_credential")
     assert problem["detail"].startswith(
         "pipeline cloud/aws/cost/noop needs a credential of provider aws; add one with "
-        "`pipeline-ops credentials add acme aws --name NAME --file key.json`"
+        "`pipeline-ops credentials add --org acme aws --name NAME --file key.json`"
     )
     assert_nothing_recorded(services, dispatcher)
     usage = services.gate.usage("acme")["usage"]
     assert (usage["daily_runs"], usage["concurrent_running"]) == (0, 0)
+
+
+@pytest.mark.parametrize("provider", ["aws", "azure", "gcp", "oci"])
+def test_the_shipped_cloud_billing_pipeline_is_422_without_a_credential(
+    provider: str,
+    client: FlaskClient,
+    auth: dict[str, str],
+    settings: Settings,
+    services: Services,
+    dispatcher: RecordingDispatcher,
+) -> None:
+    # The pipeline as shipped, not a stand-in: the example a user meets first
+    # (configs/cloud/<provider>/cost/billing.yml is addressed as <provider>/cost/billing).
+    install_provider_registry(settings.configs_dir)
+    shipped = ROOT / "configs" / "cloud" / provider / "cost" / "billing.yml"
+    target = settings.configs_dir / "cloud" / provider / "cost" / "billing.yml"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(shipped.read_bytes())
+
+    response = client.post(
+        f"/pipelines/run/acme/{provider}/cost/billing",
+        json={"start_date": "2026-01-01"},
+        headers=auth,
+    )
+
+    problem = assert_problem(response, 422, "invalid_credential")
+    assert problem["detail"].startswith(
+        f"pipeline cloud/{provider}/cost/billing needs a credential of provider {provider}; "
+        f"add one with `pipeline-ops credentials add --org acme {provider} --name NAME"
+    )
+    assert_nothing_recorded(services, dispatcher)
+    assert count_runs(services.store, "acme") == 0

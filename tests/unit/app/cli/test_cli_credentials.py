@@ -40,7 +40,9 @@ def cli(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
 
 
 def test_add_reads_the_secret_from_stdin_and_never_prints_it(orgs: OrgService, env: Path) -> None:
-    result = cli("credentials", "add", "acme", "openai", "--name", "Prod key", input=SECRET)
+    result = cli(
+        "credentials", "add", "--org", "acme", "openai", "--name", "Prod key", input=SECRET
+    )
 
     assert result.exit_code == 0, result.output
     assert "stored credential 'prod_key' for acme (openai)" in result.output
@@ -50,7 +52,7 @@ def test_add_reads_the_secret_from_stdin_and_never_prints_it(orgs: OrgService, e
     listed = cli("credentials", "list")
     assert "acme\tprod_key\topenai\tProd key\t" in listed.output
     assert SECRET not in listed.output
-    assert SECRET not in cli("credentials", "list", "acme", "--json").output
+    assert SECRET not in cli("credentials", "list", "--org", "acme", "--json").output
 
 
 def test_add_reads_a_json_secret_from_a_file(
@@ -59,7 +61,17 @@ def test_add_reads_a_json_secret_from_a_file(
     path = tmp_path / "key.json"
     path.write_text('{"admin_key": "k-file-0000001", "base_url": "http://127.0.0.1:1"}')
     result = cli(
-        "credentials", "add", "acme", "openai", "--name", "K", "--id", "k", "--file", str(path)
+        "credentials",
+        "add",
+        "--org",
+        "acme",
+        "openai",
+        "--name",
+        "K",
+        "--id",
+        "k",
+        "--file",
+        str(path),
     )
     assert result.exit_code == 0, result.output
 
@@ -78,7 +90,7 @@ def _vault(orgs: OrgService, env: Path):  # type: ignore[no-untyped-def]
 
 def test_a_plain_key_goes_into_the_field_the_provider_declares(orgs: OrgService, env: Path) -> None:
     result = cli(
-        "credentials", "add", "acme", "anthropic", "--name", "A", "--id", "a", input=SECRET
+        "credentials", "add", "--org", "acme", "anthropic", "--name", "A", "--id", "a", input=SECRET
     )
 
     assert result.exit_code == 0, result.output
@@ -101,7 +113,7 @@ def test_secrets_that_do_not_fit_the_provider_exit_2_and_store_nothing(
     orgs: OrgService, env: Path, provider: str, stdin: str, message: str
 ) -> None:
     result = CliRunner().invoke(
-        main, ["credentials", "add", "acme", provider, "--name", "x"], input=stdin
+        main, ["credentials", "add", "--org", "acme", provider, "--name", "x"], input=stdin
     )
 
     assert result.exit_code == 2, result.output
@@ -112,7 +124,7 @@ def test_secrets_that_do_not_fit_the_provider_exit_2_and_store_nothing(
 
 def test_there_is_no_way_to_pass_a_secret_on_the_command_line(orgs: OrgService) -> None:
     result = CliRunner().invoke(
-        main, ["credentials", "add", "acme", "openai", "--name", "x", "--secret", SECRET]
+        main, ["credentials", "add", "--org", "acme", "openai", "--name", "x", "--secret", SECRET]
     )
     assert result.exit_code == 2 and "No such option" in result.output
 
@@ -121,13 +133,13 @@ def test_there_is_no_way_to_pass_a_secret_on_the_command_line(orgs: OrgService) 
     ("args", "stdin", "message"),
     [
         (
-            ("credentials", "add", "nosuchorg", "openai", "--name", "x"),
+            ("credentials", "add", "--org", "nosuchorg", "openai", "--name", "x"),
             SECRET,
             "org 'nosuchorg' not found",
         ),
-        (("credentials", "disable", "acme", "nope"), None, "'nope' not found"),
-        (("credentials", "delete", "acme", "nope"), None, "'nope' not found"),
-        (("orgs", "rotate-key", "nosuchorg"), None, "org 'nosuchorg' not found"),
+        (("credentials", "disable", "--org", "acme", "nope"), None, "'nope' not found"),
+        (("credentials", "delete", "--org", "acme", "nope"), None, "'nope' not found"),
+        (("orgs", "rotate-key", "--org", "nosuchorg"), None, "org 'nosuchorg' not found"),
     ],
 )
 def test_errors_exit_1_with_a_message(
@@ -140,10 +152,13 @@ def test_errors_exit_1_with_a_message(
 
 
 def test_disable_enable_delete(orgs: OrgService) -> None:
-    cli("credentials", "add", "acme", "openai", "--name", "k", "--id", "k", input=SECRET)
-    assert "\tdisabled\t" in cli("credentials", "disable", "acme", "k").output
-    assert "\tenabled\t" in cli("credentials", "enable", "acme", "k").output
-    assert "deleted credential 'k' of acme" in cli("credentials", "delete", "acme", "k").output
+    cli("credentials", "add", "--org", "acme", "openai", "--name", "k", "--id", "k", input=SECRET)
+    assert "\tdisabled\t" in cli("credentials", "disable", "--org", "acme", "k").output
+    assert "\tenabled\t" in cli("credentials", "enable", "--org", "acme", "k").output
+    assert (
+        "deleted credential 'k' of acme"
+        in cli("credentials", "delete", "--org", "acme", "k").output
+    )
     assert "acme\tk" not in cli("credentials", "list").output
 
 
@@ -159,7 +174,7 @@ def test_generate_key_writes_a_0600_file_once(tmp_path: Path) -> None:
 def test_orgs_rotate_and_revoke_key(orgs: OrgService) -> None:
     old = orgs.rotate_key("acme")["api_key"]
 
-    rotated = cli("orgs", "rotate-key", "acme", "--overlap-seconds", "600")
+    rotated = cli("orgs", "rotate-key", "--org", "acme", "--overlap-seconds", "600")
 
     assert rotated.exit_code == 0, rotated.output
     new = next(line.split(": ", 1)[1] for line in rotated.output.splitlines() if "api_key" in line)
@@ -168,8 +183,8 @@ def test_orgs_rotate_and_revoke_key(orgs: OrgService) -> None:
 
     assert (
         "revoked previous key of acme"
-        in cli("orgs", "revoke-key", "acme", "--previous-only").output
+        in cli("orgs", "revoke-key", "--org", "acme", "--previous-only").output
     )
     assert orgs.authenticate(old) is None and orgs.authenticate(new) == "acme"
-    assert "revoked all keys of acme" in cli("orgs", "revoke-key", "acme").output
+    assert "revoked all keys of acme" in cli("orgs", "revoke-key", "--org", "acme").output
     assert orgs.authenticate(new) is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,32 +11,6 @@ from click.testing import CliRunner
 
 from app.cli import main
 from app.cli.backfill import deferred_interrupt
-from tasks.runtime import use_services
-
-DAILY = """\
-pipeline_id: cli_daily
-name: Daily
-provider: cli
-domain: unit
-schedule: "0 3 * * *"
-steps:
-  - step_id: only
-    ps_type: generic.noop
-"""
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    configs = tmp_path / "configs" / "cli" / "unit"
-    configs.mkdir(parents=True)
-    (configs / "daily.yml").write_text(DAILY)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'meta.db'}")
-    monkeypatch.setenv("PIPELINE_OPS_CONFIGS_DIR", str(tmp_path / "configs"))
-    monkeypatch.setenv("PIPELINE_OPS_QUOTA", "off")
-    runner = CliRunner()
-    assert runner.invoke(main, ["orgs", "create", "acme"]).exit_code == 0
-    yield runner
-    use_services(None)
 
 
 def test_schedules_enable_list_disable(cli: CliRunner) -> None:
@@ -59,16 +32,16 @@ def test_schedules_enable_list_disable(cli: CliRunner) -> None:
 
 
 def test_notifications_set_shows_a_new_secret_once(cli: CliRunner) -> None:
-    args = ["notifications", "set", "acme", "--webhook", "https://hooks.acme.test/x"]
+    args = ["notifications", "set", "--org", "acme", "--webhook", "https://hooks.acme.test/x"]
     first = cli.invoke(main, [*args, "--email", "ops@acme.test", "--on-success"])
     assert first.exit_code == 0, first.output
     assert "webhook_secret: whsec_" in first.output
     assert "events:   failure, success" in first.output
     again = cli.invoke(main, args)
     assert "webhook_secret" not in again.output and "events:   failure\n" in again.output
-    shown = cli.invoke(main, ["notifications", "show", "acme"])
+    shown = cli.invoke(main, ["notifications", "show", "--org", "acme"])
     assert "email:    -" in shown.output  # `set` replaces: the e-mail channel is gone
-    bad = cli.invoke(main, ["notifications", "set", "acme", "--email", "nope"])
+    bad = cli.invoke(main, ["notifications", "set", "--org", "acme", "--email", "nope"])
     assert bad.exit_code == 1 and "not an e-mail address" in bad.output
 
 
@@ -80,13 +53,13 @@ def test_backfill_rejects_a_reversed_range(cli: CliRunner) -> None:
             "cli/unit/daily",
             "--org",
             "acme",
-            "--from",
+            "--start-date",
             "2026-01-05",
-            "--to",
+            "--end-date",
             "2026-01-01",
         ],
     )
-    assert result.exit_code == 1 and "before --from" in result.output
+    assert result.exit_code == 1 and "before --start-date" in result.output
 
 
 def _completed_run(tmp_path: Path) -> str:

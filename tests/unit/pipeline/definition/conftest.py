@@ -26,13 +26,12 @@ VALID_YAML = textwrap.dedent(
         ps_type: generic.http_extract
         config:
           destination_table: genai_payg_usage_raw
-          start_date: "${start_date}"
-          dataset: "{org_slug}_prod"
+          url: "https://usage.example.com/v1?start=${start_date}&dataset={org_slug}_prod"
         timeout_seconds: 900
         retry: {max_attempts: 5, backoff_seconds: 10}
       - step_id: extract_models
         ps_type: generic.file_extract
-        config: {path: models.csv}
+        config: {path: models.csv, destination_table: models}
       - step_id: calculate
         ps_type: generic.noop
         depends_on: [extract_usage, extract_models]

@@ -59,8 +59,9 @@ def test_valid_pipeline_step_fields_and_defaults(yml) -> None:
     assert usage.timeout_seconds == 900
     assert usage.retry == RetryPolicy(max_attempts=5, backoff_seconds=10.0)
     # Templates are kept as written; resolution happens per run.
-    assert usage.config["start_date"] == "${start_date}"
-    assert usage.config["dataset"] == "{org_slug}_prod"
+    assert usage.config["url"] == (
+        "https://usage.example.com/v1?start=${start_date}&dataset={org_slug}_prod"
+    )
 
     models = spec.step("extract_models")
     assert models.depends_on == ()

@@ -116,7 +116,7 @@ def test_a_provider_that_needs_a_credential_is_refused_without_one(
 
     assert str(info.value) == (
         "pipeline aws/cost/noop needs a credential of provider aws; add one with "
-        "`pipeline-ops credentials add acme aws --name NAME --file key.json` and give its id "
+        "`pipeline-ops credentials add --org acme aws --name NAME --file key.json` and give its id "
         "as credential_id (or store it with --id default)"
     )
     assert count_runs(services.store) == 0

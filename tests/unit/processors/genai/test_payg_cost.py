@@ -131,7 +131,7 @@ def test_org_overrides_win_over_the_library(make_ctx, tmp_path: Path) -> None:  
     assert result.metrics["unpriced_rows"] == 0
 
 
-def test_provider_reported_cost_is_shared_by_list_cost(make_ctx) -> None:  # type: ignore[no-untyped-def]
+def test_provider_reported_cost_follows_the_line_items(make_ctx) -> None:  # type: ignore[no-untyped-def]
     reported = [
         cost_row("openai", JAN1, "t", project_or_workspace_id="p1", model="gpt-4o-mini",
                  line_item="gpt-4o-mini, input", amount=0.50, currency="usd"),
@@ -144,8 +144,16 @@ def test_provider_reported_cost_is_shared_by_list_cost(make_ctx) -> None:  # typ
     result, rows, _ = run_cost(make_ctx)
     mini = [r for r in rows if r["model"] == "gpt-4o-mini"]
     assert total(mini, "provider_reported_cost") == pytest.approx(0.69)
-    for r in mini:  # in proportion to list cost (0.69 of list in total)
-        assert r["provider_reported_cost"] == pytest.approx(r["list_cost"] * 0.69 / 0.69)
+    # "<model>, input" money is on the input lines only (batch and not, by list cost:
+    # 0.09 and 0.15), "<model>, output" on the output lines (0.12 and 0.30).
+    inputs = {r["batch"]: r for r in mini if r["charge_type"] == "input"}
+    assert inputs[False]["provider_reported_cost"] == pytest.approx(0.50 * 0.09 / 0.24)
+    assert inputs[True]["provider_reported_cost"] == pytest.approx(0.50 * 0.15 / 0.24)
+    outputs = {r["batch"]: r for r in mini if r["charge_type"] == "output"}
+    assert outputs[False]["provider_reported_cost"] == pytest.approx(0.19 * 0.12 / 0.42)
+    assert all(r["cost_allocation"] == "report" for r in [*inputs.values(), *outputs.values()])
+    cached = [r for r in mini if r["charge_type"] == "cached_input"]
+    assert cached and all(r["provider_reported_cost"] is None for r in cached)
     assert all(r["provider_reported_cost"] is None for r in rows if r["model"] != "gpt-4o-mini")
     assert result.metrics["provider_cost_unmatched"] == pytest.approx(0.05)
 

@@ -53,6 +53,25 @@ def test_deepseek_export_with_a_column_mapping(make_ctx, tmp_path: Path) -> None
     ]  # fmt: skip
 
 
+def test_null_tokens_in_a_usage_export_csv_are_no_value(make_ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Database dumps write NULL for no value: no key, zero tokens, never the text "NULL".
+    export = tmp_path / "deepseek.csv"
+    export.write_text(
+        "date,model,api_key_name,prompt_cache_hit_tokens,prompt_cache_miss_tokens,"
+        "completion_tokens,requests\n"
+        "2026-01-01,deepseek-chat,NULL,NULL,900,500,NULL\n"
+    )
+    config = {"provider": "deepseek", "source": "export", "path": str(export),
+              "columns": DEEPSEEK_COLUMNS}  # fmt: skip
+    ctx = make_ctx(config, date(2026, 1, 1), date(2026, 1, 1))
+    assert PaygUsageProcessor().run(ctx).rows_written == 1
+    (row,) = ctx.warehouse.query(
+        "SELECT api_key_id, input_tokens, cached_input_tokens, requests"
+        " FROM `acme_dev.genai_payg_usage_raw`"
+    ).to_pylist()
+    assert row == {"api_key_id": None, "input_tokens": 900, "cached_input_tokens": 0, "requests": 0}
+
+
 def test_export_problems_are_terminal(make_ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ctx = make_ctx({"provider": "deepseek", "path": str(tmp_path / "absent.csv")}, date(2026, 1, 1))
     with pytest.raises(TerminalError, match="not found"):

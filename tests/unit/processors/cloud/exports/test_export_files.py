@@ -53,3 +53,22 @@ def test_format_from_name() -> None:
     assert export_format("A/B.PARQUET") == "parquet"
     assert export_format("FOCUS Reports/2026/10/01/0001.csv.gz") == "csv.gz"
     assert export_format("x.csv") == "csv"
+
+
+@pytest.mark.parametrize("name", ["dump.csv", "dump.csv.gz"])
+def test_csv_null_tokens_are_null_in_every_column(name: str) -> None:
+    # A MySQL dump (the FinOps Foundation's FOCUS sample is one) writes NULL for no value.
+    text = "BilledCost,Tags,RegionId,ChargeDescription\n1.5,NULL,NULL,NULL storage\n2,,null,x\n"
+    data = text.encode()
+    table = read_export_file(name, gzip.compress(data) if name.endswith(".gz") else data)
+    assert table.column("Tags").to_pylist() == [None, None]
+    assert table.column("RegionId").to_pylist() == [None, "null"]  # only the exact token
+    assert table.column("ChargeDescription").to_pylist() == ["NULL storage", "x"]
+
+
+def test_parquet_text_is_taken_as_written() -> None:
+    # Parquet has real nulls: a "NULL" string in a Parquet file is a value, not a token.
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"Tags": ["NULL", None]}), sink)
+    table = read_export_file("f.parquet", sink.getvalue())
+    assert table.column("Tags").to_pylist() == ["NULL", None]

@@ -119,3 +119,33 @@ def test_extension_values_are_escaped_json_and_blank_ones_left_out() -> None:
     }
     assert second.as_py() is None  # "", NaN and nulls are no values
     assert json.loads(third.as_py()) == {"x_Flag": False}
+
+
+def test_an_empty_tags_map_is_an_empty_json_object_not_a_list() -> None:
+    # AWS Parquet exports carry an empty map<string,string> on untagged rows. FOCUS wants a
+    # JSON object (or null) in Tags: the Arrow type decides, not what the value looks like.
+    table = pa.table(
+        {
+            "ChargePeriodStart": pa.array([datetime(2026, 10, 3)] * 3, pa.timestamp("ms")),
+            "Tags": pa.array([[], [("team", "a")], None], pa.map_(pa.string(), pa.string())),
+            "x_Discounts": pa.array([[], [("sp", -1.0)], None], pa.map_(pa.string(), pa.float64())),
+        }
+    )
+    rows = normalize_focus_export(table, source_file="f.parquet").to_pylist()
+    assert [r["tags"] for r in rows] == ["{}", '{"team": "a"}', None]
+    assert [json.loads(r["x_extensions"] or "null") for r in rows] == [
+        {"x_Discounts": {}},
+        {"x_Discounts": {"sp": -1.0}},
+        None,
+    ]
+
+
+def test_a_list_column_stays_a_json_list() -> None:
+    table = pa.table(
+        {
+            "ChargePeriodStart": ["2026-10-03"],
+            "x_Labels": pa.array([[]], pa.list_(pa.string())),
+        }
+    )
+    (row,) = normalize_focus_export(table, source_file="f.parquet").to_pylist()
+    assert json.loads(row["x_extensions"]) == {"x_Labels": []}
