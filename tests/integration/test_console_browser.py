@@ -399,11 +399,9 @@ def test_coverage_shows_a_missing_day_and_backfill_loads_it(tab: Tab, console: C
     assert status == "loaded"
     backfilled = [
         r for r in console.services.store.list_runs("acme", limit=200)
-        if r["trigger"] == "backfill"
+        if r.trigger == "backfill"
     ]  # fmt: skip
-    assert [(r["pipeline_path"], r["start_date"]) for r in backfilled] == [
-        ("console/steps/daily", gap)
-    ]
+    assert [(r.pipeline_path, r.start_date) for r in backfilled] == [("console/steps/daily", gap)]
     tab.shot("coverage-backfilled")
 
 
@@ -462,8 +460,8 @@ def test_pipelines_and_quota_pages(tab: Tab, console: Console) -> None:
     row.get_by_role("button", name="Run").click()
     tab.page.wait_for_url(re.compile(r".*/ui/acme/runs/.+"))
     runs = console.services.store.list_runs("acme", limit=500)
-    assert len(runs) == before + 1 and runs[0]["start_date"] == day
-    assert runs[0]["trigger"] == "console"
+    assert len(runs) == before + 1 and runs[0].start_date == day
+    assert runs[0].trigger == "console"
     tab.goto("/ui/acme/quota")
     assert tab.page.locator("table.quota tbody tr").count() == 3
     tab.shot("quota")

@@ -290,7 +290,7 @@ def test_a_cancelled_run_keeps_its_key_until_its_step_stops_and_never_writes(rig
     assert rerun.status_code == 202, rerun.text
     second = rerun.json()["run_id"]
     done = rig.stack.wait(second, timeout=60)
-    assert done["status"] == state.COMPLETED, done["error_message"]
+    assert done.status == state.COMPLETED, done.error_message
     # The table holds exactly the completed run's rows.
     assert rows_by_run(rig.stack, "slow_pages_rows") == {second: 6}
     time.sleep(2)  # a late write of the cancelled run would land now
@@ -332,7 +332,7 @@ def test_a_reaper_whose_clock_runs_150_s_ahead_leaves_a_healthy_run_alone(rig: R
     assert json.loads(reaper.stdout.strip().splitlines()[-1]) == []
     assert rig.services.store.get_run(run_id).status == state.RUNNING
     rig.services.runs.cancel("skew_org", run_id)
-    assert rig.stack.wait(run_id, timeout=30)["status"] == state.CANCELLED
+    assert rig.stack.wait(run_id, timeout=30).status == state.CANCELLED
 
 
 # -- redaction is scoped to the step that decrypted the secret ---------------------------------
@@ -359,18 +359,16 @@ def test_one_orgs_credential_values_never_rewrite_another_orgs_logs(rig: Rig) ->
     bystander = rig.stack.wait(start(rig, victim, "engine/noop/quick"), timeout=60)
 
     # The declared secret is masked in the tenant's own run, everywhere it is stored...
-    assert words["status"] == state.FAILED
-    assert "sk-admin-realsecret-0042" not in words["error_message"]
-    assert "admin_key=[REDACTED]" in words["error_message"]
+    assert words.status == state.FAILED
+    assert "sk-admin-realsecret-0042" not in words.error_message
+    assert "admin_key=[REDACTED]" in words.error_message
     # ... and its non-secret text is left as it was.
-    assert f"base_url=https://completed.example/attempt/{victim}" in words["error_message"]
-    download = rig.api(
-        "GET", f"/pipelines/logs/tenant_a/{words['run_id']}/download", "tenant_a"
-    ).text
+    assert f"base_url=https://completed.example/attempt/{victim}" in words.error_message
+    download = rig.api("GET", f"/pipelines/logs/tenant_a/{words.run_id}/download", "tenant_a").text
     assert "sk-admin-realsecret-0042" not in download
     assert f"https://completed.example/attempt/{victim}" in download
     # Secret values that are words are masked in that step only.
-    assert secret_words["error_message"].count("[REDACTED]") == 2
+    assert secret_words.error_message.count("[REDACTED]") == 2
     # The victim's history is untouched, though it ran in the same worker process after.
     assert bystander.status == state.COMPLETED
     lines = [line.message for line in rig.services.store.lines(bystander.run_id)]

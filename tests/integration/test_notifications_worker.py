@@ -33,8 +33,9 @@ provider: notify
 domain: test
 steps:
   - step_id: boom
-    ps_type: generic.noop
-    config: {sleep_seconds: -1}
+    ps_type: generic.file_extract
+    # Valid when the file is loaded (a bad sleep_seconds no longer is); fails at run time.
+    config: {path: notify_no_such_file.csv, destination_table: boom_rows}
 """
 ORG = "notif"
 
@@ -146,7 +147,7 @@ def test_a_failed_run_is_reported_with_its_step_and_error(
     )
     body = json.loads(request.body)
     assert (body["event"], body["status"], body["failing_step"]) == ("run.failed", "failed", "boom")
-    assert "sleep_seconds" in body["error"]
+    assert "file not found: notify_no_such_file.csv" in body["error"]
     _, _, mail = smtp.wait_for(mails_before + 1)[-1]
     text = mail.get_content()
     assert "Failing step: boom" in text and run_id in text

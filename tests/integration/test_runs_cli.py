@@ -49,10 +49,10 @@ def test_rerun_starts_the_same_work_and_the_worker_completes_it(sqlite_stack: St
     body = json.loads(rerun.stdout)
     assert body["rerun_of"] == first.run_id and body["run_id"] != first.run_id
     second = stack.wait(body["run_id"])
-    assert second["status"] == "completed"
+    assert second.status == "completed"
     for key in ("pipeline_id", "start_date", "end_date", "credential_id", "params", "org_slug"):
-        assert second[key] == first[key], key
-    assert second["trigger"] == "rerun"
+        assert getattr(second, key) == getattr(first, key), key
+    assert second.trigger == "rerun"
 
     listed = cli(stack, "--output", "json", "runs", "list", "--org", ORG)
     assert listed.returncode == 0, listed.stderr
