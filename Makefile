@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lock demo up test unit integration lint typecheck bench load soak clean focus-validator bqemulator azurite
+.PHONY: venv lock demo up test unit integration lint typecheck typecheck-all bench load soak clean focus-validator bqemulator azurite
 
 venv: $(STAMP)
 
@@ -62,19 +62,29 @@ bqemulator: $(STAMP)
 azurite: $(STAMP)
 	$(BIN)/python -m tests.support.azurite install
 
+# The packages mypy finds clean, checked by `lint` (imports outside them are followed
+# silently); `make typecheck-all` checks everything in [tool.mypy] and still has findings.
+MYPY_CLEAN := pipeline/storage pipeline/runs pipeline/orgs pipeline/backfill.py \
+	pipeline/notifications.py pipeline/queue.py quota credentials notify pipeline_ops_core \
+	warehouse/base.py processors/base.py
+
 # ruff, the import contracts of pyproject.toml ([tool.importlinter]) and the pipeline files.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/mypy --follow-imports=silent $(MYPY_CLEAN)
 	$(BIN)/pipeline-ops validate configs
 
-# mypy, run by the pre-commit hook `mypy`. No $(STAMP) prerequisite: a hook must never
-# reinstall the venv. mypy and its settings ([tool.mypy]) come with the type-checking work;
-# until they are in requirements.txt this says so and checks nothing.
+# mypy on the packages it finds clean (MYPY_CLEAN), as `lint` runs it; the pre-commit hook
+# `mypy` runs this. No $(STAMP) prerequisite: a hook must never reinstall the venv.
 typecheck:
-	@if [ -x $(BIN)/mypy ]; then $(BIN)/mypy; \
-	else echo "typecheck: mypy is not in .venv yet (not pinned in requirements.txt); nothing checked"; fi
+	$(BIN)/mypy --follow-imports=silent $(MYPY_CLEAN)
+
+# mypy with the whole configuration of pyproject.toml ([tool.mypy]); its cache is
+# .mypy_cache. Not part of `lint` or the hook: the existing code still has findings.
+typecheck-all: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run_all.py

@@ -148,7 +148,7 @@ class Backfill:
             trigger="backfill",
         )
         with self.start_guard():
-            return str(self.runs.start(request)["run_id"])
+            return self.runs.start(request).run_id
 
     def _collect(self, active: dict[date, str], progress: Progress) -> None:
         statuses = run_statuses(self.runs.store.engine, list(active.values()))

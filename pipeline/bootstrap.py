@@ -38,7 +38,8 @@ from pipeline.schedules.service import ScheduleService
 from pipeline.settings import Settings
 from pipeline.storage.db import make_engine, upgrade
 from pipeline.storage.db_time import DATABASE_TIME, DbTime
-from pipeline.storage.run_store import Clock, SqlRunStore, utcnow
+from pipeline.storage.run_store import SqlRunStore
+from pipeline.storage.statements import Clock, utcnow
 from pipeline.subscriptions import SubscriptionService
 from quota.base import PlanAdmin, QuotaGate
 from quota.factory import build_ledger_gate, build_quota

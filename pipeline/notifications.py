@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from credentials.keys import KeyProvider
 from credentials.sealed import SealedSecrets
@@ -21,6 +21,7 @@ from notify.channels import build_notifier
 from notify.store import NotificationSettingsStore
 from pipeline.observability.redact import redact, register_secret
 from pipeline.settings import Settings
+from pipeline.storage.records import StepAttempt
 from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import NotFoundError
 
@@ -44,12 +45,12 @@ def new_webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def _failing_step(attempts: list[dict[str, Any]]) -> str | None:
+def _failing_step(attempts: list[StepAttempt]) -> str | None:
     # The last attempt that did not complete: failed, or still `running` when reaped.
-    unfinished = [a for a in attempts if a["status"] != "completed"]
+    unfinished = [a for a in attempts if a.status != "completed"]
     if not unfinished:
         return None
-    return str(max(unfinished, key=lambda a: a["started_at"])["step_id"])
+    return max(unfinished, key=lambda a: a.started_at).step_id
 
 
 class NotificationService:
@@ -92,26 +93,26 @@ class NotificationService:
         run = self.store.get_run(run_id)
         if run is None:
             raise NotFoundError(f"run {run_id} not found")
-        began = run["started_at"] or run["created_at"]
-        ended = run["ended_at"]
+        began = run.started_at or run.created_at
+        ended = run.ended_at
         duration = int((ended - began).total_seconds() * 1000) if ended and began else None
         failing = _failing_step(self.store.step_attempts(run_id)) if status == "failed" else None
         base = self.settings.public_base_url
         return Message(
             event=EVENTS.get(status, f"run.{status}"),
             run_id=run_id,
-            org_slug=run["org_slug"],
-            pipeline_id=run["pipeline_id"],
-            pipeline_path=run["pipeline_path"],
+            org_slug=run.org_slug,
+            pipeline_id=run.pipeline_id,
+            pipeline_path=run.pipeline_path,
             status=status,
-            start_date=str(run["start_date"]),
-            end_date=str(run["end_date"]),
+            start_date=str(run.start_date),
+            end_date=str(run.end_date),
             duration_ms=duration,
             failing_step=failing,
-            error=redact(run["error_message"]) if status == "failed" else None,
+            error=redact(run.error_message) if status == "failed" else None,
             # The run's console page: what a person clicking the link in an alert can open.
-            status_url=f"{base}/ui/{run['org_slug']}/runs/{run_id}",
-            trigger=run["trigger"],
+            status_url=f"{base}/ui/{run.org_slug}/runs/{run_id}",
+            trigger=run.trigger,
         )
 
     def send(self, run_id: str, status: str, channel: str) -> None:

@@ -21,6 +21,7 @@ from celery import Celery, chain, group
 from celery.canvas import Signature
 
 from pipeline.observability.redact import display_url
+from pipeline.storage.records import PlannedStep, RunPlan
 from pipeline_ops_core.errors import ServiceUnavailableError
 
 # The app is configured from celeryconfig.py when its configuration is first read, so a
@@ -64,18 +65,18 @@ def _task(name: str, *args: Any) -> Signature:
     return celery_app.signature(name, args=args, immutable=True)
 
 
-def step_signature(run_id: str, step_id: str, spec: dict[str, Any]) -> Signature:
+def step_signature(run_id: str, step_id: str, spec: PlannedStep) -> Signature:
     return _task(RUN_STEP, run_id, step_id).set(
         task_id=step_task_id(run_id, step_id),
-        soft_time_limit=spec["timeout_seconds"],
-        time_limit=spec["time_limit"],
+        soft_time_limit=spec.timeout_seconds,
+        time_limit=spec.time_limit,
     )
 
 
-def build_canvas(run_id: str, plan: dict[str, Any]) -> Signature:
+def build_canvas(run_id: str, plan: RunPlan) -> Signature:
     parts: list[Signature] = []
-    for level in plan["levels"]:
-        sigs = [step_signature(run_id, s, plan["steps"][s]) for s in level]
+    for level in plan.levels:
+        sigs = [step_signature(run_id, s, plan.steps[s]) for s in level]
         parts.append(sigs[0] if len(sigs) == 1 else group(sigs))
     parts.append(_task(FINALIZE_RUN, run_id).set(task_id=finalize_task_id(run_id)))
     canvas = chain(*parts)
@@ -116,7 +117,7 @@ class CeleryDispatcher:
         except redis.RedisError:
             raise ServiceUnavailableError(broker_unreachable(url)) from None
 
-    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None:
+    def enqueue(self, run_id: str, plan: RunPlan) -> None:
         _in_process(self.eager)
         try:
             build_canvas(run_id, plan).apply_async()
@@ -127,8 +128,8 @@ class CeleryDispatcher:
             raise
         _forget_pending(run_id)
 
-    def revoke(self, run_id: str, plan: dict[str, Any]) -> None:
-        ids = [step_task_id(run_id, s) for s in plan["steps"]] + [finalize_task_id(run_id)]
+    def revoke(self, run_id: str, plan: RunPlan) -> None:
+        ids = [step_task_id(run_id, s) for s in plan.steps] + [finalize_task_id(run_id)]
         # Steps already running finish their current attempt; every later step sees the
         # run cancelled and skips, so revocation is an optimisation, not the guarantee.
         celery_app.control.revoke(ids)

@@ -297,7 +297,7 @@ class SqlLedger:
             return list(conn.execute(select(L.c.org_slug).order_by(L.c.org_slug)).scalars())
 
 
-def usage_from_row(row: Mapping[str, Any], now: datetime, leases: list[Lease]) -> Usage:
+def usage_from_row(row: Mapping[Any, Any], now: datetime, leases: list[Lease]) -> Usage:
     today, this_month = day_of(now), month_of(now)
     return Usage(
         org_slug=row["org_slug"],

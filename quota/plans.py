@@ -81,7 +81,7 @@ class PlanSource(Protocol):
         """Create or replace the org's plan row."""
 
 
-def plan_from_row(row: Mapping[str, Any], defaults: PlanDefaults, source: str) -> Plan:
+def plan_from_row(row: Mapping[Any, Any], defaults: PlanDefaults, source: str) -> Plan:
     """A plan from a row; a NULL limit falls back to the default for that limit."""
     values = {
         name: int(row[name]) if row.get(name) is not None else getattr(defaults, name)

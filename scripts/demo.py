@@ -235,23 +235,25 @@ def run_local(svc) -> int:  # type: ignore[no-untyped-def]
             trigger="cli",
         )
     )
-    run = svc.store.get_run(run["run_id"])
-    attempts = svc.store.step_attempts(run["run_id"])
+    record = svc.store.get_run(run.run_id)
+    assert record is not None
+    attempts = svc.store.step_attempts(record.run_id)
     steps = [
         {
-            "step_id": a["step_id"],
-            "status": a["status"],
-            "attempts": a["attempt"],
-            "duration_ms": a["duration_ms"],
-            "rows_written": a["rows_written"],
+            "step_id": a.step_id,
+            "status": a.status,
+            "attempts": a.attempt,
+            "duration_ms": a.duration_ms,
+            "rows_written": a.rows_written,
         }
         for a in attempts
     ]
-    if run["ended_at"] and run["created_at"]:
-        run["duration_ms"] = int((run["ended_at"] - run["created_at"]).total_seconds() * 1000)
-    print_report(svc, run, steps)
+    shown = record.as_dict()
+    if record.ended_at and record.created_at:
+        shown["duration_ms"] = int((record.ended_at - record.created_at).total_seconds() * 1000)
+    print_report(svc, shown, steps)
     genai_ok = run_genai(svc, lambda: demo_genai.run_local(svc, *GENAI, say))
-    return 0 if run["status"] == "completed" and genai_ok else 1
+    return 0 if record.status == "completed" and genai_ok else 1
 
 
 def main() -> int:

@@ -86,14 +86,15 @@ def run_local(services: Any, org: str, start: str, end: str, say: Say) -> bool:
             org, provider, domain, name, date.fromisoformat(start), date.fromisoformat(end),
             credential_id=CREDENTIAL.get(path), trigger="cli",
         )  # fmt: skip
-        run = services.store.get_run(services.runs.start(request)["run_id"])
+        run = services.store.get_run(services.runs.start(request).run_id)
+        assert run is not None
         steps = [
-            {"step_id": a["step_id"], "status": a["status"], "rows_written": a["rows_written"]}
-            for a in services.store.step_attempts(run["run_id"])
-            if a["status"] == "completed"
+            {"step_id": a.step_id, "status": a.status, "rows_written": a.rows_written}
+            for a in services.store.step_attempts(run.run_id)
+            if a.status == "completed"
         ]
-        say(describe(path, {**run, "steps": steps}))
-        ok = ok and run["status"] == "completed"
+        say(describe(path, {**run.as_dict(), "steps": steps}))
+        ok = ok and run.status == "completed"
     return ok
 
 

@@ -14,6 +14,7 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pipeline.observability.redact import secret_scope
 from pipeline.queue import RUN_STEP
 from pipeline.runs.execution import DependencyPending, DuplicateDelivery, LostWorkersError
+from pipeline.storage.records import PlannedStep
 from pipeline_ops_core.errors import RunCancelledError, TransientError
 from tasks.celery_app import app
 from tasks.retries import backoff_countdown, describe
@@ -45,7 +46,8 @@ def _run_step(self: Any, run_id: str, step_id: str) -> dict[str, Any]:
     executor = svc.executor
     limit = svc.settings.max_stored_text
     attempt = int(self.request.retries) + 1
-    spec: dict[str, Any] = {}
+    # None until the run is loaded: a load that fails is not retried.
+    spec: PlannedStep | None = None
     try:
         run, spec = executor.load(run_id, step_id)
         outcome = executor.run(run, step_id, attempt, task_id=self.request.id)
@@ -65,17 +67,14 @@ def _run_step(self: Any, run_id: str, step_id: str) -> dict[str, Any]:
         raise StepFailed(message) from None
     except SoftTimeLimitExceeded:
         message = (
-            f"step {step_id} exceeded timeout_seconds={spec.get('timeout_seconds')} "
+            f"step {step_id} exceeded timeout_seconds={spec and spec.timeout_seconds} "
             "and was stopped by the soft time limit"
         )
         executor.failed(run_id, step_id, attempt, message)
         raise StepFailed(message) from None
     except TransientError as exc:
-        max_attempts = int(spec.get("max_attempts", 1))
-        if attempt < max_attempts:
-            countdown = backoff_countdown(
-                float(spec.get("backoff_seconds", 0)), attempt, exc.retry_after
-            )
+        if spec is not None and attempt < spec.max_attempts:
+            countdown = backoff_countdown(float(spec.backoff_seconds), attempt, exc.retry_after)
             executor.retrying(run_id, step_id, attempt, describe(exc, limit), countdown)
             # Celery re-sends the message with an ETA: the worker does not sleep.
             raise self.retry(countdown=countdown, exc=StepFailed(describe(exc, limit))) from None

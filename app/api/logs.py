@@ -30,8 +30,8 @@ def run_logs(org: str, run_id: str) -> dict[str, Any]:
         422: Problem
     """
     run = find_run(org, run_id)
-    lines = services().store.lines(run["run_id"])
-    return RunLogsSchema().dump({"run": run, "lines": lines})
+    lines = services().store.lines(run.run_id)
+    return RunLogsSchema().dump({"run": run.as_dict(), "lines": lines})
 
 
 @bp.get("/<org>/<run_id>/steps")
@@ -50,7 +50,7 @@ def run_steps(org: str, run_id: str) -> dict[str, Any]:
         404: Problem
         422: Problem
     """
-    attempts = services().store.step_attempts(find_run(org, run_id)["run_id"])
+    attempts = services().store.step_attempts(find_run(org, run_id).run_id)
     return StepAttemptsSchema().dump({"steps": attempts})
 
 
@@ -70,7 +70,7 @@ def run_transitions(org: str, run_id: str) -> dict[str, Any]:
         404: Problem
         422: Problem
     """
-    transitions = services().store.transitions(find_run(org, run_id)["run_id"])
+    transitions = services().store.transitions(find_run(org, run_id).run_id)
     return TransitionsSchema().dump({"transitions": transitions})
 
 
@@ -92,7 +92,7 @@ def run_download(org: str, run_id: str) -> Response:
     """
     store = services().store
     run = find_run(org, run_id)
-    run_id = run["run_id"]
+    run_id = run.run_id
     body = "".join(
         ndjson_records(
             run, store.step_attempts(run_id), store.transitions(run_id), store.lines(run_id)

@@ -19,13 +19,14 @@ from app.api.schemas import (
 from app.web.body import json_body
 from app.web.ext import find_run, services
 from pipeline.runs.service import RunRequest
+from pipeline.storage.records import RunRecord
 
 bp = Blueprint("pipelines", __name__, url_prefix="/pipelines")
 
 
-def _accepted(run: dict[str, Any]) -> Response:
-    run_links = links(services().settings.public_base_url, run["org_slug"], run["run_id"])
-    body = RunAcceptedSchema().dump({**run, "links": run_links})
+def _accepted(run: RunRecord) -> Response:
+    run_links = links(services().settings.public_base_url, run.org_slug, run.run_id)
+    body = RunAcceptedSchema().dump({**run.as_dict(), "links": run_links})
     response = jsonify(body)
     response.status_code = 202
     response.headers["Location"] = run_links["status"]
@@ -82,7 +83,7 @@ def cancel_run(org: str, run_id: str) -> Response:
         422: Problem
         409: Problem
     """
-    return _accepted(services().runs.cancel(org, find_run(org, run_id)["run_id"]))
+    return _accepted(services().runs.cancel(org, find_run(org, run_id).run_id))
 
 
 @bp.get("/status/<org>/<run_id>")
@@ -102,9 +103,9 @@ def run_status(org: str, run_id: str) -> dict[str, Any]:
         422: Problem
     """
     run = find_run(org, run_id)
-    attempts = services().store.step_attempts(run["run_id"])
+    attempts = services().store.step_attempts(run.run_id)
     steps = step_summary(run, attempts)
-    return RunStatusSchema().dump({**run, **run_outcome(run, attempts), "steps": steps})
+    return RunStatusSchema().dump({**run.as_dict(), **run_outcome(run, attempts), "steps": steps})
 
 
 @bp.get("/history/<org>")
@@ -129,7 +130,8 @@ def run_history(org: str) -> dict[str, Any]:
     rows = services().store.list_runs(org, limit=limit + 1, **query)
     page = rows[:limit]
     cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-    return HistorySchema().dump({"runs": page, "next_cursor": cursor})
+    runs = [run.as_dict() for run in page]
+    return HistorySchema().dump({"runs": runs, "next_cursor": cursor})
 
 
 @bp.post("/rerun/<org>/<run_id>")
@@ -154,6 +156,6 @@ def rerun(org: str, run_id: str) -> Response:
         429: Problem
         503: Problem
     """
-    source = find_run(org, run_id)["run_id"]
+    source = find_run(org, run_id).run_id
     body = json_body(RerunRequestSchema())
     return _accepted(services().runs.rerun(org, source, from_failed=body["from_failed"]))

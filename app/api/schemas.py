@@ -18,6 +18,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from app.web.fields import CREDENTIAL_ID, IsoDate, UtcDateTime
 from pipeline.runs.service import MAX_RANGE_DAYS
 from pipeline.storage import state
+from pipeline.storage.records import RunRecord
 from pipeline_ops_core.identifiers import IDENT_RE, RUN_ID_RE
 
 PARAM_KEY_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
@@ -29,10 +30,8 @@ STATUSES = state.ALL
 # --- fields ---------------------------------------------------------------------------
 
 
-def encode_cursor(run: dict[str, Any]) -> str:
-    created = run["created_at"]
-    created = created if created.tzinfo else created.replace(tzinfo=UTC)
-    raw = f"{created.astimezone(UTC).isoformat()}|{run['run_id']}"
+def encode_cursor(run: RunRecord) -> str:
+    raw = f"{run.created_at.astimezone(UTC).isoformat()}|{run.run_id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -113,6 +112,7 @@ class HistoryQuerySchema(Schema):
 
 
 def _duration_ms(obj: dict[str, Any]) -> int | None:
+    # Runs are dumped from `RunRecord.as_dict()`: the presenters hand schemas dicts.
     started, ended = obj.get("started_at"), obj.get("ended_at")
     if started is None or ended is None:
         return None

@@ -13,6 +13,7 @@ from app.cli.output import echo_json, echo_table, wants_json
 from app.cli.support import EXIT_USAGE, fail, org_services
 from pipeline.bootstrap import Services
 from pipeline.storage import state
+from pipeline.storage.records import RunRecord
 from pipeline_ops_core.errors import ConflictError, PipelineOpsError, QuotaExceededError
 
 MAX_LIST = 1000
@@ -22,7 +23,7 @@ def _org_option(func: Any) -> Any:
     return click.option("--org", "org_slug", required=True, help="Organization slug.")(func)
 
 
-def _find(svc: Services, org_slug: str, ref: str) -> dict[str, Any]:
+def _find(svc: Services, org_slug: str, ref: str) -> RunRecord:
     """The org's run by id or unique prefix, as the API finds it (another org's run is
     not found)."""
     from pipeline.storage.run_store import RunIdError
@@ -58,10 +59,11 @@ def runs_list(org_slug: str, status: str | None, pipeline_id: str | None, limit:
     svc = org_services(org_slug)
     rows = svc.store.list_runs(org_slug, limit=limit, status=status, pipeline_id=pipeline_id)
     if wants_json():
-        echo_json(HistorySchema().dump({"runs": rows, "next_cursor": None}))
+        runs = [run.as_dict() for run in rows]
+        echo_json(HistorySchema().dump({"runs": runs, "next_cursor": None}))
         return
     echo_table(
-        rows,
+        [run.as_dict() for run in rows],
         ["run_id", "pipeline_id", "status", "start_date", "end_date", "created_at"],
         empty="(no runs)",
     )
@@ -77,9 +79,9 @@ def runs_show(run_id: str, org_slug: str) -> None:
 
     svc = org_services(org_slug)
     run = _find(svc, org_slug, run_id)
-    attempts = svc.store.step_attempts(run["run_id"])
+    attempts = svc.store.step_attempts(run.run_id)
     body = RunStatusSchema().dump(
-        {**run, **run_outcome(run, attempts), "steps": step_summary(run, attempts)}
+        {**run.as_dict(), **run_outcome(run, attempts), "steps": step_summary(run, attempts)}
     )
     if wants_json():
         echo_json(body)
@@ -97,7 +99,7 @@ def runs_show(run_id: str, org_slug: str) -> None:
 def _print_record(
     run_id: str,
     org_slug: str,
-    body_of: Callable[[Services, dict[str, Any]], dict[str, Any]],
+    body_of: Callable[[Services, RunRecord], dict[str, Any]],
     table: Callable[[dict[str, Any]], None],
 ) -> None:
     """One of a run's records (its API twin's body) as JSON or as a table."""
@@ -126,7 +128,7 @@ def runs_logs(run_id: str, org_slug: str) -> None:
         run_id,
         org_slug,
         lambda svc, run: RunLogsSchema().dump(
-            {"run": run, "lines": svc.store.lines(run["run_id"])}
+            {"run": run.as_dict(), "lines": svc.store.lines(run.run_id)}
         ),
         _print_lines,
     )
@@ -143,9 +145,7 @@ def runs_steps(run_id: str, org_slug: str) -> None:
     _print_record(
         run_id,
         org_slug,
-        lambda svc, run: StepAttemptsSchema().dump(
-            {"steps": svc.store.step_attempts(run["run_id"])}
-        ),
+        lambda svc, run: StepAttemptsSchema().dump({"steps": svc.store.step_attempts(run.run_id)}),
         lambda body: echo_table(body["steps"], columns),
     )
 
@@ -161,20 +161,20 @@ def runs_transitions(run_id: str, org_slug: str) -> None:
         run_id,
         org_slug,
         lambda svc, run: TransitionsSchema().dump(
-            {"transitions": svc.store.transitions(run["run_id"])}
+            {"transitions": svc.store.transitions(run.run_id)}
         ),
         lambda body: echo_table(body["transitions"], ["at", "from_status", "to_status", "reason"]),
     )
 
 
-def _accepted(svc: Services, run: dict[str, Any]) -> dict[str, Any]:
+def _accepted(svc: Services, run: RunRecord) -> dict[str, Any]:
     from app.api.presenters import links
 
     base = svc.settings.public_base_url
     return {
-        "run_id": run["run_id"],
-        "status": run["status"],
-        "links": links(base, run["org_slug"], run["run_id"]),
+        "run_id": run.run_id,
+        "status": run.status,
+        "links": links(base, run.org_slug, run.run_id),
     }
 
 
@@ -186,13 +186,13 @@ def runs_cancel(run_id: str, org_slug: str) -> None:
     svc = org_services(org_slug)
     run = _find(svc, org_slug, run_id)
     try:
-        result = svc.runs.cancel(org_slug, run["run_id"])
+        result = svc.runs.cancel(org_slug, run.run_id)
     except PipelineOpsError as exc:
         fail(str(exc))
     if wants_json():
         echo_json(_accepted(svc, result))
         return
-    click.echo(f"run_id: {result['run_id']}\nstatus: {result['status']}")
+    click.echo(f"run_id: {result.run_id}\nstatus: {result.status}")
 
 
 @runs.command("rerun")
@@ -216,21 +216,21 @@ def runs_rerun(run_id: str, org_slug: str, from_failed: bool, local: bool) -> No
         os.environ["PIPELINE_OPS_EAGER"] = "1"
     svc = org_services(org_slug)
     old = _find(svc, org_slug, run_id)
-    if old["status"] not in state.TERMINAL:
-        fail(f"run {old['run_id']} is {old['status']}; only an ended run can be re-run")
+    if old.status not in state.TERMINAL:
+        fail(f"run {old.run_id} is {old.status}; only an ended run can be re-run")
     try:
-        new = svc.runs.rerun(org_slug, str(old["run_id"]), from_failed=from_failed)
+        new = svc.runs.rerun(org_slug, old.run_id, from_failed=from_failed)
     except ConflictError as exc:
         fail(f"{exc} (run {exc.existing_run_id})")
     except QuotaExceededError as exc:
         fail(f"{exc}; retry in {exc.retry_after}s")
     except PipelineOpsError as exc:
         fail(str(exc))
-    reused = sorted((new.get("plan") or {}).get("reused") or {})
+    reused = sorted(new.plan.reused) if new.plan is not None else []
     if wants_json():
-        echo_json({**_accepted(svc, new), "rerun_of": old["run_id"], "reused_steps": reused})
+        echo_json({**_accepted(svc, new), "rerun_of": old.run_id, "reused_steps": reused})
         return
-    click.echo(f"run_id: {new['run_id']}")
-    click.echo(f"rerun_of: {old['run_id']}")
+    click.echo(f"run_id: {new.run_id}")
+    click.echo(f"rerun_of: {old.run_id}")
     if from_failed:
         click.echo(f"reused steps: {', '.join(reused) if reused else '(none)'}")

@@ -6,7 +6,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -15,6 +14,8 @@ from app.cli.support import EXIT_PROBLEMS, EXIT_USAGE, fail, parse_day
 from pipeline.bootstrap import cli_services
 from pipeline.settings import Settings
 from pipeline.storage import state
+from pipeline.storage.base import RunStore
+from pipeline.storage.records import as_dict
 from pipeline_ops_core.errors import (
     ConflictError,
     PipelineOpsError,
@@ -123,39 +124,38 @@ def run(
         fail(f"{exc} (run {exc.run_id})")
     except PipelineOpsError as exc:
         fail(str(exc))
-    run_id = run_row["run_id"]
+    run_id = run_row.run_id
     click.echo(f"run_id: {run_id}")
     if local or wait:
         final = _follow(svc.store, run_id, poll=0.0 if local else 1.0)
         sys.exit(0 if final == state.COMPLETED else EXIT_PROBLEMS)
 
 
-def _follow(store: Any, run_id: str, poll: float, timeout: float = 24 * 3600) -> str:
+def _follow(store: RunStore, run_id: str, poll: float, timeout: float = 24 * 3600) -> str:
     """Print each step's progress as it changes; return the final run status."""
     seen: dict[tuple[str, int], str] = {}
     deadline = time.monotonic() + timeout
     while True:
         for attempt in store.step_attempts(run_id):
-            key = (attempt["step_id"], attempt["attempt"])
-            if seen.get(key) != attempt["status"]:
-                seen[key] = attempt["status"]
+            key = (attempt.step_id, attempt.attempt)
+            if seen.get(key) != attempt.status:
+                seen[key] = attempt.status
                 extra = ""
-                if attempt["status"] == "completed":
-                    extra = f" in {attempt['duration_ms']} ms, {attempt['rows_written']} rows"
-                elif attempt["error"]:
-                    extra = f": {attempt['error']}"
+                if attempt.status == "completed":
+                    extra = f" in {attempt.duration_ms} ms, {attempt.rows_written} rows"
+                elif attempt.error:
+                    extra = f": {attempt.error}"
                 click.echo(
-                    f"  {attempt['step_id']:<24} attempt {attempt['attempt']}: "
-                    f"{attempt['status']}{extra}"
+                    f"  {attempt.step_id:<24} attempt {attempt.attempt}: {attempt.status}{extra}"
                 )
         run = store.get_run(run_id)
-        if run["status"] in state.TERMINAL or time.monotonic() > deadline:
+        if run.status in state.TERMINAL or time.monotonic() > deadline:
             break
         time.sleep(poll or 0.2)
-    click.echo(f"status: {run['status']}")
-    if run["error_message"]:
-        click.echo(f"error: {run['error_message']}")
-    return str(run["status"])
+    click.echo(f"status: {run.status}")
+    if run.error_message:
+        click.echo(f"error: {run.error_message}")
+    return str(run.status)
 
 
 @click.command()
@@ -180,23 +180,23 @@ def status(run_id: str, org_slug: str | None, as_json: bool) -> None:
     attempts = store.step_attempts(run_id)
     outcome = run_outcome(run, attempts)
     if wants_json(as_json):
-        run.pop("plan", None)
-        echo_json({"run": run, **outcome, "steps": attempts})
+        shown = {k: v for k, v in run.as_dict().items() if k != "plan"}
+        echo_json({"run": shown, **outcome, "steps": [as_dict(a) for a in attempts]})
         return
-    click.echo(f"run_id:    {run['run_id']}")
-    click.echo(f"org:       {run['org_slug']}")
-    click.echo(f"pipeline:  {run['pipeline_id']} ({run['pipeline_path']})")
-    click.echo(f"dates:     {run['start_date']} .. {run['end_date']}")
-    click.echo(f"status:    {run['status']}")
+    click.echo(f"run_id:    {run.run_id}")
+    click.echo(f"org:       {run.org_slug}")
+    click.echo(f"pipeline:  {run.pipeline_id} ({run.pipeline_path})")
+    click.echo(f"dates:     {run.start_date} .. {run.end_date}")
+    click.echo(f"status:    {run.status}")
     click.echo(f"rows:      {outcome['rows_written']}")
-    if run["error_message"]:
-        click.echo(f"error:     {run['error_message']}")
+    if run.error_message:
+        click.echo(f"error:     {run.error_message}")
     for warning in outcome["warnings"]:
         click.echo(f"warning:   {warning}")
     for a in attempts:
         click.echo(
-            f"  {a['step_id']:<24} attempt {a['attempt']}  {a['status']:<10} "
-            f"{a['duration_ms'] or 0:>7} ms  {a['rows_written']:>8} rows"
+            f"  {a.step_id:<24} attempt {a.attempt}  {a.status:<10} "
+            f"{a.duration_ms or 0:>7} ms  {a.rows_written:>8} rows"
         )
 
 

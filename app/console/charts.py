@@ -12,6 +12,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from pipeline.storage.records import RunRecord, StepAttempt
+
 # A fixed palette, in order; the legend names each colour, so colour is never the only cue.
 PALETTE = (
     "#4e79a7",
@@ -79,18 +81,17 @@ class Timeline:
     span: str
 
 
-def timeline(run: dict[str, Any], attempts: list[dict[str, Any]]) -> Timeline:
+def timeline(run: RunRecord, attempts: list[StepAttempt]) -> Timeline:
     """One lane per step, in plan order; one bar per attempt on a shared time axis, so
     parallel steps overlap side by side and the gap between two attempts of a step (the
     retry's backoff) shows as a dashed wait."""
-    plan = run.get("plan") or {}
-    reused = plan.get("reused") or {}
-    order = [s for s in plan.get("steps", {}) if s in reused]
-    order += [s for level in plan.get("levels", []) for s in level]
-    order += [a["step_id"] for a in attempts if a["step_id"] not in order]
+    plan = run.plan
+    reused = plan.reused if plan is not None else {}
+    order = plan.step_ids() if plan is not None else []
+    order += [a.step_id for a in attempts if a.step_id not in order]
     now = datetime.now(UTC)
-    starts = [_utc(a["started_at"]) for a in attempts if a.get("started_at")]
-    ends = [_utc(a["ended_at"]) if a.get("ended_at") else now for a in attempts]
+    starts = [_utc(a.started_at) for a in attempts if a.started_at]
+    ends = [_utc(a.ended_at) if a.ended_at else now for a in attempts]
     if not starts:
         idle = [Lane(s, reused=s in reused) for s in dict.fromkeys(order)]
         return Timeline(idle, None, None, "no step has started yet")
@@ -101,10 +102,10 @@ def timeline(run: dict[str, Any], attempts: list[dict[str, Any]]) -> Timeline:
         return round(100.0 * (moment - t0).total_seconds() / total, 3)
 
     lanes: dict[str, Lane] = {s: Lane(s, reused=s in reused) for s in dict.fromkeys(order)}
-    for attempt in sorted(attempts, key=lambda a: (a["step_id"], a["attempt"])):
-        lane = lanes.setdefault(attempt["step_id"], Lane(attempt["step_id"]))
-        start = _utc(attempt["started_at"])
-        end = _utc(attempt["ended_at"]) if attempt.get("ended_at") else None
+    for attempt in sorted(attempts, key=lambda a: (a.step_id, a.attempt)):
+        lane = lanes.setdefault(attempt.step_id, Lane(attempt.step_id))
+        start = _utc(attempt.started_at)
+        end = _utc(attempt.ended_at) if attempt.ended_at else None
         if lane.bars and lane.bars[-1].ended_at is not None:
             gap_from = lane.bars[-1].ended_at
             lane.waits.append(
@@ -112,22 +113,21 @@ def timeline(run: dict[str, Any], attempts: list[dict[str, Any]]) -> Timeline:
                     pct(gap_from),
                     max(pct(start) - pct(gap_from), 0.0),
                     f"waited {human_seconds((start - gap_from).total_seconds())} before "
-                    f"attempt {attempt['attempt']}",
+                    f"attempt {attempt.attempt}",
                 )
             )
         took = human_seconds(((end or now) - start).total_seconds())
         lane.bars.append(
             Bar(
-                step_id=attempt["step_id"],
-                attempt=int(attempt["attempt"]),
-                status=str(attempt["status"]),
+                step_id=attempt.step_id,
+                attempt=attempt.attempt,
+                status=attempt.status,
                 x=pct(start),
                 width=max(pct(end or now) - pct(start), 0.4),
                 started_at=start,
                 ended_at=end,
-                label=f"{attempt['step_id']} attempt {attempt['attempt']}: "
-                f"{attempt['status']}, {took}",
-                error=attempt.get("error"),
+                label=f"{attempt.step_id} attempt {attempt.attempt}: {attempt.status}, {took}",
+                error=attempt.error,
             )
         )
     return Timeline(list(lanes.values()), t0, t1, human_seconds(total))

@@ -45,6 +45,7 @@ from pipeline.runs.service import RunRequest
 from pipeline.spend import DIMENSIONS, Window, read_spend
 from pipeline.storage import console_queries as queries
 from pipeline.storage import state
+from pipeline.storage.records import RunRecord
 from pipeline_ops_core.errors import NotFoundError, PipelineOpsError, QuotaExceededError
 from pipeline_ops_core.identifiers import IDENT, RUN_ID
 
@@ -311,37 +312,36 @@ def _span(default: int, allowed: tuple[int, ...]) -> int:
 def run_detail(org: str, run_id: str) -> str:
     store = services().store
     run = _find_run(org, run_id)
-    attempts = store.step_attempts(run["run_id"])
-    lines = store.lines(run["run_id"])
+    attempts = store.step_attempts(run.run_id)
+    lines = store.lines(run.run_id)
     level = request.args.get("level") or ""
     text = (request.args.get("q") or "")[:200]
     shown = [
         line
         for line in lines
-        if (not level or line["level"] == level)
-        and (not text or text.lower() in str(line["message"]).lower())
+        if (not level or line.level == level) and (not text or text.lower() in line.message.lower())
     ]
-    plan = run.get("plan") or {}
+    plan = run.plan
     return render_template(
         "run.html",
         org=org,
         run=run,
-        active=run["status"] in state.ACTIVE,
+        active=run.status in state.ACTIVE,
         steps=step_summary(run, attempts),
         outcome=run_outcome(run, attempts),
         timeline=charts.timeline(run, attempts),
-        transitions=store.transitions(run["run_id"]),
+        transitions=store.transitions(run.run_id),
         lines=shown,
         total_lines=len(lines),
         level=level,
         q=text,
-        reused=plan.get("reused") or {},
-        rerun_of=plan.get("rerun_of"),
+        reused=dict(plan.reused) if plan is not None else {},
+        rerun_of=plan.rerun_of if plan is not None else None,
         duration=_duration(run),
     )
 
 
-def _find_run(org: str, run_id: str) -> dict[str, Any]:
+def _find_run(org: str, run_id: str) -> RunRecord:
     store = services().store
     try:
         run = store.get_run(store.resolve_run_id(run_id, org), org_slug=org)
@@ -352,8 +352,8 @@ def _find_run(org: str, run_id: str) -> dict[str, Any]:
     return run
 
 
-def _duration(run: dict[str, Any]) -> str:
-    start, end = run.get("started_at"), run.get("ended_at")
+def _duration(run: RunRecord) -> str:
+    start, end = run.started_at, run.ended_at
     if not start:
         return "not started"
     seconds = ((_utc(end) if end else datetime.now(UTC)) - _utc(start)).total_seconds()
@@ -365,7 +365,7 @@ def _duration(run: dict[str, Any]) -> str:
 def run_download(org: str, run_id: str) -> Response:
     store = services().store
     run = _find_run(org, run_id)
-    rid = run["run_id"]
+    rid = run.run_id
     body = ndjson_records(run, store.step_attempts(rid), store.transitions(rid), store.lines(rid))
     return Response(
         stream_with_context(body),
@@ -379,11 +379,11 @@ def run_download(org: str, run_id: str) -> Response:
 def run_cancel(org: str, run_id: str) -> ResponseReturnValue:
     run = _find_run(org, run_id)
     try:
-        services().runs.cancel(org, run["run_id"])
+        services().runs.cancel(org, run.run_id)
         flash("Cancel requested: the run stops at its current step.")
     except PipelineOpsError as exc:
         flash(f"Could not cancel: {clean(str(exc))}")
-    return redirect(url_for("console.run_detail", org=org, run_id=run["run_id"]))
+    return redirect(url_for("console.run_detail", org=org, run_id=run.run_id))
 
 
 @bp.post("/<org>/runs/<run_id>/rerun")
@@ -392,12 +392,12 @@ def run_rerun(org: str, run_id: str) -> ResponseReturnValue:
     run = _find_run(org, run_id)
     from_failed = request.form.get("from_failed") == "1"
     try:
-        new = services().runs.rerun(org, run["run_id"], from_failed=from_failed)
+        new = services().runs.rerun(org, run.run_id, from_failed=from_failed)
     except PipelineOpsError as exc:
         flash(f"Could not re-run: {clean(str(exc))}")
-        return redirect(url_for("console.run_detail", org=org, run_id=run["run_id"]))
+        return redirect(url_for("console.run_detail", org=org, run_id=run.run_id))
     flash("Re-run started" + (" from the failed step." if from_failed else "."))
-    return redirect(url_for("console.run_detail", org=org, run_id=new["run_id"]))
+    return redirect(url_for("console.run_detail", org=org, run_id=new.run_id))
 
 
 # -- pipelines -------------------------------------------------------------------------------
@@ -409,7 +409,7 @@ def pipelines(org: str) -> str:
     svc = services()
     schedules = {s["pipeline_path"]: s for s in svc.schedules.list(org)}
     last = {
-        r["pipeline_path"]: r
+        r.pipeline_path: r
         for r in reversed(queries.list_runs(svc.store.engine, org, queries.RunFilter(), 500, None))
     }
     rows = []
@@ -467,7 +467,7 @@ def pipeline_run(org: str) -> ResponseReturnValue:
         flash(f"Could not start {provider}/{domain}/{name}: {clean(str(exc))}")
         return redirect(url_for("console.pipelines", org=org))
     flash("Run started.")
-    return redirect(url_for("console.run_detail", org=org, run_id=run["run_id"]))
+    return redirect(url_for("console.run_detail", org=org, run_id=run.run_id))
 
 
 @bp.post("/<org>/pipelines/schedule")

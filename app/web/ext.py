@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import current_app
 
 from pipeline.bootstrap import Services
+from pipeline.storage.records import RunRecord
 from pipeline_ops_core.errors import NotFoundError
 
 EXTENSION = "pipeline_ops"
@@ -16,7 +15,7 @@ def services() -> Services:
     return current_app.extensions[EXTENSION]
 
 
-def find_run(org_slug: str, run_id: str) -> dict[str, Any]:
+def find_run(org_slug: str, run_id: str) -> RunRecord:
     """The org's run by its id or a unique prefix of it, or NotFoundError: another org's
     run looks exactly like a missing one."""
     store = services().store

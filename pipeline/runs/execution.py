@@ -28,7 +28,8 @@ from pipeline.runs.lineage import make_writer
 from pipeline.runs.service import RunService
 from pipeline.settings import Settings
 from pipeline.storage import state
-from pipeline.storage.console_queries import as_date
+from pipeline.storage.base import RunStore
+from pipeline.storage.records import PlannedStep, RunRecord
 from pipeline.storage.run_store import SqlRunStore
 from pipeline.storage.statements import stored
 from pipeline.subscriptions import SqlSubscriptionReader
@@ -91,7 +92,7 @@ def holder_is_dead(holder: str | None) -> bool:
 class StepLog:
     """The `ctx.log` of a step: lines go to the run log and to the process log."""
 
-    def __init__(self, store: SqlRunStore, run_id: str, step_id: str | None, attempt: int | None):
+    def __init__(self, store: RunStore, run_id: str, step_id: str | None, attempt: int | None):
         self.store, self.run_id, self.step_id, self.attempt = store, run_id, step_id, attempt
 
     def _emit(self, level: str, message: str) -> None:
@@ -161,7 +162,7 @@ class CancelWatch:
     engine's own bookkeeping.
     """
 
-    def __init__(self, store: SqlRunStore, run_id: str, min_interval: float = 1.0) -> None:
+    def __init__(self, store: RunStore, run_id: str, min_interval: float = 1.0) -> None:
         self.store, self.run_id, self.min_interval = store, run_id, min_interval
         self._event = threading.Event()
         self._last_read = time.monotonic()
@@ -220,30 +221,33 @@ class StepExecutor:
         self.credentials = credentials
         self.clock = store.clock
 
-    def load(self, run_id: str, step_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def load(self, run_id: str, step_id: str) -> tuple[RunRecord, PlannedStep]:
         """The run and the planned spec of one of its steps."""
         run = self.store.get_run(run_id)
-        if run is None or not run.get("plan"):
+        if run is None or run.plan is None:
             raise TerminalError(f"run {run_id} does not exist or has no plan")
         try:
-            return run, dict(run["plan"]["steps"][step_id])
+            return run, run.plan.steps[step_id]
         except KeyError:
             raise TerminalError(f"run {run_id} has no step {step_id!r}") from None
 
     def run(
-        self, run: dict[str, Any], step_id: str, attempt: int, task_id: str | None = None
+        self, run: RunRecord, step_id: str, attempt: int, task_id: str | None = None
     ) -> StepOutcome:
-        run_id = run["run_id"]
-        if run["status"] in state.TERMINAL:
-            return StepOutcome("skipped", reason=f"run already {run['status']}")
+        run_id = run.run_id
+        if run.status in state.TERMINAL:
+            return StepOutcome("skipped", reason=f"run already {run.status}")
+        if run.plan is None:
+            raise TerminalError(f"run {run_id} has no plan")
+        plan = run.plan
         states = self.store.attempt_states(run_id)
         completed = {step for step, _, status, _ in states if status == "completed"}
         # Steps a re-run from the failed step reuses count as done for their dependants.
-        completed |= set(run["plan"].get("reused") or ())
+        completed |= set(plan.reused)
         if step_id in completed:
             return StepOutcome("skipped", reason="step already completed")
-        spec = run["plan"]["steps"][step_id]
-        pending = [d for d in spec["depends_on"] if d not in completed]
+        spec = plan.steps[step_id]
+        pending = [d for d in spec.depends_on if d not in completed]
         if pending:
             raise DependencyPending(f"waiting for {', '.join(pending)} to complete", retry_after=2)
 
@@ -261,7 +265,7 @@ class StepExecutor:
                 worker=me,
                 alive_for=alive_for,
                 steal_from=holder if holder_is_dead(holder) else None,
-                message=f"attempt {attempt} started on {me} ({spec['ps_type']})",
+                message=f"attempt {attempt} started on {me} ({spec.ps_type})",
             )
         except IllegalTransitionError as exc:
             return StepOutcome("skipped", reason=str(exc))
@@ -290,7 +294,7 @@ class StepExecutor:
         try:
             with watch.interruptible():
                 context = self._context(run, step_id, attempt, log, me, watch)
-                result = get_processor(spec["ps_type"]).run(context)
+                result = get_processor(spec.ps_type).run(context)
         except RunCancelledError:
             raise
         except Exception as exc:
@@ -306,8 +310,8 @@ class StepExecutor:
             # Stored with the attempt so the run's status can warn about an empty load.
             metrics[SOURCE_READ_METRIC] = result.read.as_json()
             if not result.read.rows_kept:
-                start, end = as_date(run["start_date"]), as_date(run["end_date"])
-                log.warning(f"nothing to load: {result.read.describe(start, end)}")
+                found = result.read.describe(run.start_date, run.end_date)
+                log.warning(f"nothing to load: {found}")
         # Until the next step starts, the run waits in the broker like a queued run.
         settled = self.store.finish_attempt(
             run_id,
@@ -322,64 +326,67 @@ class StepExecutor:
             metrics=metrics,
         )
         if settled:
-            self.runs.cancel_settled(run_id, run["org_slug"])
-        elif completed | {step_id} >= set(run["plan"]["steps"]):
+            self.runs.cancel_settled(run_id, run.org_slug)
+        elif completed | {step_id} >= plan.steps.keys():
             # The last step completes the run itself, saving a broker hop; the
             # finalizer task at the end of the canvas remains the guarantee.
-            self.finalize(run_id, run["org_slug"])
+            self.finalize(run_id, run.org_slug)
         return StepOutcome("completed", result.rows_written, result.tables, result.metrics)
 
     def _beat(
-        self, run: dict[str, Any], step_id: str, attempt: int, me: str, watch: CancelWatch
+        self, run: RunRecord, step_id: str, attempt: int, me: str, watch: CancelWatch
     ) -> None:
         alive_for = self.settings.heartbeat_timeout
-        status = self.store.touch(run["run_id"], alive_for)
-        self.store.renew_claim(run["run_id"], step_id, attempt, me, alive_for)
-        self.runs.gate.heartbeat(run["org_slug"], run["run_id"])
+        status = self.store.touch(run.run_id, alive_for)
+        self.store.renew_claim(run.run_id, step_id, attempt, me, alive_for)
+        self.runs.gate.heartbeat(run.org_slug, run.run_id)
         if status != state.RUNNING and not watch.requested:
             watch.request()
 
     def _context(
         self,
-        run: dict[str, Any],
+        run: RunRecord,
         step_id: str,
         attempt: int,
         log: StepLog,
         worker: str,
         watch: CancelWatch,
     ) -> StepContext:
-        plan = run["plan"]
-        start, end = as_date(run["start_date"]), as_date(run["end_date"])
-        key = LineageKey(run["org_slug"], run["pipeline_id"], run["credential_id"], start, end)
+        plan = run.plan
+        assert plan is not None  # run() refused a run without one
+        start, end = run.start_date, run.end_date
+        key = LineageKey(run.org_slug, run.pipeline_id, run.credential_id, start, end)
         # Every change this step commits to the warehouse passes the run's fence.
-        fence = RunFence(self.store.engine, run["run_id"], step_id, attempt, worker)
+        fence = RunFence(self.store.engine, run.run_id, step_id, attempt, worker)
         warehouse = self.warehouse_factory(
             on_lock_wait=lock_wait_reporter(log, self.settings.redis_url)
         ).fenced(fence)
-        org, credential_id = run["org_slug"], run["credential_id"]
+        org, credential_id = run.org_slug, run.credential_id
         return StepContext(
             org_slug=org,
-            run_id=run["run_id"],
-            pipeline_id=run["pipeline_id"],
+            run_id=run.run_id,
+            pipeline_id=run.pipeline_id,
             step_id=step_id,
             attempt=attempt,
             start_date=start,
             end_date=end,
-            config=plan["steps"][step_id]["config"],
-            dataset=plan["dataset"],
+            config=plan.steps[step_id].config,
+            dataset=plan.dataset,
             credential_id=credential_id,
             # The platform's identity, limited to this org's dataset (warehouse/scoped.py).
-            warehouse=OrgScopedWarehouse(warehouse, plan["dataset"]),
+            # StepContext declares the full Warehouse; the scoped handle deliberately has
+            # no fenced(), so a processor can't swap the run's fence.
+            warehouse=OrgScopedWarehouse(warehouse, plan.dataset),  # type: ignore[arg-type]
             log=log,
             _credential_loader=lambda: self.credentials.get(org, credential_id),
             _writer=make_writer(
                 warehouse,
-                plan["dataset"],
+                plan.dataset,
                 key,
-                run["run_id"],
+                run.run_id,
                 self.clock,
                 log,
-                job_context=JobContext(run["run_id"], step_id, attempt),
+                job_context=JobContext(run.run_id, step_id, attempt),
             ),
             readers={"subscriptions": SqlSubscriptionReader(self.store.engine)},
             _cancel_check=watch.check,

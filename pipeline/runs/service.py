@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ from pipeline.definition.providers import read_registry, registry_path_for
 from pipeline.observability.redact import redact
 from pipeline.settings import Settings
 from pipeline.storage import state
-from pipeline.storage.console_queries import as_date
+from pipeline.storage.records import PlannedStep, RunPlan, RunRecord
 from pipeline.storage.run_store import SqlRunStore
 from pipeline_ops_core.errors import (
     NotFoundError,
@@ -66,9 +66,9 @@ class Dispatcher(Protocol):
         """Raise ServiceUnavailableError when the broker can't take a run now, so a run
         that could never be enqueued is refused before it is recorded."""
 
-    def enqueue(self, run_id: str, plan: dict[str, Any]) -> None: ...
+    def enqueue(self, run_id: str, plan: RunPlan) -> None: ...
 
-    def revoke(self, run_id: str, plan: dict[str, Any]) -> None: ...
+    def revoke(self, run_id: str, plan: RunPlan) -> None: ...
 
 
 @dataclass
@@ -91,49 +91,46 @@ def idempotency_key(org: str, pipeline_id: str, credential: str, start: date, en
     return f"{org}|{pipeline_id}|{credential}|{start.isoformat()}|{end.isoformat()}"
 
 
-def build_plan(
-    spec: PipelineSpec, variables: dict[str, str], dataset: str, grace: int
-) -> dict[str, Any]:
+def build_plan(spec: PipelineSpec, variables: dict[str, str], dataset: str, grace: int) -> RunPlan:
     """Resolve every step's templates and lay the steps out as topological levels."""
-    steps: dict[str, Any] = {}
-    for step in spec.steps:
-        steps[step.step_id] = {
-            "ps_type": step.ps_type,
-            "config": templates.resolve(dict(step.config), variables),
-            "depends_on": list(step.depends_on),
-            "timeout_seconds": step.timeout_seconds,
-            "time_limit": step.timeout_seconds + grace,
-            "max_attempts": step.retry.max_attempts,
-            "backoff_seconds": step.retry.backoff_seconds,
-        }
-    return {
-        "pipeline_id": spec.pipeline_id,
-        "dataset": dataset,
-        "levels": plan_levels(spec.steps),
-        "steps": steps,
+    steps = {
+        step.step_id: PlannedStep(
+            ps_type=step.ps_type,
+            config=templates.resolve(dict(step.config), variables),
+            depends_on=tuple(step.depends_on),
+            timeout_seconds=step.timeout_seconds,
+            time_limit=step.timeout_seconds + grace,
+            max_attempts=step.retry.max_attempts,
+            backoff_seconds=step.retry.backoff_seconds,
+        )
+        for step in spec.steps
     }
+    return RunPlan(
+        pipeline_id=spec.pipeline_id,
+        dataset=dataset,
+        levels=tuple(tuple(level) for level in plan_levels(spec.steps)),
+        steps=steps,
+    )
 
 
-def reuse_completed(
-    plan: dict[str, Any], source_run_id: str, completed: dict[str, str]
-) -> dict[str, Any]:
+def reuse_completed(plan: RunPlan, source_run_id: str, completed: dict[str, str]) -> RunPlan:
     """The plan without the steps to reuse: those completed before (by `completed`'s run)
     whose own dependencies are all reused too, since a step downstream of one that runs
     again must read its new output. They stay in `steps` (and are listed under `reused`)
     so the run shows them, but no task is enqueued for them."""
     reused: dict[str, str] = {}
-    for level in plan["levels"]:
+    for level in plan.levels:
         for step_id in level:
-            deps = plan["steps"][step_id]["depends_on"]
+            deps = plan.steps[step_id].depends_on
             if step_id in completed and all(d in reused for d in deps):
                 reused[step_id] = completed[step_id]
-    levels = [[s for s in level if s not in reused] for level in plan["levels"]]
-    return {
-        **plan,
-        "levels": [level for level in levels if level],
-        "reused": reused,
-        "rerun_of": source_run_id,
-    }
+    levels = [tuple(s for s in level if s not in reused) for level in plan.levels]
+    return replace(
+        plan,
+        levels=tuple(level for level in levels if level),
+        reused=reused,
+        rerun_of=source_run_id,
+    )
 
 
 class RunService:
@@ -159,7 +156,7 @@ class RunService:
 
     # -- start -----------------------------------------------------------------------------
 
-    def start(self, req: RunRequest) -> dict[str, Any]:
+    def start(self, req: RunRequest) -> RunRecord:
         """Admit and enqueue a run. Raises before recording anything on bad input."""
         if self.store.get_org(req.org_slug) is None:
             raise NotFoundError(f"org {req.org_slug!r} not found")
@@ -235,29 +232,29 @@ class RunService:
         assert run is not None
         return run
 
-    def rerun(self, org_slug: str, run_id: str, from_failed: bool = False) -> dict[str, Any]:
+    def rerun(self, org_slug: str, run_id: str, from_failed: bool = False) -> RunRecord:
         """A new run of `run_id`'s pipeline, dates, credential and params (the same key).
         With `from_failed`, the steps it completed are reused rather than run again, so the
         new run starts at the step that failed (or was cancelled)."""
         source = self.store.get_run(run_id, org_slug=org_slug)
         if source is None:
             raise NotFoundError(f"run {run_id} not found")
-        if from_failed and source["status"] not in (state.FAILED, state.CANCELLED):
+        if from_failed and source.status not in (state.FAILED, state.CANCELLED):
             raise NothingToRerunError(
-                f"run {run_id} is {source['status']}: only a failed or cancelled run can be "
+                f"run {run_id} is {source.status}: only a failed or cancelled run can be "
                 "re-run from its failed step (re-run it whole instead)"
             )
-        provider, domain, pipeline = source["pipeline_path"].split("/")
+        provider, domain, pipeline = source.pipeline_path.split("/")
         return self.start(
             RunRequest(
                 org_slug,
                 provider,
                 domain,
                 pipeline,
-                start_date=as_date(source["start_date"]),
-                end_date=as_date(source["end_date"]),
-                credential_id=source["credential_id"],
-                params=dict(source["params"] or {}),
+                start_date=source.start_date,
+                end_date=source.end_date,
+                credential_id=source.credential_id,
+                params=dict(source.params),
                 trigger="rerun",
                 reuse_from=run_id if from_failed else None,
             )
@@ -267,7 +264,7 @@ class RunService:
         """step_id -> the run whose output it is: the run's completed steps and, through
         it, those it reused itself."""
         source = self.store.get_run(run_id)
-        reused = dict(((source or {}).get("plan") or {}).get("reused") or {})
+        reused = dict(source.plan.reused) if source is not None and source.plan else {}
         for step, _, status, _ in self.store.attempt_states(run_id):
             if status == "completed":
                 reused[step] = run_id
@@ -340,7 +337,7 @@ class RunService:
         credential_id: str,
         start: date,
         end: date,
-    ) -> dict[str, Any]:
+    ) -> RunPlan:
         dataset = self.settings.org_dataset(org_slug)
         variables = {
             "org_slug": org_slug,
@@ -359,12 +356,12 @@ class RunService:
     def fail(self, run_id: str, message: str, reason: str | None = None) -> bool:
         """End a run `failed` and release its slot. Safe to call more than once."""
         run = self.store.get_run(run_id)
-        if run is None or run["status"] in state.TERMINAL:
+        if run is None or run.status in state.TERMINAL:
             return False
-        if run["status"] == state.CANCELLING:
+        if run.status == state.CANCELLING:
             # Being cancelled: it ends `cancelled` once its steps stopped, not `failed`.
             if self.store.settle_cancel(run_id, f"cancelled; {message}"):
-                self.cancel_settled(run_id, run["org_slug"])
+                self.cancel_settled(run_id, run.org_slug)
                 return True
             return False
         try:
@@ -375,8 +372,8 @@ class RunService:
             # Lost a race with another terminal move; that one released the slot.
             return False
         if moved:
-            self.gate.release(run["org_slug"], run_id, succeeded=False)
-            self._ended(run_id, run["org_slug"], state.FAILED)
+            self.gate.release(run.org_slug, run_id, succeeded=False)
+            self._ended(run_id, run.org_slug, state.FAILED)
         return moved
 
     def complete(self, run_id: str, org_slug: str | None = None) -> bool:
@@ -387,9 +384,9 @@ class RunService:
         """
         if org_slug is None:
             run = self.store.get_run(run_id)
-            if run is None or run["status"] != state.RUNNING:
+            if run is None or run.status != state.RUNNING:
                 return False
-            org_slug = run["org_slug"]
+            org_slug = run.org_slug
         try:
             moved = self.store.transition(run_id, state.COMPLETED, "all steps completed")
         except Exception:
@@ -409,7 +406,7 @@ class RunService:
         except Exception:
             logger.warning("run-end hook failed", exc_info=True, extra={"run_id": run_id})
 
-    def cancel(self, org_slug: str, run_id: str) -> dict[str, Any]:
+    def cancel(self, org_slug: str, run_id: str) -> RunRecord:
         """Cancel an active run.
 
         A run no step is executing ends `cancelled` now. A run with a step executing moves
@@ -420,15 +417,15 @@ class RunService:
         run = self.store.get_run(run_id, org_slug=org_slug)
         if run is None:
             raise NotFoundError(f"run {run_id} not found")
-        if run["status"] in state.TERMINAL:
-            raise RunNotActiveError(f"run {run_id} already ended with status {run['status']}")
+        if run.status in state.TERMINAL:
+            raise RunNotActiveError(f"run {run_id} already ended with status {run.status}")
         left, ended = self.store.request_cancel(run_id, "cancelled by request")
         if ended:
             self.gate.release(org_slug, run_id, succeeded=False)
-        if left is not None and run.get("plan"):
+        if left is not None and run.plan is not None:
             # Steps not started yet are dropped by the workers; a step executing now is
             # stopped by its own heartbeat, which sees the run cancelling.
-            self.dispatcher.revoke(run_id, run["plan"])
+            self.dispatcher.revoke(run_id, run.plan)
         updated = self.store.get_run(run_id)
         assert updated is not None
         return updated
@@ -439,7 +436,7 @@ class RunService:
             run = self.store.get_run(run_id)
             if run is None:
                 return
-            org_slug = run["org_slug"]
+            org_slug = run.org_slug
         self.gate.release(org_slug, run_id, succeeded=False)
 
     def reap(self, org_slug: str | None = None) -> list[str]:
@@ -456,50 +453,48 @@ class RunService:
         """
         reaped = []
         for run in self.store.overdue_runs():
-            if org_slug is not None and run["org_slug"] != org_slug:
+            if org_slug is not None and run.org_slug != org_slug:
                 continue
-            if run["status"] == state.CANCELLING:
+            if run.status == state.CANCELLING:
                 if self.store.settle_cancel(
-                    run["run_id"],
+                    run.run_id,
                     "reaper: cancelled; the step being stopped sent no heartbeat since "
-                    f"{run['heartbeat_at'].isoformat() if run['heartbeat_at'] else 'start'}",
+                    f"{run.heartbeat_at.isoformat() if run.heartbeat_at else 'start'}",
                     force=True,
                 ):
-                    self.cancel_settled(run["run_id"], run["org_slug"])
-                    reaped.append(run["run_id"])
+                    self.cancel_settled(run.run_id, run.org_slug)
+                    reaped.append(run.run_id)
                 continue
-            if run["status"] == state.RUNNING:
+            if run.status == state.RUNNING:
                 message = (
                     "no heartbeat since "
-                    f"{run['heartbeat_at'].isoformat() if run['heartbeat_at'] else 'start'}: "
+                    f"{run.heartbeat_at.isoformat() if run.heartbeat_at else 'start'}: "
                     "the worker running this run stopped (killed or lost)"
                 )
-            elif run["status"] == state.QUEUED:
+            elif run.status == state.QUEUED:
                 message = "the run waited in the queue past its deadline: no worker picked it up"
             else:
-                message = (
-                    f"the run stayed {run['status']} past its deadline: admission never finished"
-                )
-            if self.fail(run["run_id"], message, reason=f"reaper: {message}"):
-                reaped.append(run["run_id"])
+                message = f"the run stayed {run.status} past its deadline: admission never finished"
+            if self.fail(run.run_id, message, reason=f"reaper: {message}"):
+                reaped.append(run.run_id)
         for run in self.store.cancelling_runs():
-            if org_slug is not None and run["org_slug"] != org_slug:
+            if org_slug is not None and run.org_slug != org_slug:
                 continue
             if self.store.settle_cancel(
-                run["run_id"], "reaper: cancelled; the step being stopped is gone"
+                run.run_id, "reaper: cancelled; the step being stopped is gone"
             ):
-                self.cancel_settled(run["run_id"], run["org_slug"])
-                reaped.append(run["run_id"])
+                self.cancel_settled(run.run_id, run.org_slug)
+                reaped.append(run.run_id)
         limit = self.settings.max_lost_workers
-        for run in self.store.runs_losing_workers(limit):
-            if org_slug is not None and run["org_slug"] != org_slug:
+        for lost in self.store.runs_losing_workers(limit):
+            if org_slug is not None and lost.org_slug != org_slug:
                 continue
             message = (
-                f"step {run['step_id']} failed: the worker was lost {run['lost_workers']} "
+                f"step {lost.step_id} failed: the worker was lost {lost.lost_workers} "
                 "times running this step; out of memory?"
             )
-            if self.fail(run["run_id"], message, reason=f"reaper: {message}"):
-                reaped.append(run["run_id"])
+            if self.fail(lost.run_id, message, reason=f"reaper: {message}"):
+                reaped.append(lost.run_id)
         if org_slug is None:
             self.gate.reconcile()
         return reaped

@@ -194,4 +194,4 @@ class ScheduleDispatcher:
             return "skipped", None, redact(f"{exc.code}: {exc}") or ""
         except Exception as exc:
             return "failed", None, redact(f"{type(exc).__name__}: {exc}") or ""
-        return "started", str(run["run_id"]), ""
+        return "started", run.run_id, ""

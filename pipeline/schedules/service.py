@@ -6,6 +6,8 @@ The dispatcher that turns due ticks into runs is pipeline/schedules/dispatch.py.
 
 from __future__ import annotations
 
+# The services' `list` methods shadow the builtin inside their classes.
+import builtins
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -170,7 +172,7 @@ class ScheduleStore:
 
     def dispatches(
         self, org_slug: str, pipeline_path: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         query = select(dispatches).where(dispatches.c.org_slug == org_slug)
         if pipeline_path is not None:
             query = query.where(dispatches.c.pipeline_path == pipeline_path)
@@ -250,7 +252,7 @@ class ScheduleService:
 
     def dispatches(
         self, org_slug: str, pipeline_path: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         if pipeline_path is not None:
             pipeline_path = "/".join(split_path(pipeline_path))
         return self.store.dispatches(org_slug, pipeline_path, limit)

@@ -1,8 +1,9 @@
 """Read-only queries of the web console over the run records: the filtered run list and
 the coverage matrix.
 
-Each is one indexed query on (org_slug, ...) that reads only the columns it shows: the
-console's pages are rendered from these, so their cost is a page's cost.
+Each is one indexed query on (org_slug, ...) that never reads the plan column: the
+console's pages are rendered from these, so their cost is a page's cost. The run list
+returns RunRecords (without their plan), as the run store's history does.
 """
 
 from __future__ import annotations
@@ -14,23 +15,12 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select
 
 from pipeline.storage import state
+from pipeline.storage.records import RunRecord
 from pipeline.storage.tables import pipeline_runs
 
-# The columns a list or a grid cell shows; never the plan or the params.
-_LIST_COLUMNS = (
-    "run_id",
-    "pipeline_id",
-    "pipeline_path",
-    "status",
-    "trigger",
-    "credential_id",
-    "start_date",
-    "end_date",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "error_message",
-)
+# The run list reads every column but the plan (as the history endpoint does): its rows
+# are RunRecords, with `plan` None.
+_LIST_COLUMNS = tuple(c for c in pipeline_runs.c if c.name != "plan")
 
 
 @dataclass(frozen=True)
@@ -61,10 +51,10 @@ def list_runs(
     filters: RunFilter,
     limit: int,
     cursor: tuple[datetime, str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[RunRecord]:
     """Newest first, keyset-paginated on (created_at, run_id) like the history endpoint."""
     runs = pipeline_runs.c
-    query = select(*(runs[name] for name in _LIST_COLUMNS)).where(runs.org_slug == org_slug)
+    query = select(*_LIST_COLUMNS).where(runs.org_slug == org_slug)
     if filters.pipeline_path:
         query = query.where(runs.pipeline_path == filters.pipeline_path)
     if filters.status:
@@ -87,7 +77,8 @@ def list_runs(
             )
         )
     query = query.order_by(runs.created_at.desc(), runs.run_id.desc()).limit(limit)
-    return _rows(engine, query)
+    with engine.connect() as conn:
+        return [RunRecord.from_row(r) for r in conn.execute(query).mappings().all()]
 
 
 def runs_covering(engine: Engine, org_slug: str, first: date, last: date) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ def _upsert(conn: Connection) -> Any:
     name = conn.dialect.name
     statement = _UPSERTS.get(name)
     if statement is None:
+        insert: postgresql.Insert | sqlite.Insert
         if name == "postgresql":
             insert = postgresql.insert(counters)
         elif name == "sqlite":

@@ -7,7 +7,6 @@ processes racing to move the same run can't both win, and an illegal move raises
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,15 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.storage import counters, state
 from pipeline.storage.db_time import DATABASE_TIME, DbTime
+from pipeline.storage.records import (
+    Claim,
+    LogLine,
+    LostWorkerAttempt,
+    RunPlan,
+    RunRecord,
+    StepAttempt,
+    Transition,
+)
 from pipeline.storage.statements import (
     ATTEMPT_STARTED_AT,
     ATTEMPT_STATES,
@@ -66,12 +74,9 @@ class RunIdError(TerminalError):
             self.code = code
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A started attempt: when it started and how many processes died running it before."""
-
-    started_at: datetime
-    lost_workers: int = 0
+# A run's columns but its plan: the listings and the reaper's scans don't need the plan,
+# the largest column.
+_WITHOUT_PLAN = [c for c in pipeline_runs.c if c.name != "plan"]
 
 
 class SqlRunStore:
@@ -140,14 +145,15 @@ class SqlRunStore:
 
     def create_run(
         self, values: dict[str, Any], reason: str = "run requested", deadline_in: float = 0
-    ) -> dict[str, Any]:
+    ) -> RunRecord:
         """Insert a `pending` run; ConflictError if an active run holds the same key.
 
         The reaper fails it if it is still pending (its process died) `deadline_in`
         seconds from now, in the database's clock.
         """
         now = self.clock()
-        row = {**values, "status": state.PENDING, "created_at": now}
+        # `trigger` as the column's server default would fill it, so the record is complete.
+        row = {"trigger": "api", **values, "status": state.PENDING, "created_at": now}
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -169,7 +175,7 @@ class SqlRunStore:
             if conflict is None:
                 raise
             raise conflict from None
-        return row
+        return RunRecord.from_row(row)
 
     def active_run(self, idempotency_key: str) -> tuple[str, str] | None:
         """(run_id, status) of the active run holding `idempotency_key`, if any."""
@@ -206,13 +212,13 @@ class SqlRunStore:
                 select(pipeline_runs.c.status).where(pipeline_runs.c.run_id == run_id)
             ).scalar()
 
-    def get_run(self, run_id: str, org_slug: str | None = None) -> dict[str, Any] | None:
+    def get_run(self, run_id: str, org_slug: str | None = None) -> RunRecord | None:
         query = select(pipeline_runs).where(pipeline_runs.c.run_id == run_id)
         if org_slug is not None:
             query = query.where(pipeline_runs.c.org_slug == org_slug)
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-        return row_dict(row) if row else None
+        return RunRecord.from_row(row) if row else None
 
     def resolve_run_id(self, ref: str, org_slug: str | None = None) -> str:
         """The full id of the run `ref` names: a full id, or a unique prefix of at least
@@ -260,7 +266,7 @@ class SqlRunStore:
         self,
         run_id: str,
         validating_at: datetime,
-        plan: dict[str, Any] | None,
+        plan: RunPlan | None,
         deadline_in: float,
         error: str | None = None,
     ) -> None:
@@ -279,7 +285,7 @@ class SqlRunStore:
                     "validated and enqueued",
                     self.clock(),
                     limit=limit,
-                    plan=plan,
+                    plan=plan.to_json() if plan is not None else None,
                     deadline_at=self.db_time.sql_after(deadline_in),
                 )
             else:
@@ -351,20 +357,14 @@ class SqlRunStore:
                 conn, run_id, self.clock(), self.db_time, reason, force=force, limit=self.text_limit
             )
 
-    def cancelling_runs(self) -> list[dict[str, Any]]:
+    def cancelling_runs(self) -> list[RunRecord]:
+        """Runs being cancelled (without their plans)."""
+        query = select(*_WITHOUT_PLAN).where(pipeline_runs.c.status == state.CANCELLING)
         with self.engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(pipeline_runs.c.run_id, pipeline_runs.c.org_slug).where(
-                        pipeline_runs.c.status == state.CANCELLING
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return [row_dict(r) for r in rows]
+            rows = conn.execute(query).mappings().all()
+        return [RunRecord.from_row(r) for r in rows]
 
-    def runs_losing_workers(self, max_lost: int) -> list[dict[str, Any]]:
+    def runs_losing_workers(self, max_lost: int) -> list[LostWorkerAttempt]:
         """Active runs with an attempt whose worker process died `max_lost` times or more."""
         query = (
             select(
@@ -381,29 +381,18 @@ class SqlRunStore:
             )
         )
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(query).mappings().all()]
+            return [LostWorkerAttempt(*r) for r in conn.execute(query).all()]
 
-    def overdue_runs(self) -> list[dict[str, Any]]:
-        """Active runs whose deadline passed, in the database's clock."""
+    def overdue_runs(self) -> list[RunRecord]:
+        """Active runs whose deadline passed, in the database's clock (without their plans)."""
+        query = select(*_WITHOUT_PLAN).where(
+            pipeline_runs.c.status.in_(state.ACTIVE),
+            pipeline_runs.c.deadline_at.is_not(None),
+            pipeline_runs.c.deadline_at < self.db_time.sql_now(),
+        )
         with self.engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(
-                        pipeline_runs.c.run_id,
-                        pipeline_runs.c.org_slug,
-                        pipeline_runs.c.status,
-                        pipeline_runs.c.heartbeat_at,
-                        pipeline_runs.c.deadline_at,
-                    ).where(
-                        pipeline_runs.c.status.in_(state.ACTIVE),
-                        pipeline_runs.c.deadline_at.is_not(None),
-                        pipeline_runs.c.deadline_at < self.db_time.sql_now(),
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return [row_dict(r) for r in rows]
+            rows = conn.execute(query).mappings().all()
+        return [RunRecord.from_row(r) for r in rows]
 
     def list_runs(
         self,
@@ -412,10 +401,9 @@ class SqlRunStore:
         cursor: tuple[datetime, str] | None = None,
         status: str | None = None,
         pipeline_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Newest first, keyset-paginated on (created_at, run_id)."""
-        cols = [c for c in pipeline_runs.c if c.name != "plan"]
-        query = select(*cols).where(pipeline_runs.c.org_slug == org_slug)
+    ) -> list[RunRecord]:
+        """Newest first, keyset-paginated on (created_at, run_id); without their plans."""
+        query = select(*_WITHOUT_PLAN).where(pipeline_runs.c.org_slug == org_slug)
         if status:
             query = query.where(pipeline_runs.c.status == status)
         if pipeline_id:
@@ -432,9 +420,9 @@ class SqlRunStore:
             pipeline_runs.c.created_at.desc(), pipeline_runs.c.run_id.desc()
         ).limit(limit)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(query).mappings().all()]
+            return [RunRecord.from_row(r) for r in conn.execute(query).mappings().all()]
 
-    def transitions(self, run_id: str) -> list[dict[str, Any]]:
+    def transitions(self, run_id: str) -> list[Transition]:
         with self.engine.connect() as conn:
             rows = (
                 conn.execute(
@@ -445,7 +433,7 @@ class SqlRunStore:
                 .mappings()
                 .all()
             )
-        return [row_dict(r) for r in rows]
+        return [Transition.from_row(r) for r in rows]
 
     # -- step attempts ----------------------------------------------------------------------
 
@@ -586,8 +574,9 @@ class SqlRunStore:
         """
         now = self.clock()
         duration = None
-        if started_at is not None:
-            duration = int((now - as_utc(started_at)).total_seconds() * 1000)
+        started = as_utc(started_at)
+        if started is not None:
+            duration = int((now - started).total_seconds() * 1000)
         with self.engine.begin() as conn:
             conn.execute(
                 FINISH_ATTEMPT,
@@ -640,7 +629,7 @@ class SqlRunStore:
         with self.engine.connect() as conn:
             return as_utc(conn.execute(ATTEMPT_STARTED_AT, key).scalar())
 
-    def step_attempts(self, run_id: str) -> list[dict[str, Any]]:
+    def step_attempts(self, run_id: str) -> list[StepAttempt]:
         with self.engine.connect() as conn:
             rows = (
                 conn.execute(
@@ -649,7 +638,7 @@ class SqlRunStore:
                 .mappings()
                 .all()
             )
-        return [row_dict(r) for r in rows]
+        return [StepAttempt.from_row(r) for r in rows]
 
     # -- log lines -------------------------------------------------------------------------
 
@@ -666,7 +655,7 @@ class SqlRunStore:
                 conn, run_id, self.clock(), level, message, step_id, attempt, limit=self.text_limit
             )
 
-    def lines(self, run_id: str) -> list[dict[str, Any]]:
+    def lines(self, run_id: str) -> list[LogLine]:
         with self.engine.connect() as conn:
             rows = (
                 conn.execute(
@@ -675,4 +664,4 @@ class SqlRunStore:
                 .mappings()
                 .all()
             )
-        return [row_dict(r) for r in rows]
+        return [LogLine.from_row(r) for r in rows]

@@ -84,15 +84,18 @@ def _seed_runs(engine: Any, org: str, today: date) -> str:
         for start in range(0, len(rows), 5000):
             conn.execute(pipeline_runs.insert(), rows[start : start + 5000])
     subject = rows[0]["run_id"]
-    plan = {
-        "pipeline_id": "bench_p0",
-        "dataset": f"{org}_dev",
-        "levels": [["extract"], ["load"]],
-        "steps": {
-            "extract": {"depends_on": []},
-            "load": {"depends_on": ["extract"]},
+    from pipeline.storage.records import PlannedStep, RunPlan
+
+    # Stored as the run store writes it, so RunPlan.from_json reads it back.
+    plan = RunPlan(
+        pipeline_id="bench_p0",
+        dataset=f"{org}_dev",
+        levels=(("extract",), ("load",)),
+        steps={
+            "extract": PlannedStep("generic.noop", {}, (), 60, 90, 1, 0.0),
+            "load": PlannedStep("generic.noop", {}, ("extract",), 60, 90, 1, 0.0),
         },
-    }
+    ).to_json()
     started = now - timedelta(minutes=5)
     attempts = []
     for n, (step, status) in enumerate(

@@ -96,10 +96,10 @@ def main() -> dict[str, float]:
             run_id = resp.json()["run_id"]
             while True:
                 run = svc.store.get_run(run_id)
-                if run["status"] in TERMINAL:
+                if run.status in TERMINAL:
                     break
                 time.sleep(0.002)
-            assert run["status"] == "completed", run["error_message"]
+            assert run.status == "completed", run.error_message
             return time.perf_counter() - t0
 
         for _ in range(3):  # warm both paths

@@ -135,7 +135,7 @@ def child() -> dict[str, float]:
             elapsed = time.perf_counter() - t0
             assert resp.status_code == 202, resp.text
             if plan is None:
-                plan = svc.store.get_run(resp.json()["run_id"])["plan"]
+                plan = svc.store.get_run(resp.json()["run_id"]).plan
             t0 = time.perf_counter()
             build_canvas(str(uuid.uuid4()), plan).apply_async()
             if i >= 10:  # warm-up
@@ -176,8 +176,8 @@ def child() -> dict[str, float]:
                 assert time.monotonic() < deadline, f"runs did not finish: {pending}"
                 for run_id in list(pending):
                     run = svc.store.get_run(run_id)
-                    if run["status"] in TERMINAL:
-                        assert run["status"] == "completed", run["error_message"]
+                    if run.status in TERMINAL:
+                        assert run.status == "completed", run.error_message
                         pending.discard(run_id)
                 time.sleep(0.01)
 
@@ -289,7 +289,7 @@ def history_scaling() -> dict[int, dict[str, float]]:
             page = svc.store.list_runs("acme", limit=50)
             for _ in range(min(20, size // 200)):  # a cursor some pages deep
                 last = page[-1]
-                deep_cursor = (last["created_at"], last["run_id"])
+                deep_cursor = (last.created_at, last.run_id)
                 page = svc.store.list_runs("acme", limit=50, cursor=deep_cursor)
             timings: list[float] = []
             for i in range(HISTORY_QUERIES):

@@ -18,6 +18,7 @@ import pytest
 from pipeline.bootstrap import Services, build_services
 from pipeline.settings import Settings
 from pipeline.storage.db import upgrade
+from pipeline.storage.records import RunRecord, StepAttempt
 from pipeline.storage.state import TERMINAL
 from quota.gate import LedgerGate
 from tests.support.doubles import ManualClock, NullDispatcher
@@ -66,7 +67,7 @@ class Stack:
     worker: Server
     env: dict[str, str]
 
-    def wait(self, run_id: str, timeout: float = 90) -> dict[str, Any]:
+    def wait(self, run_id: str, timeout: float = 90) -> RunRecord:
         return wait_run(self, run_id, timeout)
 
 
@@ -77,11 +78,11 @@ class WithWorker(Protocol):
     worker: Server
 
 
-def wait_run(rig: WithWorker, run_id: str, timeout: float = 90) -> dict[str, Any]:
+def wait_run(rig: WithWorker, run_id: str, timeout: float = 90) -> RunRecord:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = rig.services.store.get_run(run_id)
-        if run and run["status"] in TERMINAL:
+        if run and run.status in TERMINAL:
             return run
         time.sleep(0.2)
     raise AssertionError(
@@ -92,12 +93,12 @@ def wait_run(rig: WithWorker, run_id: str, timeout: float = 90) -> dict[str, Any
 
 def wait_for_attempt(
     rig: WithWorker, run_id: str, step_id: str, timeout: float = 30
-) -> dict[str, Any]:
+) -> StepAttempt:
     """The attempt of `step_id` once it is running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for attempt in rig.services.store.step_attempts(run_id):
-            if attempt["step_id"] == step_id and attempt["status"] == "running":
+            if attempt.step_id == step_id and attempt.status == "running":
                 return attempt
         time.sleep(0.05)
     raise AssertionError(f"{step_id} never started:\n{rig.worker.log()}")

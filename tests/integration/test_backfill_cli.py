@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from datetime import date, timedelta
 
+from pipeline.storage.records import RunRecord
 from tests.integration.conftest import Stack, write_pipeline
 from tests.support.servers import ROOT
 
@@ -52,20 +53,20 @@ def backfill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
-def runs(stack: Stack) -> list[dict[str, object]]:
+def runs(stack: Stack) -> list[RunRecord]:
     return stack.services.store.list_runs(ORG, limit=100)
 
 
-def active(stack: Stack) -> dict[str, object]:
+def active(stack: Stack) -> dict[str, date]:
     return {
-        str(r["run_id"]): r["start_date"]
+        r.run_id: r.start_date
         for r in runs(stack)
-        if r["status"] not in ("completed", "failed", "cancelled")
+        if r.status not in ("completed", "failed", "cancelled")
     }
 
 
 def completed(stack: Stack) -> set[date]:
-    return {r["start_date"] for r in runs(stack) if r["status"] == "completed"}  # type: ignore[misc]
+    return {r.start_date for r in runs(stack) if r.status == "completed"}
 
 
 def test_backfill_runs_each_date_once_and_resumes_after_an_interrupt(sqlite_stack: Stack) -> None:
@@ -96,7 +97,7 @@ def test_backfill_runs_each_date_once_and_resumes_after_an_interrupt(sqlite_stac
     assert "running" in out and "remaining" in out  # progress was shown
     done_before = completed(stack)
     assert 2 <= len(done_before) < 6
-    started_before = {r["run_id"] for r in runs(stack)}
+    started_before = {r.run_id for r in runs(stack)}
 
     second = backfill(env, *ARGS)
 
@@ -108,14 +109,14 @@ def test_backfill_runs_each_date_once_and_resumes_after_an_interrupt(sqlite_stac
         assert f"{day} started" not in second.stdout
     assert "finished: done 6/6  running 0  failed 0  remaining 0" in second.stdout
     every = runs(stack)
-    per_date = Counter(r["start_date"] for r in every)
+    per_date = Counter(r.start_date for r in every)
     days = [FIRST + timedelta(days=n) for n in range(6)]
     assert per_date == Counter(days)  # exactly one run per date, across both invocations
-    assert {r["status"] for r in every} == {"completed"}
-    assert {r["trigger"] for r in every} == {"backfill"}
+    assert {r.status for r in every} == {"completed"}
+    assert {r.trigger for r in every} == {"backfill"}
     # The runs the interrupted invocation left in flight were re-attached (or found
     # completed), never replaced: they are the ones that finished those dates.
-    assert started_before <= {r["run_id"] for r in every}
+    assert started_before <= {r.run_id for r in every}
     for run_id, day in in_flight.items():
         assert (
             f"{day} already running: run {run_id}" in second.stdout
@@ -130,5 +131,5 @@ def test_backfill_runs_each_date_once_and_resumes_after_an_interrupt(sqlite_stac
     assert "already completed" not in forced.stdout
     assert f"{FIRST} started" in forced.stdout
     assert "finished: done 2/2  running 0  failed 0  remaining 0" in forced.stdout
-    again = Counter(r["start_date"] for r in runs(stack))
+    again = Counter(r.start_date for r in runs(stack))
     assert again == Counter(days) + Counter(days[:2])

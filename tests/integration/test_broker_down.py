@@ -119,4 +119,4 @@ def test_local_runs_without_the_broker_as_the_message_says(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "status: completed" in result.stdout
     (run,) = store(env).list_runs(ORG)
-    assert run["status"] == "completed"
+    assert run.status == "completed"

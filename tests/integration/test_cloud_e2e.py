@@ -34,8 +34,8 @@ def run_ok(stack: Stack, web, path: str, body: dict, key: str) -> str:  # type: 
     resp = web.post(f"/pipelines/run/{ORG}/{path}", json=body, headers={"X-API-Key": key})
     assert resp.status_code == 202, resp.get_json()
     run = stack.wait(resp.get_json()["run_id"])
-    assert run["status"] == "completed", run["error_message"]
-    return str(run["run_id"])
+    assert run.status == "completed", run.error_message
+    return str(run.run_id)
 
 
 def test_genai_and_aws_land_in_one_focus_table(

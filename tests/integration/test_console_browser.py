@@ -123,7 +123,7 @@ class Console:
     def start(self, org: str, path: str, day: date) -> str:
         provider, domain, name = path.split("/")
         run = self.services.runs.start(RunRequest(org, provider, domain, name, day, day))
-        return str(run["run_id"])
+        return run.run_id
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +229,8 @@ def wait_status(console: Console, run_id: str, wanted: set[str], timeout: float 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = console.services.store.get_run(run_id)
-        if run and run["status"] in wanted:
-            return str(run["status"])
+        if run and run.status in wanted:
+            return run.status
         time.sleep(0.2)
     raise AssertionError(
         f"run {run_id} never reached {wanted}: {console.services.store.get_run(run_id)}"
@@ -358,11 +358,12 @@ def test_rerun_from_the_failed_step_runs_only_it_and_later(tab: Tab, console: Co
     new = tab.page.url.rsplit("/", 1)[1]
     assert new != failed
     assert wait_status(console, new, {"completed", "failed"}) == "completed"
-    ran = sorted((a["step_id"], a["status"]) for a in store.step_attempts(new))
+    ran = sorted((a.step_id, a.status) for a in store.step_attempts(new))
     assert ran == [("second", "completed"), ("third", "completed")]  # `first` was not run
     run = store.get_run(new)
-    assert run is not None and run["plan"]["reused"] == {"first": failed}
-    assert run["idempotency_key"] == store.get_run(failed)["idempotency_key"]  # type: ignore[index]
+    assert run is not None and run.plan is not None and run.plan.reused == {"first": failed}
+    source = store.get_run(failed)
+    assert source is not None and run.idempotency_key == source.idempotency_key
     tab.goto(f"/ui/acme/runs/{new}")
     assert "reused" in tab.page.locator("tr.step[data-step=first]").inner_text()
     tab.shot("run-rerun-from-failed")
@@ -398,11 +399,9 @@ def test_coverage_shows_a_missing_day_and_backfill_loads_it(tab: Tab, console: C
     assert status == "loaded"
     backfilled = [
         r for r in console.services.store.list_runs("acme", limit=200)
-        if r["trigger"] == "backfill"
+        if r.trigger == "backfill"
     ]  # fmt: skip
-    assert [(r["pipeline_path"], r["start_date"]) for r in backfilled] == [
-        ("console/steps/daily", gap)
-    ]
+    assert [(r.pipeline_path, r.start_date) for r in backfilled] == [("console/steps/daily", gap)]
     tab.shot("coverage-backfilled")
 
 
@@ -461,8 +460,8 @@ def test_pipelines_and_quota_pages(tab: Tab, console: Console) -> None:
     row.get_by_role("button", name="Run").click()
     tab.page.wait_for_url(re.compile(r".*/ui/acme/runs/.+"))
     runs = console.services.store.list_runs("acme", limit=500)
-    assert len(runs) == before + 1 and runs[0]["start_date"] == day
-    assert runs[0]["trigger"] == "console"
+    assert len(runs) == before + 1 and runs[0].start_date == day
+    assert runs[0].trigger == "console"
     tab.goto("/ui/acme/quota")
     assert tab.page.locator("table.quota tbody tr").count() == 3
     tab.shot("quota")
@@ -474,5 +473,5 @@ def test_a_form_without_its_csrf_token_changes_nothing(tab: Tab, console: Consol
     # The session cookie is sent (same origin), the token is not: refused, nothing changed.
     response = tab.page.request.post(f"{console.url}/ui/acme/runs/{run_id}/cancel")
     assert response.status == 400
-    assert console.services.store.get_run(run_id)["status"] != "cancelled"  # type: ignore[index]
+    assert console.services.store.get_run(run_id).status != "cancelled"  # type: ignore[union-attr]
     console.services.runs.cancel("acme", run_id)

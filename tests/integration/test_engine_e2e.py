@@ -62,7 +62,7 @@ def test_demo_pipeline_through_api_and_worker(stack: Stack, client) -> None:  # 
     assert resp.status_code == 202, resp.get_json()
     run_id = resp.get_json()["run_id"]
     run = stack.wait(run_id)
-    assert run["status"] == "completed", run["error_message"]
+    assert run.status == "completed", run.error_message
 
     status = client.get(f"/pipelines/status/{org}/{run_id}", headers={"X-API-Key": key}).get_json()
     steps = {s["step_id"]: s for s in status["steps"]}
@@ -121,24 +121,24 @@ def test_same_key_twice_leaves_the_same_rows(stack: Stack) -> None:
     for org in ("idem_a", "idem_b"):
         ensure_org(stack, org)
     # Other org, and other dates of the same org, must stay untouched.
-    other_org = stack.wait(svc.runs.start(demo_request("idem_b"))["run_id"])
+    other_org = stack.wait(svc.runs.start(demo_request("idem_b")).run_id)
     other_dates = stack.wait(
-        svc.runs.start(demo_request("idem_a", "2026-01-05", "2026-01-06"))["run_id"]
+        svc.runs.start(demo_request("idem_a", "2026-01-05", "2026-01-06")).run_id
     )
-    assert other_org["status"] == other_dates["status"] == "completed"
+    assert other_org.status == other_dates.status == "completed"
     b_before = _content(table_rows(stack, "idem_b_dev.demo_daily_cost"))
 
-    first = stack.wait(svc.runs.start(demo_request("idem_a"))["run_id"])
-    assert first["status"] == "completed"
+    first = stack.wait(svc.runs.start(demo_request("idem_a")).run_id)
+    assert first.status == "completed"
     after_first = table_rows(stack, "idem_a_dev.demo_daily_cost")
-    second = stack.wait(svc.runs.start(demo_request("idem_a"))["run_id"])
-    assert second["status"] == "completed"
+    second = stack.wait(svc.runs.start(demo_request("idem_a")).run_id)
+    assert second.status == "completed"
     after_second = table_rows(stack, "idem_a_dev.demo_daily_cost")
 
     assert after_first.num_rows == after_second.num_rows == 15 + 10
     assert _content(after_first) == _content(after_second)
     jan_5_6 = [r for r in after_second.to_pylist() if r["usage_date"] >= date(2026, 1, 5)]
-    assert {r["x_run_id"] for r in jan_5_6} == {other_dates["run_id"]}
+    assert {r["x_run_id"] for r in jan_5_6} == {other_dates.run_id}
     assert _content(table_rows(stack, "idem_b_dev.demo_daily_cost")) == b_before
     raw = table_rows(stack, "idem_a_dev.demo_usage_raw")
     assert raw.num_rows == 25
@@ -149,15 +149,15 @@ def test_independent_steps_run_at_the_same_time(stack: Stack) -> None:
     run = stack.wait(
         stack.services.runs.start(
             RunRequest("par", "parallel", "sleep", "fan_in", date(2026, 1, 1), date(2026, 1, 1))
-        )["run_id"]
+        ).run_id
     )
-    assert run["status"] == "completed", run["error_message"]
-    attempts = {a["step_id"]: a for a in stack.services.store.step_attempts(run["run_id"])}
+    assert run.status == "completed", run.error_message
+    attempts = {a.step_id: a for a in stack.services.store.step_attempts(run.run_id)}
     left, right, join = attempts["left"], attempts["right"], attempts["join"]
     # Overlap: each started before the other ended.
-    assert left["started_at"] < right["ended_at"] and right["started_at"] < left["ended_at"]
+    assert left.started_at < right.ended_at and right.started_at < left.ended_at
     # The fan-in step waited for both.
-    assert join["started_at"] >= max(left["ended_at"], right["ended_at"])
+    assert join.started_at >= max(left.ended_at, right.ended_at)
 
 
 FLAKY = """
@@ -182,18 +182,18 @@ def test_transient_errors_retry_then_succeed(stack: Stack, http_server: Scripted
         (500, {}, b"{}"), (503, {"Retry-After": "1"}, b"{}"), (200, {}, body.encode())
     )
     req = RunRequest("flaky", "flaky", "http", "rows", date(2026, 1, 1), date(2026, 1, 1))
-    run = stack.wait(stack.services.runs.start(req)["run_id"])
-    assert run["status"] == "completed", run["error_message"]
-    attempts = [a for a in stack.services.store.step_attempts(run["run_id"])]
-    assert [(a["attempt"], a["status"]) for a in attempts] == [
+    run = stack.wait(stack.services.runs.start(req).run_id)
+    assert run.status == "completed", run.error_message
+    attempts = [a for a in stack.services.store.step_attempts(run.run_id)]
+    assert [(a.attempt, a.status) for a in attempts] == [
         (1, "retrying"),
         (2, "retrying"),
         (3, "completed"),
     ]
-    assert "HTTP 500" in attempts[0]["error"] and "HTTP 503" in attempts[1]["error"]
+    assert "HTTP 500" in attempts[0].error and "HTTP 503" in attempts[1].error
     # Backoff happened between attempts (0.5 s, then max(1 s, Retry-After 1 s)).
-    assert (attempts[1]["started_at"] - attempts[0]["ended_at"]).total_seconds() >= 0.5
-    assert (attempts[2]["started_at"] - attempts[1]["ended_at"]).total_seconds() >= 1.0
+    assert (attempts[1].started_at - attempts[0].ended_at).total_seconds() >= 0.5
+    assert (attempts[2].started_at - attempts[1].ended_at).total_seconds() >= 1.0
     assert table_rows(stack, "flaky_dev.flaky_rows").num_rows == 2
 
 
@@ -206,11 +206,11 @@ def test_unauthorized_provider_fails_at_once(stack: Stack, http_server: Scripted
     )
     http_server.script((401, {}, b'{"error": "bad key"}'))
     req = RunRequest("denied", "flaky", "http", "denied", date(2026, 1, 1), date(2026, 1, 1))
-    run = stack.wait(stack.services.runs.start(req)["run_id"])
-    assert run["status"] == "failed"
-    assert "HTTP 401" in run["error_message"] and "credentials rejected" in run["error_message"]
-    attempts = stack.services.store.step_attempts(run["run_id"])
-    assert [(a["attempt"], a["status"]) for a in attempts] == [(1, "failed")]
+    run = stack.wait(stack.services.runs.start(req).run_id)
+    assert run.status == "failed"
+    assert "HTTP 401" in run.error_message and "credentials rejected" in run.error_message
+    attempts = stack.services.store.step_attempts(run.run_id)
+    assert [(a.attempt, a.status) for a in attempts] == [(1, "failed")]
     assert len(http_server.requests) == 1
 
 
@@ -218,11 +218,11 @@ def test_step_over_its_timeout_is_stopped_by_the_soft_limit(stack: Stack) -> Non
     ensure_org(stack, "slow")
     req = RunRequest("slow", "timeouts", "sleep", "too_slow", date(2026, 1, 1), date(2026, 1, 1))
     started = datetime.now().timestamp()
-    run = stack.wait(stack.services.runs.start(req)["run_id"], timeout=60)
-    assert run["status"] == "failed"
-    assert "exceeded timeout_seconds=2" in run["error_message"]
-    assert "soft time limit" in run["error_message"]
-    attempts = stack.services.store.step_attempts(run["run_id"])
-    assert [(a["step_id"], a["status"]) for a in attempts] == [("slow", "failed")]
+    run = stack.wait(stack.services.runs.start(req).run_id, timeout=60)
+    assert run.status == "failed"
+    assert "exceeded timeout_seconds=2" in run.error_message
+    assert "soft time limit" in run.error_message
+    attempts = stack.services.store.step_attempts(run.run_id)
+    assert [(a.step_id, a.status) for a in attempts] == [("slow", "failed")]
     # Stopped near 2 s, not after the 20 s sleep.
     assert datetime.now().timestamp() - started < 15

@@ -77,10 +77,10 @@ def test_openai_then_consolidate_through_the_api_and_a_worker(
     )
     assert resp.status_code == 202, resp.get_json()
     run = stack.wait(resp.get_json()["run_id"])
-    assert run["status"] == "completed", run["error_message"]
-    steps = {s["step_id"]: s for s in stack.services.store.step_attempts(run["run_id"])}
+    assert run.status == "completed", run.error_message
+    steps = {s.step_id: s for s in stack.services.store.step_attempts(run.run_id)}
     assert set(steps) == {"extract", "calculate", "unify"}
-    assert steps["extract"]["rows_written"] == 6
+    assert steps["extract"].rows_written == 6
 
     raw = table_rows(stack, f"{org}_dev.genai_payg_usage_raw", org)
     got = sorted(
@@ -102,13 +102,13 @@ def test_openai_then_consolidate_through_the_api_and_a_worker(
     )
     assert resp.status_code == 202, resp.get_json()
     consolidated = stack.wait(resp.get_json()["run_id"])
-    assert consolidated["status"] == "completed", consolidated["error_message"]
+    assert consolidated.status == "completed", consolidated.error_message
     assert focus_totals(stack, org) == before
     rebuilt = table_rows(stack, f"{org}_dev.cost_data_standard_1_3", org).to_pylist()
-    assert {r["x_run_id"] for r in rebuilt} == {consolidated["run_id"]}
+    assert {r["x_run_id"] for r in rebuilt} == {consolidated.run_id}
 
     # The override is in the run log; the admin key is nowhere in it.
-    log = client.get(f"/pipelines/logs/{org}/{run['run_id']}/download", headers=headers)
+    log = client.get(f"/pipelines/logs/{org}/{run.run_id}/download", headers=headers)
     text = log.get_data(as_text=True)
     assert "API base URL overridden by the credential's base_url" in text
     assert SECRET not in text
@@ -132,19 +132,17 @@ def test_429_then_500_are_retried_then_the_step_succeeds(
     api.fail(429, {"Retry-After": "1"})
     api.fail(500)
     req = RunRequest(org, "genai", "payg", "openai_fast", DAYS[0], DAYS[1], "openai_admin")
-    run = stack.wait(stack.services.runs.start(req)["run_id"])
-    assert run["status"] == "completed", run["error_message"]
-    extract = [
-        a for a in stack.services.store.step_attempts(run["run_id"]) if a["step_id"] == "extract"
-    ]
-    assert [(a["attempt"], a["status"]) for a in extract] == [
+    run = stack.wait(stack.services.runs.start(req).run_id)
+    assert run.status == "completed", run.error_message
+    extract = [a for a in stack.services.store.step_attempts(run.run_id) if a.step_id == "extract"]
+    assert [(a.attempt, a.status) for a in extract] == [
         (1, "retrying"),
         (2, "retrying"),
         (3, "completed"),
     ]
-    assert "HTTP 429" in extract[0]["error"] and "HTTP 500" in extract[1]["error"]
+    assert "HTTP 429" in extract[0].error and "HTTP 500" in extract[1].error
     # Retry-After: 1 was honoured (the configured backoff is only 0.5 s).
-    assert (extract[1]["started_at"] - extract[0]["ended_at"]).total_seconds() >= 1.0
+    assert (extract[1].started_at - extract[0].ended_at).total_seconds() >= 1.0
     raw = table_rows(stack, f"{org}_dev.genai_payg_usage_raw", org)
     assert raw.num_rows == len(expected_openai_rows(api))
 
@@ -159,13 +157,11 @@ def test_401_fails_the_step_with_a_clear_error(sqlite_stack: Stack, api: Provide
     serve_anthropic(api, DAYS)
     api.fail(401)
     req = RunRequest(org, "genai", "payg", "anthropic_fast", DAYS[0], DAYS[1], "anthropic_admin")
-    run = stack.wait(stack.services.runs.start(req)["run_id"])
-    assert run["status"] == "failed"
-    assert "HTTP 401" in run["error_message"] and "credentials rejected" in run["error_message"]
-    assert "Anthropic needs an Admin API key" in run["error_message"]
-    attempts = stack.services.store.step_attempts(run["run_id"])
-    assert [(a["step_id"], a["attempt"], a["status"]) for a in attempts] == [
-        ("extract", 1, "failed")
-    ]
+    run = stack.wait(stack.services.runs.start(req).run_id)
+    assert run.status == "failed"
+    assert "HTTP 401" in run.error_message and "credentials rejected" in run.error_message
+    assert "Anthropic needs an Admin API key" in run.error_message
+    attempts = stack.services.store.step_attempts(run.run_id)
+    assert [(a.step_id, a.attempt, a.status) for a in attempts] == [("extract", 1, "failed")]
     assert len(api.requests) == 1
     assert SECRET not in json.dumps(run, default=str)

@@ -49,7 +49,7 @@ class Rig:
         request = RunRequest(
             org, *parts, date.fromisoformat(start), date.fromisoformat(end), credential
         )
-        run_id = str(self.stack.services.runs.start(request)["run_id"])
+        run_id = str(self.stack.services.runs.start(request).run_id)
         return self.stack.wait(run_id, timeout=180)
 
     def peak_rss_mib(self) -> float:
@@ -117,21 +117,21 @@ def gzip_bomb(inflated: int) -> bytes:
 def test_a_gzip_bomb_and_an_oversized_file_fail_on_a_cap_without_the_memory(rig: Rig) -> None:
     # Warm-up: a real export through the same code, so the baseline has every import loaded.
     ok = rig.run(ORG, "aws/cost/billing", "2026-10-01", "2026-10-31", "aws_export")
-    assert ok["status"] == "completed", ok["error_message"]
+    assert ok.status == "completed", ok.error_message
     baseline = rig.peak_rss_mib()
 
     bomb = gzip_bomb(640 * MiB)
     assert len(bomb) < 1024 * 1024  # ~0.6 MiB on the wire, 640 MiB inflated
     put_period(rig.export, "2026-09", f"{EXPORT}-00001.csv.gz", bomb)
     run = rig.run(ORG, "aws/cost/billing", "2026-09-01", "2026-09-30", "aws_export")
-    assert run["status"] == "failed"
-    assert "decompression ratio" in run["error_message"]
-    assert "PIPELINE_OPS_MAX_INFLATE_RATIO" in run["error_message"]
+    assert run.status == "failed"
+    assert "decompression ratio" in run.error_message
+    assert "PIPELINE_OPS_MAX_INFLATE_RATIO" in run.error_message
 
     put_period(rig.export, "2026-08", f"{EXPORT}-00001.snappy.parquet", b"\0" * (OBJECT_CAP + 1))
     run = rig.run(ORG, "aws/cost/billing", "2026-08-01", "2026-08-31", "aws_export")
-    assert run["status"] == "failed"
-    assert "PIPELINE_OPS_MAX_OBJECT_BYTES" in run["error_message"]
+    assert run.status == "failed"
+    assert "PIPELINE_OPS_MAX_OBJECT_BYTES" in run.error_message
 
     grown = rig.peak_rss_mib() - baseline
     print(f"worker peak RSS: baseline {baseline:.0f} MiB, grown by {grown:.1f} MiB")
@@ -141,7 +141,7 @@ def test_a_gzip_bomb_and_an_oversized_file_fail_on_a_cap_without_the_memory(rig:
     assert raw and {r["charge_date"].month for r in raw} == {10}
     # The pool still serves another org.
     other = rig.run(OTHER, "aws/cost/billing", "2026-10-01", "2026-10-31", "aws_export")
-    assert other["status"] == "completed", other["error_message"]
+    assert other.status == "completed", other.error_message
 
 
 def test_a_trickling_provider_ends_at_the_total_deadline(rig: Rig) -> None:
@@ -151,10 +151,10 @@ def test_a_trickling_provider_ends_at_the_total_deadline(rig: Rig) -> None:
         credential_id="slow",
     )  # fmt: skip
     run = rig.run(ORG, "genai/payg/openai", "2026-01-01", "2026-01-01", "slow")
-    assert run["status"] == "failed"
+    assert run.status == "failed"
     assert rig.trickle.started  # it was reached, and answered 200 a byte at a time
-    assert "the HTTP call's total time exceeds the cap of 3.0 s" in run["error_message"]
-    assert "PIPELINE_OPS_HTTP_DEADLINE_SECONDS" in run["error_message"]
+    assert "the HTTP call's total time exceeds the cap of 3.0 s" in run.error_message
+    assert "PIPELINE_OPS_HTTP_DEADLINE_SECONDS" in run.error_message
     # (The extract step's timeout_seconds is 600: the run ended on the deadline's error,
     # within this test's 180 s wait.)
     # And the worker serves the next run.
@@ -165,4 +165,4 @@ def test_a_trickling_provider_ends_at_the_total_deadline(rig: Rig) -> None:
     )  # fmt: skip
     serve_openai(rig.api, [date(2026, 1, 1), date(2026, 1, 2)])
     ok = rig.run(OTHER, "genai/payg/openai", "2026-01-01", "2026-01-02", "ok")
-    assert ok["status"] == "completed", ok["error_message"]
+    assert ok.status == "completed", ok.error_message

@@ -130,7 +130,7 @@ def victim_rows(rig: Rig) -> list[dict[str, Any]]:
     )  # fmt: skip
     serve_openai(rig.api, DAYS)
     run = rig.run(VICTIM, "genai/payg/openai", {**BODY, "credential_id": "openai_admin"})
-    assert run["status"] == "completed", run["error_message"]
+    assert run.status == "completed", run.error_message
     rows = rows_of(rig, VICTIM, "genai_payg_usage_raw")
     assert rows
     return rows
@@ -259,13 +259,12 @@ def test_a_stored_base_url_to_an_internal_host_is_refused_by_the_worker(
     )  # fmt: skip
     run = rig.run(ATTACKER, "genai/payg/openai", {**BODY, "credential_id": "inside"})
 
-    assert run["status"] == "failed"
-    assert (
-        "credential base_url: refused by the egress policy: the host is a loopback"
-        in (run["error_message"])
+    assert run.status == "failed"
+    assert "credential base_url: refused by the egress policy: the host is a loopback" in (
+        run.error_message
     )
     assert rig.internal.connections == 0
-    assert INTERNAL_BODY not in rig.visible_text(ATTACKER, run["run_id"])
+    assert INTERNAL_BODY not in rig.visible_text(ATTACKER, run.run_id)
     assert rows_of(rig, ATTACKER, "genai_payg_usage_raw") == []
     assert rows_of(rig, VICTIM, "genai_payg_usage_raw") == victim_rows
 
@@ -283,8 +282,8 @@ def test_a_stored_aws_endpoint_to_an_internal_host_is_refused_by_the_worker(rig:
         "aws/cost/billing",
         {"start_date": "2026-01-01", "end_date": "2026-01-31", "credential_id": "aws_inside"},
     )
-    assert run["status"] == "failed"
-    assert "credential endpoint_url" in run["error_message"]
+    assert run.status == "failed"
+    assert "credential endpoint_url" in run.error_message
     assert rig.internal.connections == 0
     assert rows_of(rig, ATTACKER, "aws_focus_export_raw") == []
 
@@ -304,12 +303,11 @@ def test_an_overridden_endpoints_error_body_is_not_echoed(
     rig.api.fail(401, message=PROVIDER_LEAK)
     run = rig.run(ATTACKER, "genai/payg/openai", {**BODY, "credential_id": "proxy"})
 
-    assert run["status"] == "failed"
-    assert (
-        "HTTP 401 from the endpoint in credential base_url: credentials rejected"
-        in (run["error_message"])
+    assert run.status == "failed"
+    assert "HTTP 401 from the endpoint in credential base_url: credentials rejected" in (
+        run.error_message
     )
-    assert PROVIDER_LEAK not in rig.visible_text(ATTACKER, run["run_id"])
+    assert PROVIDER_LEAK not in rig.visible_text(ATTACKER, run.run_id)
     assert rows_of(rig, ATTACKER, "genai_payg_usage_raw") == []
     assert rows_of(rig, VICTIM, "genai_payg_usage_raw") == victim_rows
 
@@ -329,10 +327,10 @@ def test_a_token_endpoints_json_answer_is_not_copied_into_the_error(rig: Rig) ->
         "gcp/cost/billing",
         {"start_date": "2026-01-01", "end_date": "2026-01-01", "credential_id": "gcp_token"},
     )
-    assert run["status"] == "failed"
+    assert run.status == "failed"
     assert rig.token.assertions  # the token endpoint was asked, and answered 200 JSON
-    assert "token_uri refused the key or answered without a token" in run["error_message"]
-    text = rig.visible_text(ATTACKER, run["run_id"])
+    assert "token_uri refused the key or answered without a token" in run.error_message
+    text = rig.visible_text(ATTACKER, run.run_id)
     assert TOKEN_LEAK not in text and "PRIVATE KEY" not in text
 
 
@@ -349,8 +347,8 @@ def test_a_webhook_into_the_network_is_refused_and_the_log_is_no_port_scanner(ri
     )
     try:
         request = RunRequest(ATTACKER, "hostile", "test", "quick", DAYS[0], DAYS[0])
-        run_id = str(rig.stack.services.runs.start(request)["run_id"])
-        assert rig.stack.wait(run_id)["status"] == "completed"
+        run_id = str(rig.stack.services.runs.start(request).run_id)
+        assert rig.stack.wait(run_id).status == "completed"
         line = wait_line(rig, run_id, "notification via webhook failed")
     finally:
         settings_store(rig).delete(ATTACKER)
@@ -363,8 +361,8 @@ def wait_line(rig: Rig, run_id: str, text: str, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in rig.stack.services.store.lines(run_id):
-            if text in line["message"]:
-                return str(line["message"])
+            if text in line.message:
+                return str(line.message)
         time.sleep(0.2)
     raise AssertionError(f"no {text!r} line in {run_id}:\n{rig.stack.worker.log()[-3000:]}")
 
@@ -389,8 +387,8 @@ def test_a_billing_table_naming_another_orgs_data_reads_nothing(
             credential_id=cid,
         )  # fmt: skip
         run = rig.run(ATTACKER, "genai/payg/gemini", {**BODY, "credential_id": cid})
-        assert run["status"] == "failed"
-        errors[cid] = run["error_message"]
+        assert run.status == "failed"
+        errors[cid] = run.error_message
     assert errors["steal"].replace("genai_payg_usage_raw", "T") == errors["steal_missing"].replace(
         "no_such_table", "T"
     )
@@ -408,7 +406,7 @@ def test_after_all_that_the_workers_still_serve_other_orgs(
 ) -> None:
     serve_openai(rig.api, DAYS)
     run = rig.run(VICTIM, "genai/payg/openai", {**BODY, "credential_id": "openai_admin"})
-    assert run["status"] == "completed", run["error_message"]
+    assert run.status == "completed", run.error_message
     again = rows_of(rig, VICTIM, "genai_payg_usage_raw")
     assert len(again) == len(victim_rows)
     assert rig.internal.connections == 0

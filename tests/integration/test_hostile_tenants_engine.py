@@ -193,7 +193,7 @@ def start(rig: Rig, org: str, path: str, credential: str | None = None) -> str:
     rig.org(org)
     provider, domain, name = path.split("/")
     req = RunRequest(org, provider, domain, name, DAY, DAY, credential_id=credential)
-    return str(rig.services.runs.start(req)["run_id"])
+    return str(rig.services.runs.start(req).run_id)
 
 
 def running(rig: Rig, org: str) -> int:
@@ -227,25 +227,25 @@ def test_a_step_that_kills_its_worker_every_time_fails_after_three_lost_workers(
 
     run = rig.stack.wait(run_id, timeout=90)
 
-    assert run["status"] == state.FAILED
-    assert run["error_message"] == (
+    assert run.status == state.FAILED
+    assert run.error_message == (
         "step explode failed: the worker was lost 3 times running this step; out of memory? "
         "(a step fails after PIPELINE_OPS_MAX_LOST_WORKERS=3 lost workers)"
     )
     (attempt,) = rig.services.store.step_attempts(run_id)
     # One attempt, delivered four times: three deaths, then the refusal.
-    assert (attempt["attempt"], attempt["status"], attempt["lost_workers"]) == (1, "failed", 3)
+    assert (attempt.attempt, attempt.status, attempt.lost_workers) == (1, "failed", 3)
     killed = [
-        line["message"]
+        line.message
         for line in rig.services.store.lines(run_id)
-        if line["message"].startswith("about to be killed")
+        if line.message.startswith("about to be killed")
     ]
     assert len(killed) == 3
     assert running(rig, "poison_org") == 0
     assert rig.services.runs.reap() == []  # nothing left for the reaper
     # The worker pool still serves another org.
     other = rig.stack.wait(start(rig, "bystander_org", "engine/noop/quick"), timeout=60)
-    assert other["status"] == state.COMPLETED, other["error_message"]
+    assert other.status == state.COMPLETED, other.error_message
 
 
 # -- cancel fences the run --------------------------------------------------------------------
@@ -272,15 +272,15 @@ def test_a_cancelled_run_keeps_its_key_until_its_step_stops_and_never_writes(rig
     assert problem["existing_run_id"] == first
     assert f"run {first} " in problem["detail"] and "is being cancelled" in problem["detail"]
     assert running(rig, "fence_org") == 1
-    assert rig.services.store.get_run(first)["status"] == state.CANCELLING
+    assert rig.services.store.get_run(first).status == state.CANCELLING
 
     rig.pages.release.set()  # the stubborn step gets its pages and tries to write
     run = rig.stack.wait(first, timeout=60)
-    assert run["status"] == state.CANCELLED
+    assert run.status == state.CANCELLED
     (attempt,) = rig.services.store.step_attempts(first)
-    assert attempt["status"] == state.CANCELLED
-    assert "write refused" in attempt["error"] or "was cancelled" in attempt["error"]
-    moves = [(t["from_status"], t["to_status"]) for t in rig.services.store.transitions(first)]
+    assert attempt.status == state.CANCELLED
+    assert "write refused" in attempt.error or "was cancelled" in attempt.error
+    moves = [(t.from_status, t.to_status) for t in rig.services.store.transitions(first)]
     assert moves[-2:] == [(state.RUNNING, state.CANCELLING), (state.CANCELLING, state.CANCELLED)]
     assert running(rig, "fence_org") == 0
     assert rows_by_run(rig.stack, "slow_pages_rows") == {}  # nothing of the cancelled run
@@ -290,7 +290,7 @@ def test_a_cancelled_run_keeps_its_key_until_its_step_stops_and_never_writes(rig
     assert rerun.status_code == 202, rerun.text
     second = rerun.json()["run_id"]
     done = rig.stack.wait(second, timeout=60)
-    assert done["status"] == state.COMPLETED, done["error_message"]
+    assert done.status == state.COMPLETED, done.error_message
     # The table holds exactly the completed run's rows.
     assert rows_by_run(rig.stack, "slow_pages_rows") == {second: 6}
     time.sleep(2)  # a late write of the cancelled run would land now
@@ -330,9 +330,9 @@ def test_a_reaper_whose_clock_runs_150_s_ahead_leaves_a_healthy_run_alone(rig: R
 
     assert reaper.returncode == 0, reaper.stderr
     assert json.loads(reaper.stdout.strip().splitlines()[-1]) == []
-    assert rig.services.store.get_run(run_id)["status"] == state.RUNNING
+    assert rig.services.store.get_run(run_id).status == state.RUNNING
     rig.services.runs.cancel("skew_org", run_id)
-    assert rig.stack.wait(run_id, timeout=30)["status"] == state.CANCELLED
+    assert rig.stack.wait(run_id, timeout=30).status == state.CANCELLED
 
 
 # -- redaction is scoped to the step that decrypted the secret ---------------------------------
@@ -359,24 +359,22 @@ def test_one_orgs_credential_values_never_rewrite_another_orgs_logs(rig: Rig) ->
     bystander = rig.stack.wait(start(rig, victim, "engine/noop/quick"), timeout=60)
 
     # The declared secret is masked in the tenant's own run, everywhere it is stored...
-    assert words["status"] == state.FAILED
-    assert "sk-admin-realsecret-0042" not in words["error_message"]
-    assert "admin_key=[REDACTED]" in words["error_message"]
+    assert words.status == state.FAILED
+    assert "sk-admin-realsecret-0042" not in words.error_message
+    assert "admin_key=[REDACTED]" in words.error_message
     # ... and its non-secret text is left as it was.
-    assert f"base_url=https://completed.example/attempt/{victim}" in words["error_message"]
-    download = rig.api(
-        "GET", f"/pipelines/logs/tenant_a/{words['run_id']}/download", "tenant_a"
-    ).text
+    assert f"base_url=https://completed.example/attempt/{victim}" in words.error_message
+    download = rig.api("GET", f"/pipelines/logs/tenant_a/{words.run_id}/download", "tenant_a").text
     assert "sk-admin-realsecret-0042" not in download
     assert f"https://completed.example/attempt/{victim}" in download
     # Secret values that are words are masked in that step only.
-    assert secret_words["error_message"].count("[REDACTED]") == 2
+    assert secret_words.error_message.count("[REDACTED]") == 2
     # The victim's history is untouched, though it ran in the same worker process after.
-    assert bystander["status"] == state.COMPLETED
-    lines = [line["message"] for line in rig.services.store.lines(bystander["run_id"])]
+    assert bystander.status == state.COMPLETED
+    lines = [line.message for line in rig.services.store.lines(bystander.run_id)]
     assert lines[-1] == "run completed"
     assert all("[REDACTED]" not in line for line in lines)
-    status = rig.api("GET", f"/pipelines/status/{victim}/{bystander['run_id']}", victim).json()
+    status = rig.api("GET", f"/pipelines/status/{victim}/{bystander.run_id}", victim).json()
     assert status["status"] == "completed" and status["org_slug"] == victim
 
 
@@ -387,19 +385,19 @@ def test_a_5_mib_provider_answer_is_stored_capped_everywhere(rig: Rig) -> None:
     run = rig.stack.wait(start(rig, "huge_org", "engine/huge/error"), timeout=60)
     limit = rig.stack.settings.max_stored_text
 
-    assert run["status"] == state.FAILED
-    assert len(run["error_message"].encode()) <= limit
-    assert run["error_message"].endswith("MiB]")
-    assert "… [truncated 5.0 MiB]" in run["error_message"]
+    assert run.status == state.FAILED
+    assert len(run.error_message.encode()) <= limit
+    assert run.error_message.endswith("MiB]")
+    assert "… [truncated 5.0 MiB]" in run.error_message
     store = rig.services.store
-    texts = [a["error"] for a in store.step_attempts(run["run_id"])]
-    texts += [t["reason"] or "" for t in store.transitions(run["run_id"])]
-    texts += [line["message"] for line in store.lines(run["run_id"])]
+    texts = [a.error for a in store.step_attempts(run.run_id)]
+    texts += [t.reason or "" for t in store.transitions(run.run_id)]
+    texts += [line.message for line in store.lines(run.run_id)]
     assert max(len(t.encode()) for t in texts) <= limit
     for path in (
-        f"/pipelines/status/huge_org/{run['run_id']}",
-        f"/pipelines/logs/huge_org/{run['run_id']}",
-        f"/pipelines/logs/huge_org/{run['run_id']}/download",
+        f"/pipelines/status/huge_org/{run.run_id}",
+        f"/pipelines/logs/huge_org/{run.run_id}",
+        f"/pipelines/logs/huge_org/{run.run_id}/download",
     ):
         answer = rig.api("GET", path, "huge_org")
         assert answer.status_code == 200

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from pipeline.runs.service import RunRequest
+from pipeline.storage.records import RunRecord
 from tests.integration.conftest import Stack, make_stack, write_pipeline
 from tests.support.servers import Server
 
@@ -82,17 +83,17 @@ def samples(families: dict[str, Metric]) -> dict[tuple[str, tuple[tuple[str, str
     }
 
 
-def run_day(stack: Stack, day: int) -> dict[str, object]:
+def run_day(stack: Stack, day: int) -> RunRecord:
     request = RunRequest(ORG, "metrics", "test", "noop", date(2026, 2, day), date(2026, 2, day))
-    run = stack.wait(stack.services.runs.start(request)["run_id"])
-    assert run["status"] == "completed", run
+    run = stack.wait(stack.services.runs.start(request).run_id)
+    assert run.status == "completed", run
     return run
 
 
 def test_scrape_follows_conventions_and_counters_only_grow(metered: Stack) -> None:
     client = create_app(services=metered.services).test_client()
     first_run = run_day(metered, 1)
-    status_url = f"/pipelines/status/{ORG}/{first_run['run_id']}"
+    status_url = f"/pipelines/status/{ORG}/{first_run.run_id}"
     assert client.get(status_url).status_code == 401  # no key: still a request to count
     assert client.get("/health/live").status_code == 200
 
@@ -126,7 +127,7 @@ def test_scrape_follows_conventions_and_counters_only_grow(metered: Stack) -> No
     assert routes[("/pipelines/status/<org>/<run_id>", "GET", "401")] == 1.0
     assert routes[("/health/live", "GET", "200")] == 1.0
     text = client.get("/metrics").get_data(as_text=True)
-    assert str(first_run["run_id"]) not in text and f'"{ORG}"' not in text.replace(
+    assert first_run.run_id not in text and f'"{ORG}"' not in text.replace(
         f'org="{ORG}"', ""
     )  # the org appears as the freshness label only, never inside a route
     workers = before["pipeline_ops_worker_heartbeat_age_seconds"].samples

@@ -33,8 +33,9 @@ provider: notify
 domain: test
 steps:
   - step_id: boom
-    ps_type: generic.noop
-    config: {sleep_seconds: -1}
+    ps_type: generic.file_extract
+    # Valid when the file is loaded (a bad sleep_seconds no longer is); fails at run time.
+    config: {path: notify_no_such_file.csv, destination_table: boom_rows}
 """
 ORG = "notif"
 
@@ -96,11 +97,11 @@ def configure(stack: Stack, webhook: WebhookReceiver) -> str:
 def start(stack: Stack, pipeline: str, day: str) -> str:
     when = date.fromisoformat(day)
     request = RunRequest(ORG, "notify", "test", pipeline, when, when)
-    return str(stack.services.runs.start(request)["run_id"])
+    return str(stack.services.runs.start(request).run_id)
 
 
 def lines_of(stack: Stack, run_id: str) -> list[str]:
-    return [line["message"] for line in stack.services.store.lines(run_id)]
+    return [line.message for line in stack.services.store.lines(run_id)]
 
 
 def test_a_webhook_answering_500_is_retried_and_the_run_stays_completed(
@@ -122,8 +123,8 @@ def test_a_webhook_answering_500_is_retried_and_the_run_stays_completed(
         body = json.loads(request.body)
         assert body["run_id"] == run_id and body["event"] == "run.succeeded"
         assert body["status_url"].endswith(f"/ui/{ORG}/runs/{run_id}")
-    assert run["status"] == "completed"
-    assert mail_stack.services.store.get_run(run_id)["status"] == "completed"
+    assert run.status == "completed"
+    assert mail_stack.services.store.get_run(run_id).status == "completed"
     _, recipients, mail = smtp.wait_for(mails_before + 1)[-1]
     assert recipients == ["ops@notif.test"] and "completed" in mail["Subject"]
     mail_stack_lines = _wait_for_line(mail_stack, run_id, "notification sent via webhook")
@@ -139,14 +140,14 @@ def test_a_failed_run_is_reported_with_its_step_and_error(
     run_id = start(mail_stack, "failing", "2026-02-02")
     run = mail_stack.wait(run_id)
 
-    assert run["status"] == "failed"
+    assert run.status == "failed"
     request = webhook.wait_for(1)[0]
     assert verify(
         secret, request.headers["X-Timestamp"], request.body, request.headers["X-Signature"]
     )
     body = json.loads(request.body)
     assert (body["event"], body["status"], body["failing_step"]) == ("run.failed", "failed", "boom")
-    assert "sleep_seconds" in body["error"]
+    assert "file not found: notify_no_such_file.csv" in body["error"]
     _, _, mail = smtp.wait_for(mails_before + 1)[-1]
     text = mail.get_content()
     assert "Failing step: boom" in text and run_id in text
@@ -165,7 +166,7 @@ def test_a_webhook_refusing_for_good_is_noted_and_changes_nothing(
 
     run_id = start(mail_stack, "ok", "2026-02-03")
 
-    assert mail_stack.wait(run_id)["status"] == "completed"
+    assert mail_stack.wait(run_id).status == "completed"
     logged = _wait_for_line(
         mail_stack, run_id, "notification via webhook failed: TerminalError: webhook: HTTP 410"
     )

@@ -155,5 +155,5 @@ def test_100_parallel_http_requests_get_exactly_5_accepted_and_95_refused(stack:
     # A run whose step was executing is `cancelling` and keeps its slot until that step
     # has stopped; then every slot is free.
     for run_id in accepted:
-        assert stack.wait(run_id, timeout=60)["status"] == "cancelled"
+        assert stack.wait(run_id, timeout=60).status == "cancelled"
     assert settled_usage(stack.services, org)["usage"]["concurrent_running"] == 0

@@ -74,7 +74,7 @@ def rig(tmp_path: Path, redis_server: Server) -> Iterator[Rig]:
 
 def start(services: Services, day: int) -> str:
     req = RunRequest("acme", "quota", "kill", "hold", date(2026, 1, day), date(2026, 1, day))
-    return str(services.runs.start(req)["run_id"])
+    return str(services.runs.start(req).run_id)
 
 
 def test_a_sigkilled_worker_holds_its_slot_until_its_lease_lapses(rig: Rig) -> None:
@@ -108,9 +108,9 @@ def test_a_sigkilled_worker_holds_its_slot_until_its_lease_lapses(rig: Rig) -> N
     assert HEARTBEAT_TIMEOUT - 1.5 <= held_for <= LEASE + 2
 
     run = svc.store.get_run(doomed)
-    assert run["status"] == state.FAILED
-    assert run["error_message"].startswith("no heartbeat since ")
-    assert "the worker running this run stopped" in run["error_message"]
+    assert run.status == state.FAILED
+    assert run.error_message.startswith("no heartbeat since ")
+    assert "the worker running this run stopped" in run.error_message
     usage = gate.usage("acme")["usage"]
     assert (usage["concurrent_running"], usage["failed_runs"]) == (1, 1)
     assert [lease["run_id"] for lease in usage["leases"]] == [admitted]

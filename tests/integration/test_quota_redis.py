@@ -79,7 +79,7 @@ def cycle(world: World, day: int) -> None:
     req = RunRequest("acme", "quota", "cycle", "one", date(2025, 6, 1), date(2025, 6, 1))
     # One date per cycle, counting back: admission refuses dates after the clock's today.
     req.start_date = req.end_date = date(2025, 6, 1) - timedelta(days=day)
-    run_id = world.services.runs.start(req)["run_id"]
+    run_id = world.services.runs.start(req).run_id
     world.services.store.transition(run_id, state.RUNNING)
     assert world.services.runs.complete(run_id)
 

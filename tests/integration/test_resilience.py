@@ -19,7 +19,7 @@ def start(stack: Stack, org: str) -> str:
     req = RunRequest(
         org, "resilience", "steps", "slow_then_load", date(2026, 1, 1), date(2026, 1, 2)
     )
-    return stack.services.runs.start(req)["run_id"]
+    return stack.services.runs.start(req).run_id
 
 
 def count_rows(stack: Stack, table: str, run_id: str | None = None) -> int:
@@ -41,14 +41,14 @@ def test_cancel_stops_the_steps_that_have_not_started(sqlite_stack: Stack) -> No
     wait_for_attempt(sqlite_stack, run_id, "slow")
     cancelled = sqlite_stack.services.runs.cancel("cancel_org", run_id)
     # The slow step is executing: the run is cancelling until that step has stopped.
-    assert cancelled["status"] == "cancelling"
-    assert sqlite_stack.wait(run_id, timeout=30)["status"] == "cancelled"
+    assert cancelled.status == "cancelling"
+    assert sqlite_stack.wait(run_id, timeout=30).status == "cancelled"
     time.sleep(4.5)  # `load` must never run
     run = sqlite_stack.services.store.get_run(run_id)
-    assert run["status"] == "cancelled"
+    assert run.status == "cancelled"
     attempts = sqlite_stack.services.store.step_attempts(run_id)
-    assert [(a["step_id"], a["status"]) for a in attempts] == [("slow", "cancelled")]
-    transitions = [t["to_status"] for t in sqlite_stack.services.store.transitions(run_id)]
+    assert [(a.step_id, a.status) for a in attempts] == [("slow", "cancelled")]
+    transitions = [t.to_status for t in sqlite_stack.services.store.transitions(run_id)]
     assert transitions[-2:] == ["cancelling", "cancelled"] and "completed" not in transitions
 
 
@@ -60,35 +60,35 @@ def test_a_step_delivered_twice_executes_once(sqlite_stack: Stack) -> None:
     # A second copy of the running step's message, as a broker redelivery would send.
     run_step.apply_async((run_id, "slow"), task_id=f"{run_id}:slow:duplicate")
     run = sqlite_stack.wait(run_id)
-    assert run["status"] == "completed", run["error_message"]
+    assert run.status == "completed", run.error_message
     # And a late duplicate of a completed step.
     late = run_step.apply_async((run_id, "load"), task_id=f"{run_id}:load:late").get(timeout=30)
     assert late["status"] == "skipped"
 
     attempts = sqlite_stack.services.store.step_attempts(run_id)
-    assert [(a["step_id"], a["attempt"], a["status"]) for a in attempts] == [
+    assert [(a.step_id, a.attempt, a.status) for a in attempts] == [
         ("slow", 1, "completed"),
         ("load", 1, "completed"),
     ]
     started = [
         line
         for line in sqlite_stack.services.store.lines(run_id)
-        if line["message"].startswith("attempt 1 started")
+        if line.message.startswith("attempt 1 started")
     ]
-    assert [line["step_id"] for line in started] == ["slow", "load"]
+    assert [line.step_id for line in started] == ["slow", "load"]
     assert count_rows(sqlite_stack, "dup_org_dev.resilience_usage") == 10
 
 
 def test_a_killed_worker_process_is_replaced_and_the_run_completes(sqlite_stack: Stack) -> None:
     run_id = start(sqlite_stack, "kill_org")
     attempt = wait_for_attempt(sqlite_stack, run_id, "slow")
-    pid = int(attempt["worker"].rsplit(":", 1)[1])
+    pid = int(attempt.worker.rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)
     run = sqlite_stack.wait(run_id, timeout=60)
-    assert run["status"] == "completed", run["error_message"]
+    assert run.status == "completed", run.error_message
     attempts = sqlite_stack.services.store.step_attempts(run_id)
-    slow = [a for a in attempts if a["step_id"] == "slow"]
+    slow = [a for a in attempts if a.step_id == "slow"]
     # The redelivered message is the same attempt, restarted by another process.
-    assert [(a["attempt"], a["status"]) for a in slow] == [(1, "completed")]
-    assert int(slow[0]["worker"].rsplit(":", 1)[1]) != pid
+    assert [(a.attempt, a.status) for a in slow] == [(1, "completed")]
+    assert int(slow[0].worker.rsplit(":", 1)[1]) != pid
     assert count_rows(sqlite_stack, "kill_org_dev.resilience_usage") == 10

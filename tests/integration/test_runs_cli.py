@@ -40,25 +40,25 @@ def test_rerun_starts_the_same_work_and_the_worker_completes_it(sqlite_stack: St
     stack.services.orgs.create(ORG)
     day = date(2026, 2, 3)
     request = RunRequest(ORG, "rerun", "test", "noop", day, day, params={"note": "first"})
-    first = stack.wait(stack.services.runs.start(request)["run_id"])
-    assert first["status"] == "completed"
+    first = stack.wait(stack.services.runs.start(request).run_id)
+    assert first.status == "completed"
 
-    rerun = cli(stack, "--output", "json", "runs", "rerun", str(first["run_id"])[:8], "--org", ORG)
+    rerun = cli(stack, "--output", "json", "runs", "rerun", first.run_id[:8], "--org", ORG)
 
     assert rerun.returncode == 0, rerun.stderr
     body = json.loads(rerun.stdout)
-    assert body["rerun_of"] == first["run_id"] and body["run_id"] != first["run_id"]
+    assert body["rerun_of"] == first.run_id and body["run_id"] != first.run_id
     second = stack.wait(body["run_id"])
-    assert second["status"] == "completed"
+    assert second.status == "completed"
     for key in ("pipeline_id", "start_date", "end_date", "credential_id", "params", "org_slug"):
-        assert second[key] == first[key], key
-    assert second["trigger"] == "rerun"
+        assert getattr(second, key) == getattr(first, key), key
+    assert second.trigger == "rerun"
 
     listed = cli(stack, "--output", "json", "runs", "list", "--org", ORG)
     assert listed.returncode == 0, listed.stderr
     assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == [
         body["run_id"],
-        first["run_id"],
+        first.run_id,
     ]
     shown = cli(stack, "--output", "json", "runs", "show", body["run_id"], "--org", ORG)
     assert json.loads(shown.stdout)["steps"] == [

@@ -90,8 +90,8 @@ def test_two_dispatchers_at_once_start_one_run_per_tick(pg_settings: Settings) -
     assert sum(r.duplicates for r in reports) > 0
     runs = [r for org in ORGS for r in admin.store.list_runs(org, limit=50)]
     assert len(runs) == expected
-    assert {r["trigger"] for r in runs} == {"schedule"}
-    per_tick = {(r["org_slug"], r["params"]["scheduled_time"]) for r in runs}
+    assert {r.trigger for r in runs} == {"schedule"}
+    per_tick = {(r.org_slug, r.params["scheduled_time"]) for r in runs}
     assert len(per_tick) == expected  # one run per (org, tick), none twice
     with admin.store.engine.connect() as conn:
         rows = conn.execute(

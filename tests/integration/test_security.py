@@ -146,11 +146,11 @@ def sec(sqlite_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Sec:
     )
     assert response.status_code == 202, response.get_json()
     run = stack.wait(response.get_json()["run_id"])
-    assert run["status"] == "completed", run["error_message"]
+    assert run.status == "completed", run.error_message
     # Wait out the overlap itself rather than trusting the run above to take long enough.
     time.sleep(max(0.0, (overlap_ends - services.store.clock()).total_seconds()) + 0.2)
     assert services.orgs.authenticate(keys["expired"]) is None  # its 1 s overlap has passed
-    return Sec(stack, services, client, keys, run["run_id"], marker)
+    return Sec(stack, services, client, keys, run.run_id, marker)
 
 
 def _dispatcher():  # type: ignore[no-untyped-def]
@@ -552,7 +552,7 @@ def test_sql_in_params_is_stored_as_data_and_drops_nothing(sec: Sec) -> None:
     )
     assert response.status_code == 202, response.get_json()
     run = sec.stack.wait(response.get_json()["run_id"])
-    assert run["status"] == "completed" and run["params"] == {"note": payload}
+    assert run.status == "completed" and run.params == {"note": payload}
     after = sec.snapshot()
     # The snapshot the hostile table relies on does see a run and warehouse writes.
     assert after[0]["org_meta_pipeline_runs"] != before[0]["org_meta_pipeline_runs"]
@@ -599,11 +599,11 @@ def test_a_planted_secret_appears_nowhere(sec: Sec, caplog: pytest.LogCaptureFix
 
     # The secret really went out (twice: a 500, retried, then a 401) and came back echoed.
     assert echo.received == [f"Bearer {canary}"] * 2
-    assert run["status"] == "failed"
-    assert "HTTP 401" in run["error_message"] and "[REDACTED]" in run["error_message"]
+    assert run.status == "failed"
+    assert "HTTP 401" in run.error_message and "[REDACTED]" in run.error_message
     attempts = sec.services.store.step_attempts(run_id)
-    assert [(a["attempt"], a["status"]) for a in attempts] == [(1, "retrying"), (2, "failed")]
-    assert "HTTP 500" in attempts[0]["error"] and "[REDACTED]" in attempts[0]["error"]
+    assert [(a.attempt, a.status) for a in attempts] == [(1, "retrying"), (2, "failed")]
+    assert "HTTP 500" in attempts[0].error and "[REDACTED]" in attempts[0].error
 
     def clean(where: str, text: str | bytes) -> None:
         blob = text.encode() if isinstance(text, str) else text
@@ -635,7 +635,7 @@ def test_a_planted_secret_appears_nowhere(sec: Sec, caplog: pytest.LogCaptureFix
     for redis_key, value in dumped:
         clean(f"redis key {redis_key!r}", redis_key + b" " + value)
     # Celery: task arguments are ids only, and the stored result carries no secret.
-    canvas = build_canvas(run_id, run["plan"])
+    canvas = build_canvas(run_id, run.plan)
     clean("the Celery canvas", json.dumps(canvas, default=str))
     assert [list(t["args"]) for t in canvas.tasks][:1] == [[run_id, "fetch"]]
     meta = celery_app.backend.get_task_meta(step_task_id(run_id, "fetch"))

@@ -54,8 +54,8 @@ def run_on_stack(
     )
     try:
         for request in requests:
-            run = stack.wait(stack.services.runs.start(request)["run_id"], timeout=120)
-            assert run["status"] == "completed", (run["error_message"], stack.worker.log())
+            run = stack.wait(stack.services.runs.start(request).run_id, timeout=120)
+            assert run.status == "completed", (run.error_message, stack.worker.log())
     finally:
         stop()
 

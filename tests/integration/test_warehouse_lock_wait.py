@@ -66,7 +66,7 @@ def test_a_read_only_reader_stalls_writes_and_the_run_log_and_metrics_say_so(
     run = stack.services.runs.start(
         RunRequest(ORG, "demo", "sample", "genai_usage", date(2026, 1, 1), date(2026, 1, 7))
     )
-    run_id = run["run_id"]
+    run_id = run.run_id
 
     waiting = _line(stack, run_id, "waiting for the DuckDB write lock")
     assert f"held by pid {reader.pid} " in waiting, waiting
@@ -77,7 +77,7 @@ def test_a_read_only_reader_stalls_writes_and_the_run_log_and_metrics_say_so(
     reader.stdin.flush()
 
     final = stack.wait(run_id, timeout=90)
-    assert final["status"] == "completed", final
+    assert final.status == "completed", final
     got = _line(stack, run_id, "got it after waiting")
     waited = float(re.search(r"waiting ([\d.]+)s", got).group(1))  # type: ignore[union-attr]
     assert waited >= 1.0
@@ -89,8 +89,8 @@ def _line(stack: Stack, run_id: str, text: str, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in stack.services.store.lines(run_id):
-            if text in line["message"]:
-                return str(line["message"])
+            if text in line.message:
+                return str(line.message)
         time.sleep(0.1)
-    lines = [line["message"] for line in stack.services.store.lines(run_id)]
+    lines = [line.message for line in stack.services.store.lines(run_id)]
     raise AssertionError(f"no run-log line with {text!r}: {lines}\n{stack.worker.log()}")

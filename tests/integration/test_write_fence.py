@@ -60,7 +60,7 @@ def services(request: pytest.FixtureRequest, tmp_path: Path) -> Services:
 
 def running_step(svc: Services, worker: str = "host:1") -> str:
     req = RunRequest("acme", "fence", "unit", "fenced", DAY, DAY)
-    run_id = str(svc.runs.start(req)["run_id"])
+    run_id = str(svc.runs.start(req).run_id)
     claim = svc.store.begin_attempt(
         run_id, "load", 1, exists=False, task_id=None, worker=worker, alive_for=60, message="go"
     )
@@ -107,7 +107,7 @@ def test_a_write_after_the_cancel_is_refused_and_rolled_back(
     write(fenced, run_id)
     assert count(warehouse) == 3  # while running, writes land
 
-    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
+    assert services.runs.cancel("acme", run_id).status == state.CANCELLING
     with pytest.raises(RunCancelledError, match="is cancelling, not running"):
         write(fenced, run_id, n=5)
     assert count(warehouse) == 3  # the replace (delete 3, insert 5) was rolled back
@@ -160,7 +160,7 @@ def test_a_cancel_during_a_commit_waits_for_it(
     cancelled_at = time.monotonic()
     thread.join(10)
 
-    assert cancel["status"] == state.CANCELLING
+    assert cancel.status == state.CANCELLING
     assert committed and committed[0] <= cancelled_at + 0.05
     assert count(warehouse) == 3  # the write came first, so it stands
 

@@ -381,7 +381,7 @@ def main() -> dict[str, Any]:
             warm_runs = [r.json()["run_id"] for r in replies if r.status_code == 202]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            done = [services.store.get_run(r)["status"] for r in warm_runs]
+            done = [services.store.get_run(r).status for r in warm_runs]
             if all(status == "completed" for status in done):
                 break
             time.sleep(0.5)

@@ -65,9 +65,9 @@ def run_pipeline(
     key = LineageKey(org, spec.pipeline_id, credential_id, start, end)
     log = log or ListLog()
     results: dict[str, StepResult] = {}
-    for level in plan["levels"]:
+    for level in plan.levels:
         for step_id in level:
-            step = plan["steps"][step_id]
+            step = plan.steps[step_id]
             ctx = StepContext(
                 org_slug=org,
                 run_id=run_id,
@@ -76,7 +76,7 @@ def run_pipeline(
                 attempt=1,
                 start_date=start,
                 end_date=end,
-                config=step["config"],
+                config=dict(step.config),
                 dataset=dataset,
                 credential_id=credential_id,
                 warehouse=warehouse,
@@ -92,7 +92,7 @@ def run_pipeline(
                     job_context=JobContext(run_id, step_id, 1),
                 ),
             )
-            results[step_id] = get_processor(step["ps_type"]).run(ctx)
+            results[step_id] = get_processor(step.ps_type).run(ctx)
     return results
 
 

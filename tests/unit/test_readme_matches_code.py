@@ -21,7 +21,7 @@ README = (ROOT / "README.md").read_text()
 # Read by a library, not by our code: documented because a user sets it.
 READ_BY_LIBRARIES = {"GOOGLE_APPLICATION_CREDENTIALS"}
 ENV_NAME = re.compile(
-    r"""["'](PIPELINE_OPS_[A-Z0-9_]+|DATABASE_URL|REDIS_URL|WAREHOUSE_URL|SUPABASE_[A-Z_]+)["']"""
+    r"""["'](PIPELINE_OPS_[A-Z0-9_]+|DATABASE_URL|REDIS_URL|WAREHOUSE_URL|SUPABASE_[A-Z_]+|CONSOLE_CHROMIUM)["']"""
 )
 CODE_DIRS = ("app", "tasks", "pipeline", "processors", "warehouse", "quota", "credentials",
              "notify", "pipeline_ops_core", "scripts")  # fmt: skip

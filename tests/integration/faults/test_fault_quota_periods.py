@@ -45,7 +45,7 @@ class World:
         self.days += 1
         day = date(2025, 1, 1).replace(day=1 + self.days % 28, month=1 + self.days // 28)
         req = RunRequest("acme", "fault", "periods", "one", day, day)
-        run_id = self.services.runs.start(req)["run_id"]
+        run_id = self.services.runs.start(req).run_id
         self.services.store.transition(run_id, state.RUNNING)
         return run_id
 

@@ -103,9 +103,9 @@ def test_redis_restarted_empty_mid_step_the_run_ends_and_no_slot_leaks(rig: Rig)
     rig.redis = start_redis(rig.redis.port)  # empty: the unacked message and the mirror are gone
 
     run = wait_run(rig, run_id)
-    assert run["status"] in ("completed", "failed"), run
-    if run["status"] == "completed":
-        steps = [(a["step_id"], a["status"]) for a in rig.services.store.step_attempts(run_id)]
+    assert run.status in ("completed", "failed"), run
+    if run.status == "completed":
+        steps = [(a.step_id, a.status) for a in rig.services.store.step_attempts(run_id)]
         assert ("after", "completed") in steps
 
     usage = settled_usage(rig.services, "acme")

@@ -37,13 +37,12 @@ def test_sigkill_mid_step_redelivers_completes_and_releases_the_slot(
     run_id = start(sqlite_stack, "fault_kill")
     attempt = wait_for_attempt(sqlite_stack, run_id, "slow")
     assert concurrent_running(sqlite_stack, "fault_kill") == 1
-    os.kill(int(attempt["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    os.kill(int(attempt.worker.rsplit(":", 1)[1]), signal.SIGKILL)
 
     run = sqlite_stack.wait(run_id, timeout=60)
-    assert run["status"] == "completed", run["error_message"]
+    assert run.status == "completed", run.error_message
     steps = [
-        (a["step_id"], a["attempt"], a["status"])
-        for a in sqlite_stack.services.store.step_attempts(run_id)
+        (a.step_id, a.attempt, a.status) for a in sqlite_stack.services.store.step_attempts(run_id)
     ]
     assert steps == [("slow", 1, "completed"), ("load", 1, "completed")]
     assert count_rows(sqlite_stack, "fault_kill_dev.resilience_usage") == 10
@@ -83,11 +82,11 @@ def test_a_flapping_provider_completes_within_the_retry_budget(
     http_server.script(down, ok, down, ok)
 
     req = RunRequest(org, "flaky", "http", "flapping", date(2026, 1, 1), date(2026, 1, 1))
-    run = sqlite_stack.wait(sqlite_stack.services.runs.start(req)["run_id"])
-    assert run["status"] == "completed", run["error_message"]
+    run = sqlite_stack.wait(sqlite_stack.services.runs.start(req).run_id)
+    assert run.status == "completed", run.error_message
     attempts = [
-        (a["step_id"], a["attempt"], a["status"])
-        for a in sqlite_stack.services.store.step_attempts(run["run_id"])
+        (a.step_id, a.attempt, a.status)
+        for a in sqlite_stack.services.store.step_attempts(run.run_id)
     ]
     assert attempts == [
         ("first", 1, "retrying"),

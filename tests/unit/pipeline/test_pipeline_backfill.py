@@ -30,23 +30,23 @@ class Worker:
 
     def active(self) -> list[dict[str, Any]]:
         runs = self.services.store.list_runs("acme", limit=500)
-        return [r for r in runs if r["status"] in state.ACTIVE]
+        return [r for r in runs if r.status in state.ACTIVE]
 
     def __call__(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         active = self.active()
         self.max_in_flight = max(self.max_in_flight, len(active))
         for run in active:
-            self.services.store.transition(run["run_id"], state.RUNNING)
-            if run["start_date"] in self.fail_dates:
-                self.services.runs.fail(run["run_id"], "step a failed: boom")
+            self.services.store.transition(run.run_id, state.RUNNING)
+            if run.start_date in self.fail_dates:
+                self.services.runs.fail(run.run_id, "step a failed: boom")
             else:
-                self.services.runs.complete(run["run_id"])
+                self.services.runs.complete(run.run_id)
 
 
 def one_day_runs(services: Services) -> list[tuple[date, str]]:
     runs = services.store.list_runs("acme", limit=500)
-    return sorted((r["start_date"], r["status"]) for r in runs)
+    return sorted((r.start_date, r.status) for r in runs)
 
 
 def test_one_run_per_date_with_bounded_concurrency(services: Services) -> None:
@@ -61,7 +61,7 @@ def test_one_run_per_date_with_bounded_concurrency(services: Services) -> None:
     assert worker.max_in_flight == 2
     assert reports[-1] == "done 5/5  running 0  failed 0  remaining 0"
     assert any("running 2" in line for line in reports)
-    triggers = {r["trigger"] for r in services.store.list_runs("acme", limit=50)}
+    triggers = {r.trigger for r in services.store.list_runs("acme", limit=50)}
     assert triggers == {"backfill"}
 
 
@@ -115,7 +115,7 @@ def test_an_interrupted_backfill_reattaches_to_runs_still_active(services: Servi
     # A previous invocation started 01-01 and was interrupted while it was running.
     left_running = services.runs.start(
         RunRequest("acme", "test", "unit", "fan_in", date(2026, 1, 1), date(2026, 1, 1))
-    )["run_id"]
+    ).run_id
     events: list[str] = []
     job = Backfill(services.runs, TEMPLATE, DATES[:2], sleep=Worker(services))
     final = job.execute(lambda p: events.extend(p.events))

@@ -48,7 +48,7 @@ def notifications(svc: Services) -> NotificationService:
 
 def start(svc: Services) -> str:
     request = RunRequest("acme", "test", "unit", "fan_in", date(2026, 1, 1), date(2026, 1, 1))
-    run_id = str(svc.runs.start(request)["run_id"])
+    run_id = str(svc.runs.start(request).run_id)
     svc.store.transition(run_id, state.RUNNING)
     return run_id
 
@@ -91,7 +91,7 @@ def test_a_broken_queue_does_not_change_the_run(settings, dispatcher, clock) -> 
     configure(built)
     run_id = start(built)
     assert built.runs.fail(run_id, "step a failed: boom") is True
-    assert built.store.get_run(run_id)["status"] == state.FAILED
+    assert built.store.get_run(run_id).status == state.FAILED
 
 
 def test_the_message_names_the_failing_step_and_redacts_the_error(svc, clock) -> None:
@@ -162,7 +162,7 @@ def test_send_builds_the_channel_notifier(svc, clock) -> None:
     service.send(run_id, "completed", "webhook")
     service.record(run_id, "webhook", None)
     assert sent[0][1].event == "run.succeeded" and sent[0][1].failing_step is None
-    assert svc.store.lines(run_id)[-1]["message"] == "notification sent via webhook"
+    assert svc.store.lines(run_id)[-1].message == "notification sent via webhook"
 
 
 def test_a_run_failing_validation_is_reported_too(svc, queue, monkeypatch) -> None:

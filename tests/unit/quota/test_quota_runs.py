@@ -54,7 +54,7 @@ def services(tmp_path: Path, clock, make_gate: Callable[..., LedgerGate]) -> Ser
 
 def start(svc: Services, day: int) -> str:
     req = RunRequest("acme", "quota", "unit", "one", date(2025, 12, day), date(2025, 12, day))
-    return str(svc.runs.start(req)["run_id"])
+    return str(svc.runs.start(req).run_id)
 
 
 def usage(svc: Services) -> dict[str, Any]:
@@ -108,9 +108,9 @@ def test_a_dead_run_frees_its_slot_before_the_next_reservation(services: Service
     fresh = start(services, 2)
 
     run = services.store.get_run(dead)
-    assert run["status"] == state.FAILED
-    assert run["error_message"].startswith(f"no heartbeat since {beat.isoformat()}")
-    assert services.store.transitions(dead)[-1]["reason"].startswith("reaper: no heartbeat")
+    assert run.status == state.FAILED
+    assert run.error_message.startswith(f"no heartbeat since {beat.isoformat()}")
+    assert services.store.transitions(dead)[-1].reason.startswith("reaper: no heartbeat")
     now = usage(services)
     assert (now["concurrent_running"], now["failed_runs"]) == (1, 1)
     assert [lease["run_id"] for lease in now["leases"]] == [fresh]

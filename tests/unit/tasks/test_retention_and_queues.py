@@ -62,7 +62,7 @@ def reset() -> Iterator[None]:
 
 def _ended_run(svc: Services, day: int) -> str:
     request = RunRequest("acme", "keep", "unit", "daily", date(2026, 1, day), date(2026, 1, day))
-    run_id = str(svc.runs.start(request)["run_id"])
+    run_id = svc.runs.start(request).run_id
     svc.runs.fail(run_id, "stopped for the test")
     return run_id
 

@@ -59,7 +59,7 @@ def svc(tmp_path: Path, clock: Clock) -> Iterator[Services]:
 
 def failed_run(svc: Services) -> str:
     day = datetime(2026, 1, 4).date()
-    run_id = str(svc.runs.start(RunRequest("acme", "tasks", "unit", "daily", day, day))["run_id"])
+    run_id = str(svc.runs.start(RunRequest("acme", "tasks", "unit", "daily", day, day)).run_id)
     svc.runs.fail(run_id, "boom")
     return run_id
 
@@ -92,8 +92,8 @@ def test_a_failing_notifier_is_noted_and_the_task_does_not_raise(
     result = send_notification.apply(args=(run_id, "failed", "webhook"))
 
     assert result.successful() and result.result["sent"] is False
-    assert svc.store.lines(run_id)[-1]["message"] == f"notification via webhook failed: {noted}"
-    assert svc.store.get_run(run_id)["status"] == "failed"
+    assert svc.store.lines(run_id)[-1].message == f"notification via webhook failed: {noted}"
+    assert svc.store.get_run(run_id).status == "failed"
 
 
 def test_the_beat_task_dispatches_due_ticks(svc: Services, clock: Clock) -> None:

@@ -3,12 +3,11 @@ failed step (the completed steps reused, not enqueued)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask.testing import FlaskClient
 
 from pipeline.bootstrap import Services
 from pipeline.runs.service import reuse_completed
+from pipeline.storage.records import PlannedStep, RunPlan
 from tests.support.api import RUN_URL, assert_problem
 from tests.support.doubles import RecordingDispatcher
 from tests.support.records import count_runs
@@ -60,11 +59,12 @@ def test_rerun_from_failed_reuses_completed_steps(
     new = services.store.get_run(new_id)
     old = services.store.get_run(first)
     assert new is not None and old is not None
-    assert new["idempotency_key"] == old["idempotency_key"] and new["trigger"] == "rerun"
-    assert new["plan"]["reused"] == {"extract": first, "noop_a": first, "noop_b": first}
-    assert new["plan"]["levels"] == [["unify"]]
+    assert new.idempotency_key == old.idempotency_key and new.trigger == "rerun"
+    assert new.plan is not None
+    assert new.plan.reused == {"extract": first, "noop_a": first, "noop_b": first}
+    assert new.plan.rerun_of == first and new.plan.levels == (("unify",),)
     enqueued = dict(dispatcher.enqueued)[new_id]
-    assert enqueued["levels"] == [["unify"]]  # only the failed step is sent to the workers
+    assert enqueued.levels == (("unify",),)  # only the failed step is sent to the workers
     status = client.get(f"/pipelines/status/acme/{new_id}", headers=auth).json
     assert [(s["step_id"], s["status"]) for s in status["steps"]] == [  # type: ignore[index]
         ("extract", "reused"),
@@ -82,8 +82,10 @@ def test_a_plain_rerun_runs_every_step(
     response = client.post(f"/pipelines/rerun/acme/{first}", headers=auth)
     assert response.status_code == 202
     new = services.store.get_run(response.json["run_id"])  # type: ignore[index]
-    assert new is not None and new["plan"].get("reused") is None
-    assert [s for level in new["plan"]["levels"] for s in level] == [
+    assert new is not None and new.plan is not None
+    assert new.plan.reused == {} and new.plan.rerun_of is None
+    assert "reused" not in new.plan.to_json()  # a plain re-run stores the plain plan's keys
+    assert [s for level in new.plan.levels for s in level] == [
         "extract",
         "noop_a",
         "noop_b",
@@ -121,9 +123,13 @@ def test_rerun_of_another_orgs_run_is_404(
     assert count_runs(services.store) == before
 
 
-def plan(levels: list[list[str]], deps: dict[str, list[str]]) -> dict[str, Any]:
-    steps = {s: {"depends_on": deps.get(s, [])} for level in levels for s in level}
-    return {"levels": levels, "steps": steps, "pipeline_id": "p", "dataset": "d"}
+def plan(levels: list[list[str]], deps: dict[str, list[str]]) -> RunPlan:
+    steps = {
+        s: PlannedStep("generic.noop", {}, tuple(deps.get(s, [])), 60, 90, 1, 0.0)
+        for level in levels
+        for s in level
+    }
+    return RunPlan("p", "d", tuple(tuple(level) for level in levels), steps)
 
 
 def test_a_step_after_one_that_runs_again_is_not_reused() -> None:
@@ -131,9 +137,13 @@ def test_a_step_after_one_that_runs_again_is_not_reused() -> None:
     # because its own input (a) is reused.
     base = plan([["a"], ["b", "c"], ["d"]], {"b": ["a"], "c": ["a"], "d": ["b", "c"]})
     out = reuse_completed(base, "r1", {"a": "r1", "c": "r1", "d": "r0"})
-    assert out["reused"] == {"a": "r1", "c": "r1"}
-    assert out["levels"] == [["b"], ["d"]]
-    assert set(out["steps"]) == {"a", "b", "c", "d"}
+    assert out.reused == {"a": "r1", "c": "r1"} and out.rerun_of == "r1"
+    assert out.levels == (("b",), ("d",))
+    assert set(out.steps) == {"a", "b", "c", "d"}
+    # The plan JSON round-trips the keys a re-run stores.
+    assert out.to_json()["reused"] == {"a": "r1", "c": "r1"}
+    assert out.to_json()["rerun_of"] == "r1"
+    assert RunPlan.from_json(out.to_json()) == out
     # A step reused by the source itself is reused from the run that really ran it.
     again = reuse_completed(base, "r2", {"a": "r1", "c": "r1", "b": "r2"})
-    assert again["reused"] == {"a": "r1", "b": "r2", "c": "r1"} and again["levels"] == [["d"]]
+    assert again.reused == {"a": "r1", "b": "r2", "c": "r1"} and again.levels == (("d",),)

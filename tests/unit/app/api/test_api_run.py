@@ -48,12 +48,12 @@ def test_run_is_accepted_recorded_and_enqueued(
     assert response.headers["Location"] == data["links"]["status"]
     assert [r for r, _ in dispatcher.enqueued] == [run_id]
     plan = dispatcher.enqueued[0][1]
-    assert plan["levels"] == [["extract"], ["noop_a", "noop_b"], ["unify"]]
-    assert plan["steps"]["unify"]["config"]["args"]["p_date"] == "2024-03-01"
+    assert plan.levels == (("extract",), ("noop_a", "noop_b"), ("unify",))
+    assert plan.steps["unify"].config["args"]["p_date"] == "2024-03-01"
     run = services.store.get_run(run_id)
     assert run is not None
-    assert (run["org_slug"], run["credential_id"]) == ("acme", "main-key")
-    assert (run["start_date"], run["end_date"]) == (date(2024, 3, 1), date(2024, 3, 2))
+    assert (run.org_slug, run.credential_id) == ("acme", "main-key")
+    assert (run.start_date, run.end_date) == (date(2024, 3, 1), date(2024, 3, 2))
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_body_is_optional(
     response = client.post(RUN_URL, headers=auth, **kwargs)
     assert response.status_code == 202, response.get_json()
     run = services.store.get_run(response.get_json()["run_id"])
-    assert run is not None and run["credential_id"] == "default"
+    assert run is not None and run.credential_id == "default"
 
 
 def test_params_are_stored(client: FlaskClient, auth: dict[str, str], services: Services) -> None:
@@ -80,7 +80,7 @@ def test_params_are_stored(client: FlaskClient, auth: dict[str, str], services: 
     response = client.post(RUN_URL, json={"params": params}, headers=auth)
     assert response.status_code == 202
     run = services.store.get_run(response.get_json()["run_id"])
-    assert run is not None and run["params"] == params
+    assert run is not None and run.params == params
 
 
 def test_pipeline_in_a_category_folder_is_found_by_its_last_three_segments(
@@ -420,7 +420,7 @@ def test_run_failing_validation_after_admission_is_422_with_run_id(
     problem = assert_problem(client.post(RUN_URL, headers=auth), 422, "run_validation_failed")
 
     run = services.store.get_run(problem["run_id"])
-    assert run is not None and run["status"] == "failed"
+    assert run is not None and run.status == "failed"
     assert dispatcher.enqueued == []
 
 

@@ -362,7 +362,7 @@ def test_cancel_ends_the_run_and_revokes_its_tasks(
     assert data["links"]["status"].endswith(f"/pipelines/status/acme/{run_id}")
     assert [r for r, _ in dispatcher.revoked] == [run_id]
     run = services.store.get_run(run_id)
-    assert run is not None and run["status"] == "cancelled"
+    assert run is not None and run.status == "cancelled"
 
 
 def test_cancelling_a_finished_run_is_409(client: FlaskClient, auth: dict[str, str]) -> None:
@@ -422,7 +422,7 @@ def test_another_orgs_run_is_404_like_an_unknown_run(
     same_shape = unknown.get_data(as_text=True).replace(UNKNOWN_RUN, run_id)
     assert foreign.get_data(as_text=True) == same_shape
     run = services.store.get_run(run_id)
-    assert run is not None and run["status"] == "queued"
+    assert run is not None and run.status == "queued"
 
 
 def test_dates_in_json_are_plain_dates(client: FlaskClient, auth: dict[str, str]) -> None:
@@ -518,7 +518,7 @@ def test_short_ambiguous_and_foreign_prefixes_are_refused(
     )
     unique = call(template.format(org="acme", run_id="abcdef12-9"), headers=auth)
     assert unique.status_code in (200, 202), unique.get_data(as_text=True)
-    statuses = {r["run_id"]: r["status"] for r in services.store.list_runs("acme")}
+    statuses = {r.run_id: r.status for r in services.store.list_runs("acme")}
     expected_cancelled = "cancel" in template
     assert statuses["abcdef12-0000-4000-8000-000000000001"] == "pending"
     assert (statuses["abcdef12-9999-4000-8000-000000000003"] == "cancelled") == expected_cancelled

@@ -73,7 +73,7 @@ def _completed_run(tmp_path: Path) -> str:
 
     svc = build_services(Settings.from_env(), NullDispatcher())
     day = date(2026, 1, 1)
-    run_id = str(svc.runs.start(RunRequest("acme", "cli", "unit", "daily", day, day))["run_id"])
+    run_id = str(svc.runs.start(RunRequest("acme", "cli", "unit", "daily", day, day)).run_id)
     run, _ = svc.executor.load(run_id, "only")
     svc.executor.run(run, "only", 1)
     return run_id

@@ -70,7 +70,7 @@ def test_rerun_refuses_an_active_run_and_cancel_an_ended_one(
     ended = _completed_run(tmp_path)
     svc = build_services(Settings.from_env(), NullDispatcher())
     day = date(2026, 1, 2)
-    queued = str(svc.runs.start(RunRequest("acme", "cli", "unit", "daily", day, day))["run_id"])
+    queued = svc.runs.start(RunRequest("acme", "cli", "unit", "daily", day, day)).run_id
 
     again = cli.invoke(main, ["runs", "rerun", queued, "--org", "acme"])
     assert again.exit_code == 1

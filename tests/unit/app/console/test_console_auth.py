@@ -44,7 +44,7 @@ def sign_in(client: FlaskClient, key: str, next_path: str = "") -> str:
 
 def start(services: Services, org: str) -> str:
     run = services.runs.start(RunRequest(org, "generic", "demo", "single", date(2026, 1, 1)))
-    return str(run["run_id"])
+    return run.run_id
 
 
 def test_a_wrong_key_is_refused_and_signs_nobody_in(client: FlaskClient, org_key: str) -> None:
@@ -89,7 +89,7 @@ def test_forms_without_the_csrf_token_change_nothing(
     before = count_runs(services.store, "acme")
     refused = client.post(f"/ui/acme/runs/{run_id}/cancel")
     assert refused.status_code == 400 and "reload the page" in refused.text
-    assert services.store.get_run(run_id)["status"] == "queued"  # type: ignore[index]
+    assert services.store.get_run(run_id).status == "queued"  # type: ignore[union-attr]
     refused = client.post("/ui/acme/pipelines/run", data={"pipeline": "generic/demo/single"})
     assert refused.status_code == 400
     assert count_runs(services.store, "acme") == before
@@ -98,7 +98,7 @@ def test_forms_without_the_csrf_token_change_nothing(
         f"/ui/acme/runs/{run_id}/cancel", data={"csrf_token": token(client, "/ui/acme/runs")}
     )
     assert done.status_code == 302
-    assert services.store.get_run(run_id)["status"] == "cancelled"  # type: ignore[index]
+    assert services.store.get_run(run_id).status == "cancelled"  # type: ignore[union-attr]
 
 
 def test_another_orgs_pages_are_404_like_a_missing_org(
@@ -122,7 +122,7 @@ def test_another_orgs_pages_are_404_like_a_missing_org(
         f"/ui/globex/runs/{theirs}/cancel", data={"csrf_token": token(client, "/ui/acme/runs")}
     )
     assert refused.status_code == 404
-    assert services.store.get_run(theirs)["status"] == "queued"  # type: ignore[index]
+    assert services.store.get_run(theirs).status == "queued"  # type: ignore[union-attr]
 
 
 def test_the_admin_switches_between_orgs(client: FlaskClient, services: Services) -> None:

@@ -113,7 +113,7 @@ def test_admin_creates_an_org_whose_key_works(
         "/pipelines/run/initech/test/demo/basic", headers={"X-API-Key": data["api_key"]}
     )
     assert run.status_code == 202
-    assert services.store.get_run(run.get_json()["run_id"])["org_slug"] == "initech"  # type: ignore[index]
+    assert services.store.get_run(run.get_json()["run_id"]).org_slug == "initech"  # type: ignore[index]
 
 
 def test_admin_org_name_defaults_to_the_slug(client: FlaskClient) -> None:

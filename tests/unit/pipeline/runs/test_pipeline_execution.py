@@ -93,7 +93,7 @@ def column_types(services: Services, table: str) -> dict[str, tuple[str, str]]:
 
 
 def test_a_step_writes_lineage_stamped_rows(services: Services, exec_pipeline: None, clock) -> None:
-    run_id = start(services)["run_id"]
+    run_id = start(services).run_id
 
     outcome = run_step(services, run_id, "extract")
 
@@ -132,22 +132,22 @@ def test_a_step_writes_lineage_stamped_rows(services: Services, exec_pipeline: N
 def test_the_attempt_and_the_run_are_recorded(
     services: Services, exec_pipeline: None, clock
 ) -> None:
-    run_id = start(services)["run_id"]
+    run_id = start(services).run_id
     run_step(services, run_id, "extract")
 
     run = services.store.get_run(run_id)
-    assert run["status"] == state.RUNNING
+    assert run.status == state.RUNNING
     (attempt,) = services.store.step_attempts(run_id)
-    assert (attempt["step_id"], attempt["attempt"], attempt["status"]) == (
+    assert (attempt.step_id, attempt.attempt, attempt.status) == (
         "extract",
         1,
         "completed",
     )
-    assert attempt["rows_written"] == 4
-    assert attempt["task_id"] == f"{run_id}:extract"
-    assert attempt["claimed_until"] is None
-    assert run["deadline_at"] == clock.now + timedelta(seconds=services.settings.queue_timeout)
-    messages = [line["message"] for line in services.store.lines(run_id)]
+    assert attempt.rows_written == 4
+    assert attempt.task_id == f"{run_id}:extract"
+    assert attempt.claimed_until is None
+    assert run.deadline_at == clock.now + timedelta(seconds=services.settings.queue_timeout)
+    messages = [line.message for line in services.store.lines(run_id)]
     assert (
         "5 rows in usage.csv, 4 in 2026-01-01..2026-01-02; the source has data for "
         "2026-01-01..2026-01-03" in messages
@@ -161,7 +161,7 @@ def test_a_load_that_finds_nothing_in_the_dates_says_what_the_source_has(
 ) -> None:
     from app.api.presenters import run_outcome
 
-    run_id = start(services, start_date=date(2025, 12, 1), end_date=date(2025, 12, 7))["run_id"]
+    run_id = start(services, start_date=date(2025, 12, 1), end_date=date(2025, 12, 7)).run_id
     run_step(services, run_id, "extract")
     run_step(services, run_id, "done")
 
@@ -170,10 +170,10 @@ def test_a_load_that_finds_nothing_in_the_dates_says_what_the_source_has(
         "5 rows in usage.csv, 0 in 2025-12-01..2025-12-07; the source has data for "
         "2026-01-01..2026-01-03"
     )
-    warned = [line for line in lines if line["message"] == f"nothing to load: {said}"]
-    assert [(w["level"], w["step_id"]) for w in warned] == [("WARNING", "extract")]
+    warned = [line for line in lines if line.message == f"nothing to load: {said}"]
+    assert [(w.level, w.step_id) for w in warned] == [("WARNING", "extract")]
     (extract, _done) = services.store.step_attempts(run_id)
-    assert extract["metrics"]["source_read"] == {
+    assert extract.metrics["source_read"] == {
         "source": "usage.csv",
         "rows_read": 5,
         "rows_kept": 0,
@@ -181,7 +181,7 @@ def test_a_load_that_finds_nothing_in_the_dates_says_what_the_source_has(
         "last_date": "2026-01-03",
     }
     run = services.store.get_run(run_id)
-    assert run["status"] == state.COMPLETED
+    assert run.status == state.COMPLETED
     assert run_outcome(run, services.store.step_attempts(run_id)) == {
         "rows_written": 0,
         "warnings": [
@@ -192,7 +192,7 @@ def test_a_load_that_finds_nothing_in_the_dates_says_what_the_source_has(
 
 
 def test_the_last_step_completes_the_run(services: Services, exec_pipeline: None) -> None:
-    run_id = start(services)["run_id"]
+    run_id = start(services).run_id
     run_step(services, run_id, "extract")
 
     outcome = run_step(services, run_id, "done")
@@ -200,20 +200,20 @@ def test_the_last_step_completes_the_run(services: Services, exec_pipeline: None
     assert outcome.status == "completed"
     assert outcome.metrics == {"slept_seconds": 0}
     run = services.store.get_run(run_id)
-    assert run["status"] == state.COMPLETED
-    assert run["ended_at"] is not None
-    assert [(t["from_status"], t["to_status"]) for t in services.store.transitions(run_id)] == [
+    assert run.status == state.COMPLETED
+    assert run.ended_at is not None
+    assert [(t.from_status, t.to_status) for t in services.store.transitions(run_id)] == [
         (None, state.PENDING),
         (state.PENDING, state.VALIDATING),
         (state.VALIDATING, state.QUEUED),
         (state.QUEUED, state.RUNNING),
         (state.RUNNING, state.COMPLETED),
     ]
-    assert services.store.lines(run_id)[-1]["message"] == "run completed"
+    assert services.store.lines(run_id)[-1].message == "run completed"
 
 
 def test_running_a_completed_step_again_is_skipped(services: Services, exec_pipeline: None) -> None:
-    run_id = start(services)["run_id"]
+    run_id = start(services).run_id
     run_step(services, run_id, "extract")
     lines = len(services.store.lines(run_id))
 
@@ -228,7 +228,7 @@ def test_running_a_completed_step_again_is_skipped(services: Services, exec_pipe
 
 
 def test_a_step_on_an_ended_run_is_skipped(services: Services, exec_pipeline: None) -> None:
-    run_id = start(services)["run_id"]
+    run_id = start(services).run_id
     services.runs.cancel("acme", run_id)
 
     outcome = run_step(services, run_id, "extract")
@@ -240,25 +240,25 @@ def test_a_step_on_an_ended_run_is_skipped(services: Services, exec_pipeline: No
 def test_a_step_whose_dependency_is_not_completed_waits(
     services: Services, exec_pipeline: None
 ) -> None:
-    run_id = start(services)["run_id"]
+    run_id = start(services).run_id
 
     with pytest.raises(DependencyPending, match="waiting for extract") as info:
         run_step(services, run_id, "done")
 
     assert info.value.retry_after == 2
     assert services.store.step_attempts(run_id) == []
-    assert services.store.get_run(run_id)["status"] == state.QUEUED
+    assert services.store.get_run(run_id).status == state.QUEUED
 
 
 def test_a_rerun_of_the_same_key_replaces_the_slice(
     services: Services, exec_pipeline: None, clock
 ) -> None:
-    first = start(services)["run_id"]
+    first = start(services).run_id
     run_step(services, first, "extract")
     run_step(services, first, "done")
     clock.advance(3600)
 
-    second = start(services)["run_id"]
+    second = start(services).run_id
     run_step(services, second, "extract")
 
     rows = read_rows(services, "usage_raw").to_pydict()
@@ -268,10 +268,10 @@ def test_a_rerun_of_the_same_key_replaces_the_slice(
 
 
 def test_load_refuses_unknown_runs_and_steps(services: Services, exec_pipeline: None) -> None:
-    run_id = start(services)["run_id"]
+    run_id = start(services).run_id
     run, spec = services.executor.load(run_id, "extract")
-    assert run["run_id"] == run_id
-    assert spec["ps_type"] == "generic.file_extract"
+    assert run.run_id == run_id
+    assert spec.ps_type == "generic.file_extract"
     with pytest.raises(TerminalError, match="has no step 'nope'"):
         services.executor.load(run_id, "nope")
     with pytest.raises(TerminalError, match="does not exist"):
@@ -287,30 +287,30 @@ def test_a_terminal_error_leaves_the_attempt_running_until_failed_is_called(
         "test/unit/broken",
         PIPELINE.format(path=missing).replace("test_exec", "test_broken"),
     )
-    run_id = start(services, pipeline="broken")["run_id"]
+    run_id = start(services, pipeline="broken").run_id
 
     with pytest.raises(TerminalError, match="file not found") as info:
         run_step(services, run_id, "extract")
 
     (attempt,) = services.store.step_attempts(run_id)
-    assert attempt["status"] == "running"
-    assert services.store.get_run(run_id)["status"] == state.RUNNING
+    assert attempt.status == "running"
+    assert services.store.get_run(run_id).status == state.RUNNING
 
     services.executor.failed(run_id, "extract", 1, str(info.value))
 
     (attempt,) = services.store.step_attempts(run_id)
-    assert attempt["status"] == "failed"
-    assert attempt["ended_at"] is not None
-    assert secret not in attempt["error"]
-    assert "file not found" in attempt["error"]
+    assert attempt.status == "failed"
+    assert attempt.ended_at is not None
+    assert secret not in attempt.error
+    assert "file not found" in attempt.error
     run = services.store.get_run(run_id)
-    assert run["status"] == state.FAILED
-    assert run["error_message"].startswith("step extract failed: file not found: ")
-    assert "[REDACTED]" in run["error_message"]
-    assert secret not in run["error_message"]
+    assert run.status == state.FAILED
+    assert run.error_message.startswith("step extract failed: file not found: ")
+    assert "[REDACTED]" in run.error_message
+    assert secret not in run.error_message
     for line in services.store.lines(run_id):
-        assert secret not in line["message"]
+        assert secret not in line.message
     for transition in services.store.transitions(run_id):
-        assert secret not in (transition["reason"] or "")
+        assert secret not in (transition.reason or "")
     # The dependent step never runs once the run failed.
     assert run_step(services, run_id, "done").status == "skipped"

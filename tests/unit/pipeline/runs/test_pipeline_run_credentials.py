@@ -39,12 +39,12 @@ def test_a_stored_credential_of_the_pipelines_provider_is_accepted(
 
     run = services.runs.start(request(credential_id="main"))
 
-    assert run["status"] == state.QUEUED and run["credential_id"] == "main"
-    assert dispatcher.enqueued[0][1]["steps"]["b"]["config"]["credential"] == "main"
+    assert run.status == state.QUEUED and run.credential_id == "main"
+    assert dispatcher.enqueued[0][1].steps["b"].config["credential"] == "main"
 
 
 def test_default_with_nothing_stored_means_no_secret(services: Services) -> None:
-    assert services.runs.start(request())["credential_id"] == "default"
+    assert services.runs.start(request()).credential_id == "default"
 
 
 @pytest.mark.parametrize(
@@ -130,10 +130,10 @@ def test_a_stored_credential_of_that_provider_is_usable_by_id_or_as_default(
 ) -> None:
     vault = services.credentials
     vault.add("acme", "aws", "Payer", AWS_SECRET, "payer")  # type: ignore[attr-defined]
-    assert services.runs.start(aws_request(credential_id="payer"))["status"] == state.QUEUED
+    assert services.runs.start(aws_request(credential_id="payer")).status == state.QUEUED
 
     vault.add("acme", "aws", "Default", AWS_SECRET, "default")  # type: ignore[attr-defined]
-    assert services.runs.start(aws_request(start_date=date(2026, 1, 2)))["credential_id"] == (
+    assert services.runs.start(aws_request(start_date=date(2026, 1, 2))).credential_id == (
         "default"
     )
 
@@ -142,4 +142,4 @@ def test_a_provider_without_credentials_still_runs_on_the_implicit_default(
     services: Services, registry: None
 ) -> None:
     run = services.runs.start(request(provider="demo", domain="sample", pipeline="noop"))
-    assert (run["status"], run["credential_id"]) == (state.QUEUED, "default")
+    assert (run.status, run.credential_id) == (state.QUEUED, "default")

@@ -36,7 +36,7 @@ def request(**overrides: object) -> RunRequest:
 
 
 def transitions(services: Services, run_id: str) -> list[tuple[str | None, str]]:
-    return [(t["from_status"], t["to_status"]) for t in services.store.transitions(run_id)]
+    return [(t.from_status, t.to_status) for t in services.store.transitions(run_id)]
 
 
 # -- start ----------------------------------------------------------------------------------
@@ -45,54 +45,54 @@ def transitions(services: Services, run_id: str) -> list[tuple[str | None, str]]
 def test_start_admits_plans_and_enqueues(services: Services, dispatcher, clock) -> None:
     run = services.runs.start(request(params={"team": "ml"}, trigger="cli"))
 
-    run_id = run["run_id"]
-    assert run["status"] == state.QUEUED
+    run_id = run.run_id
+    assert run.status == state.QUEUED
     assert transitions(services, run_id) == [
         (None, state.PENDING),
         (state.PENDING, state.VALIDATING),
         (state.VALIDATING, state.QUEUED),
     ]
-    assert run["org_slug"] == "acme"
-    assert run["pipeline_id"] == "test_fan_in"
-    assert run["pipeline_path"] == "test/unit/fan_in"
-    assert run["credential_id"] == "default"
-    assert (run["start_date"], run["end_date"]) == (D1, D2)
-    assert run["params"] == {"team": "ml"}
-    assert run["trigger"] == "cli"
-    assert run["idempotency_key"] == idempotency_key("acme", "test_fan_in", "default", D1, D2)
-    assert run["deadline_at"] == clock.now + timedelta(seconds=services.settings.queue_timeout)
+    assert run.org_slug == "acme"
+    assert run.pipeline_id == "test_fan_in"
+    assert run.pipeline_path == "test/unit/fan_in"
+    assert run.credential_id == "default"
+    assert (run.start_date, run.end_date) == (D1, D2)
+    assert run.params == {"team": "ml"}
+    assert run.trigger == "cli"
+    assert run.idempotency_key == idempotency_key("acme", "test_fan_in", "default", D1, D2)
+    assert run.deadline_at == clock.now + timedelta(seconds=services.settings.queue_timeout)
 
-    plan = run["plan"]
+    plan = run.plan
     assert dispatcher.enqueued == [(run_id, plan)]
-    assert plan["pipeline_id"] == "test_fan_in"
-    assert plan["dataset"] == "acme_dev"
-    assert plan["levels"] == [["a", "b"], ["c"]]
-    assert plan["steps"]["a"]["config"] == {
+    assert plan.pipeline_id == "test_fan_in"
+    assert plan.dataset == "acme_dev"
+    assert plan.levels == (("a", "b"), ("c",))
+    assert plan.steps["a"].config == {
         "day": "2026-01-01",
         "last": "2026-01-02",
         "org": "acme",
         "run": run_id,
     }
-    assert plan["steps"]["b"]["config"] == {"dataset": "acme_dev", "credential": "default"}
-    c = plan["steps"]["c"]
-    assert c["depends_on"] == ["a", "b"]
-    assert c["ps_type"] == "generic.noop"
-    assert c["timeout_seconds"] == 45
-    assert c["time_limit"] == 45 + services.settings.time_limit_grace
-    assert (c["max_attempts"], c["backoff_seconds"]) == (4, 7)
+    assert plan.steps["b"].config == {"dataset": "acme_dev", "credential": "default"}
+    c = plan.steps["c"]
+    assert c.depends_on == ("a", "b")
+    assert c.ps_type == "generic.noop"
+    assert c.timeout_seconds == 45
+    assert c.time_limit == 45 + services.settings.time_limit_grace
+    assert (c.max_attempts, c.backoff_seconds) == (4, 7)
 
 
 def test_start_defaults_to_yesterday_and_one_date_means_one_day(services: Services, clock) -> None:
     yesterday = (clock.now - timedelta(days=1)).date()
     run = services.runs.start(request(start_date=None, end_date=None))
-    assert (run["start_date"], run["end_date"]) == (yesterday, yesterday)
+    assert (run.start_date, run.end_date) == (yesterday, yesterday)
     only_end = services.runs.start(request(start_date=None, end_date=D1))
-    assert (only_end["start_date"], only_end["end_date"]) == (D1, D1)
+    assert (only_end.start_date, only_end.end_date) == (D1, D1)
 
 
 def test_the_longest_allowed_range_is_366_days(services: Services) -> None:
     run = services.runs.start(request(start_date=D1 - timedelta(days=365), end_date=D1))
-    assert run["status"] == state.QUEUED
+    assert run.status == state.QUEUED
 
 
 FUTURE_OK = """\
@@ -160,7 +160,7 @@ def test_a_pipeline_that_accepts_future_dates_may_cover_tomorrow(
     run = services.runs.start(request(pipeline="ahead", start_date=tomorrow, end_date=tomorrow))
     today = services.runs.start(request(start_date=clock.now.date(), end_date=clock.now.date()))
 
-    assert run["status"] == today["status"] == state.QUEUED
+    assert run.status == today.status == state.QUEUED
 
 
 def test_dates_before_2000_are_refused(services: Services, dispatcher, clock) -> None:
@@ -255,7 +255,7 @@ def test_a_second_start_with_the_same_key_conflicts(services: Services, dispatch
     first = services.runs.start(request())
     with pytest.raises(ConflictError) as info:
         services.runs.start(request())
-    assert info.value.existing_run_id == first["run_id"]
+    assert info.value.existing_run_id == first.run_id
     assert count_runs(services.store) == 1
     assert len(dispatcher.enqueued) == 1
     # Another credential or another org is another key.
@@ -274,15 +274,15 @@ def test_a_failing_enqueue_fails_the_run_and_raises_unavailable(
     assert "could not enqueue the run" in str(info.value)
     assert "s3cr3tvalue" not in str(info.value)
     (run,) = services.store.list_runs("acme")
-    assert run["status"] == state.FAILED
-    assert run["error_message"].startswith("could not enqueue the run: ConnectionError: redis")
-    assert "s3cr3tvalue" not in run["error_message"]
-    assert run["ended_at"] is not None
-    assert transitions(services, run["run_id"])[-1] == (state.QUEUED, state.FAILED)
+    assert run.status == state.FAILED
+    assert run.error_message.startswith("could not enqueue the run: ConnectionError: redis")
+    assert "s3cr3tvalue" not in run.error_message
+    assert run.ended_at is not None
+    assert transitions(services, run.run_id)[-1] == (state.QUEUED, state.FAILED)
     # The key is free again once the broker is back.
     dispatcher.fail_with = None
     again = services.runs.start(request())
-    assert again["status"] == state.QUEUED
+    assert again.status == state.QUEUED
 
 
 # -- cancel ---------------------------------------------------------------------------------
@@ -291,22 +291,22 @@ def test_a_failing_enqueue_fails_the_run_and_raises_unavailable(
 def test_cancel_moves_to_cancelled_and_revokes(services: Services, dispatcher) -> None:
     run = services.runs.start(request())
 
-    cancelled = services.runs.cancel("acme", run["run_id"])
+    cancelled = services.runs.cancel("acme", run.run_id)
 
-    assert cancelled["status"] == state.CANCELLED
-    assert cancelled["ended_at"] is not None
-    assert dispatcher.revoked == [(run["run_id"], run["plan"])]
-    last = services.store.transitions(run["run_id"])[-1]
-    assert (last["from_status"], last["to_status"]) == (state.QUEUED, state.CANCELLED)
-    assert last["reason"] == "cancelled by request"
+    assert cancelled.status == state.CANCELLED
+    assert cancelled.ended_at is not None
+    assert dispatcher.revoked == [(run.run_id, run.plan)]
+    last = services.store.transitions(run.run_id)[-1]
+    assert (last.from_status, last.to_status) == (state.QUEUED, state.CANCELLED)
+    assert last.reason == "cancelled by request"
 
 
 def test_cancel_of_a_running_run_with_no_step_executing_ends_it(
     services: Services, dispatcher, clock
 ) -> None:
-    run_id = services.runs.start(request())["run_id"]
+    run_id = services.runs.start(request()).run_id
     services.store.transition(run_id, state.RUNNING)
-    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLED
+    assert services.runs.cancel("acme", run_id).status == state.CANCELLED
     assert [r for r, _ in dispatcher.revoked] == [run_id]
     assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
 
@@ -315,12 +315,12 @@ def test_cancel_of_a_run_with_an_executing_step_holds_its_key_until_the_step_sto
     services: Services, dispatcher, clock
 ) -> None:
     run = services.runs.start(request())
-    run_id = run["run_id"]
+    run_id = run.run_id
     services.store.begin_attempt(
         run_id, "a", 1, exists=False, task_id=None, worker="host:1", alive_for=60, message="go"
     )
-    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
-    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING  # idempotent
+    assert services.runs.cancel("acme", run_id).status == state.CANCELLING
+    assert services.runs.cancel("acme", run_id).status == state.CANCELLING  # idempotent
     assert services.gate.usage("acme")["usage"]["concurrent_running"] == 1
 
     with pytest.raises(ConflictError, match="is being cancelled") as refused:
@@ -328,16 +328,16 @@ def test_cancel_of_a_run_with_an_executing_step_holds_its_key_until_the_step_sto
     assert refused.value.existing_run_id == run_id
 
     services.executor.cancelled(run_id, "a", 1, "run was cancelled; the step stopped")
-    assert services.store.get_run(run_id)["status"] == state.CANCELLED
+    assert services.store.get_run(run_id).status == state.CANCELLED
     assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
-    assert services.runs.start(request())["status"] == state.QUEUED
+    assert services.runs.start(request()).status == state.QUEUED
 
 
 @pytest.mark.parametrize("end", [state.COMPLETED, state.FAILED, state.CANCELLED])
 def test_cancel_of_an_ended_run_conflicts_and_revokes_nothing(
     services: Services, dispatcher, end: str
 ) -> None:
-    run_id = services.runs.start(request())["run_id"]
+    run_id = services.runs.start(request()).run_id
     if end == state.COMPLETED:
         services.store.transition(run_id, state.RUNNING)
     services.store.transition(run_id, end)
@@ -347,17 +347,17 @@ def test_cancel_of_an_ended_run_conflicts_and_revokes_nothing(
     with pytest.raises(RunNotActiveError, match=f"already ended with status {end}"):
         services.runs.cancel("acme", run_id)
 
-    assert services.store.get_run(run_id)["status"] == end
+    assert services.store.get_run(run_id).status == end
     assert dispatcher.revoked == []
 
 
 def test_cancel_of_another_orgs_run_is_not_found(services: Services, dispatcher) -> None:
-    run_id = services.runs.start(request())["run_id"]
+    run_id = services.runs.start(request()).run_id
     with pytest.raises(NotFoundError):
         services.runs.cancel("globex", run_id)
     with pytest.raises(NotFoundError):
         services.runs.cancel("acme", "no-such-run")
-    assert services.store.get_run(run_id)["status"] == state.QUEUED
+    assert services.store.get_run(run_id).status == state.QUEUED
     assert dispatcher.revoked == []
 
 
@@ -365,26 +365,26 @@ def test_cancel_of_another_orgs_run_is_not_found(services: Services, dispatcher)
 
 
 def test_fail_twice_returns_true_then_false(services: Services) -> None:
-    run_id = services.runs.start(request())["run_id"]
+    run_id = services.runs.start(request()).run_id
 
     assert services.runs.fail(run_id, "first failure") is True
     assert services.runs.fail(run_id, "second failure") is False
 
     run = services.store.get_run(run_id)
-    assert run["status"] == state.FAILED
-    assert run["error_message"] == "first failure"
-    assert [t["to_status"] for t in services.store.transitions(run_id)].count(state.FAILED) == 1
+    assert run.status == state.FAILED
+    assert run.error_message == "first failure"
+    assert [t.to_status for t in services.store.transitions(run_id)].count(state.FAILED) == 1
     assert services.runs.fail("no-such-run", "x") is False
 
 
 def test_complete_only_moves_a_running_run(services: Services) -> None:
-    run_id = services.runs.start(request())["run_id"]
+    run_id = services.runs.start(request()).run_id
     assert services.runs.complete(run_id) is False  # still queued
     services.store.transition(run_id, state.RUNNING)
     assert services.runs.complete(run_id) is True
     assert services.runs.complete(run_id) is False
     assert services.runs.fail(run_id, "too late") is False
-    assert services.store.get_run(run_id)["status"] == state.COMPLETED
+    assert services.store.get_run(run_id).status == state.COMPLETED
 
 
 # -- reap -----------------------------------------------------------------------------------
@@ -394,8 +394,8 @@ def test_reap_fails_overdue_runs_and_leaves_the_rest(services: Services, clock) 
     settings = services.settings  # queue_timeout 600, heartbeat_timeout 60
     t0 = clock.now
 
-    queued = services.runs.start(request(start_date=D1, end_date=D1))["run_id"]
-    running = services.runs.start(request(start_date=D2, end_date=D2))["run_id"]
+    queued = services.runs.start(request(start_date=D1, end_date=D1)).run_id
+    running = services.runs.start(request(start_date=D2, end_date=D2)).run_id
     beat_at = clock.advance(5)
     services.store.begin_attempt(
         running,
@@ -407,38 +407,38 @@ def test_reap_fails_overdue_runs_and_leaves_the_rest(services: Services, clock) 
         alive_for=settings.heartbeat_timeout,
         message="started",
     )
-    assert services.store.get_run(running)["status"] == state.RUNNING
+    assert services.store.get_run(running).status == state.RUNNING
     clock.advance(500)
-    later = services.runs.start(request(start_date=D1, end_date=D2))["run_id"]
+    later = services.runs.start(request(start_date=D1, end_date=D2)).run_id
 
     clock.now = t0 + timedelta(seconds=settings.queue_timeout + 1)
     reaped = services.runs.reap()
 
     assert sorted(reaped) == sorted([queued, running])
     q = services.store.get_run(queued)
-    assert q["status"] == state.FAILED
-    assert "waited in the queue" in q["error_message"]
+    assert q.status == state.FAILED
+    assert "waited in the queue" in q.error_message
     r = services.store.get_run(running)
-    assert r["status"] == state.FAILED
-    assert r["error_message"].startswith(f"no heartbeat since {beat_at.isoformat()}")
-    reason = services.store.transitions(running)[-1]["reason"]
+    assert r.status == state.FAILED
+    assert r.error_message.startswith(f"no heartbeat since {beat_at.isoformat()}")
+    reason = services.store.transitions(running)[-1].reason
     assert reason.startswith("reaper: no heartbeat since")
-    assert services.store.get_run(later)["status"] == state.QUEUED
+    assert services.store.get_run(later).status == state.QUEUED
 
     assert services.runs.reap() == []  # nothing left overdue
 
 
 def test_reap_spares_a_run_whose_heartbeat_moved_its_deadline(services: Services, clock) -> None:
-    run_id = services.runs.start(request())["run_id"]
+    run_id = services.runs.start(request()).run_id
     services.store.transition(run_id, state.RUNNING)
     clock.advance(590)
     services.store.touch(run_id, 60)
     clock.advance(30)  # past the original queue deadline, inside the heartbeat's
     assert services.runs.reap() == []
-    assert services.store.get_run(run_id)["status"] == state.RUNNING
+    assert services.store.get_run(run_id).status == state.RUNNING
     clock.advance(31)
     assert services.runs.reap() == [run_id]
-    assert services.store.get_run(run_id)["status"] == state.FAILED
+    assert services.store.get_run(run_id).status == state.FAILED
 
 
 def test_reap_names_a_run_stuck_before_admission_finished(services: Services, clock) -> None:
@@ -461,12 +461,12 @@ def test_reap_names_a_run_stuck_before_admission_finished(services: Services, cl
     clock.advance(11)
     assert services.runs.reap() == [stuck]
     run = services.store.get_run(stuck)
-    assert run["status"] == state.FAILED
-    assert "stayed pending past its deadline" in run["error_message"]
+    assert run.status == state.FAILED
+    assert "stayed pending past its deadline" in run.error_message
 
 
 def test_reap_fails_a_run_whose_step_keeps_being_taken_over(services: Services, clock) -> None:
-    run_id = services.runs.start(request())["run_id"]
+    run_id = services.runs.start(request()).run_id
     worker = "host:1"
     services.store.begin_attempt(
         run_id, "a", 1, exists=False, task_id=None, worker=worker, alive_for=60, message="go"
@@ -483,22 +483,22 @@ def test_reap_fails_a_run_whose_step_keeps_being_taken_over(services: Services, 
     assert services.runs.reap() == [run_id]  # its deadline is still ahead
 
     run = services.store.get_run(run_id)
-    assert run["status"] == state.FAILED
-    assert run["error_message"] == (
+    assert run.status == state.FAILED
+    assert run.error_message == (
         "step a failed: the worker was lost 3 times running this step; out of memory?"
     )
     assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0
 
 
 def test_reap_ends_a_cancelling_run_whose_stopping_step_is_gone(services: Services, clock) -> None:
-    run_id = services.runs.start(request())["run_id"]
+    run_id = services.runs.start(request()).run_id
     services.store.begin_attempt(
         run_id, "a", 1, exists=False, task_id=None, worker="host:1", alive_for=60, message="go"
     )
-    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
+    assert services.runs.cancel("acme", run_id).status == state.CANCELLING
     assert services.runs.reap() == []  # the step may still be stopping
     clock.advance(61)  # its claim lapsed: the process is gone
     assert services.runs.reap() == [run_id]
-    assert services.store.get_run(run_id)["status"] == state.CANCELLED
-    assert services.store.transitions(run_id)[-1]["reason"].startswith("reaper: cancelled")
+    assert services.store.get_run(run_id).status == state.CANCELLED
+    assert services.store.transitions(run_id)[-1].reason.startswith("reaper: cancelled")
     assert services.gate.usage("acme")["usage"]["concurrent_running"] == 0

@@ -41,7 +41,7 @@ def run_at(store: SqlRunStore, new_run: Callable[..., str], status: str) -> str:
     run_id = new_run()
     for step in PATH_TO[status]:
         assert store.transition(run_id, step, f"to {step}") is True
-    assert store.get_run(run_id)["status"] == status
+    assert store.get_run(run_id).status == status
     return run_id
 
 
@@ -67,9 +67,9 @@ def test_a_new_run_is_pending_with_one_transition(
     store: SqlRunStore, new_run: Callable[..., str]
 ) -> None:
     run_id = new_run()
-    assert store.get_run(run_id)["status"] == state.PENDING
+    assert store.get_run(run_id).status == state.PENDING
     rows = store.transitions(run_id)
-    assert [(r["from_status"], r["to_status"]) for r in rows] == [(None, state.PENDING)]
+    assert [(r.from_status, r.to_status) for r in rows] == [(None, state.PENDING)]
 
 
 @pytest.mark.parametrize(("from_status", "to_status"), LEGAL)
@@ -83,19 +83,19 @@ def test_every_legal_move_works_and_records_a_transition(
     assert store.transition(run_id, to_status, "because the test says so") is True
 
     run = store.get_run(run_id)
-    assert run["status"] == to_status
+    assert run.status == to_status
     rows = store.transitions(run_id)
     assert len(rows) == before + 1
     last = rows[-1]
-    assert (last["from_status"], last["to_status"]) == (from_status, to_status)
-    assert last["reason"] == "because the test says so"
-    assert last["at"] == clock.now
+    assert (last.from_status, last.to_status) == (from_status, to_status)
+    assert last.reason == "because the test says so"
+    assert last.at == clock.now
     if to_status == state.RUNNING:
-        assert run["started_at"] == clock.now
+        assert run.started_at == clock.now
     if to_status in state.TERMINAL:
-        assert run["ended_at"] == clock.now
+        assert run.ended_at == clock.now
     else:
-        assert run["ended_at"] is None
+        assert run.ended_at is None
 
 
 @pytest.mark.parametrize(("from_status", "to_status"), ILLEGAL)
@@ -111,7 +111,7 @@ def test_every_illegal_move_raises_and_changes_nothing(
 
     after = store.get_run(run_id)
     assert after == before_run
-    assert after["error_message"] is None
+    assert after.error_message is None
     assert store.transitions(run_id) == before_rows
 
 
@@ -131,7 +131,7 @@ def test_named_illegal_moves_say_what_was_refused(
     run_id = run_at(store, new_run, from_status)
     with pytest.raises(IllegalTransitionError, match=f"{from_status} -> {to_status}"):
         store.transition(run_id, to_status)
-    assert store.get_run(run_id)["status"] == from_status
+    assert store.get_run(run_id).status == from_status
 
 
 @pytest.mark.parametrize("status", sorted(state.ALLOWED_FROM))
@@ -163,7 +163,7 @@ def test_an_unknown_status_raises_and_changes_nothing(
     run_id = run_at(store, new_run, state.QUEUED)
     with pytest.raises(IllegalTransitionError, match="unknown status"):
         store.transition(run_id, bogus)
-    assert store.get_run(run_id)["status"] == state.QUEUED
+    assert store.get_run(run_id).status == state.QUEUED
     assert len(store.transitions(run_id)) == 3
 
 
@@ -181,10 +181,10 @@ def test_fields_are_written_with_the_move_and_error_messages_redacted(
         run_id, state.FAILED, f"boom with {secret}", error_message=f"provider said {secret}"
     )
     run = store.get_run(run_id)
-    assert run["status"] == state.FAILED
-    assert secret not in run["error_message"]
-    assert run["error_message"].startswith("provider said ")
-    assert secret not in store.transitions(run_id)[-1]["reason"]
+    assert run.status == state.FAILED
+    assert secret not in run.error_message
+    assert run.error_message.startswith("provider said ")
+    assert secret not in store.transitions(run_id)[-1].reason
 
 
 def test_two_terminal_moves_race_only_one_wins(
@@ -195,6 +195,6 @@ def test_two_terminal_moves_race_only_one_wins(
     with pytest.raises(IllegalTransitionError):
         store.transition(run_id, state.FAILED, error_message="late")
     run = store.get_run(run_id)
-    assert run["status"] == state.COMPLETED
-    assert run["error_message"] is None
-    assert [r["to_status"] for r in store.transitions(run_id)][-1] == state.COMPLETED
+    assert run.status == state.COMPLETED
+    assert run.error_message is None
+    assert [r.to_status for r in store.transitions(run_id)][-1] == state.COMPLETED

@@ -11,6 +11,7 @@ from pipeline.bootstrap import Services, build_services
 from pipeline.schedules.dispatch import ScheduleDispatcher, due_ticks
 from pipeline.schedules.service import ScheduleService
 from pipeline.storage.db import upgrade
+from pipeline.storage.records import RunRecord
 from pipeline_ops_core.errors import NotFoundError, QuotaExceededError, TerminalError
 from quota.base import AllowAllGate
 from tests.support.records import count_runs
@@ -60,11 +61,11 @@ def dispatcher_for(services: Services, clock: Any) -> ScheduleDispatcher:
     return ScheduleDispatcher.for_runs(services.runs, clock=clock, identity="test:1")
 
 
-def scheduled_runs(services: Services, org: str = "acme") -> list[dict[str, Any]]:
+def scheduled_runs(services: Services, org: str = "acme") -> list[RunRecord]:
     runs = services.store.list_runs(org, limit=200)
     return sorted(
-        (r for r in runs if r["trigger"] == "schedule"),
-        key=lambda r: (r["pipeline_id"], r["start_date"]),
+        (r for r in runs if r.trigger == "schedule"),
+        key=lambda r: (r.pipeline_id, r.start_date),
     )
 
 
@@ -80,18 +81,18 @@ def test_a_tick_starts_exactly_the_due_runs(services, schedules, clock, dispatch
     report = beat.tick()
 
     runs = scheduled_runs(services)
-    assert [(r["pipeline_id"], r["start_date"]) for r in runs] == [
+    assert [(r.pipeline_id, r.start_date) for r in runs] == [
         ("sched_daily", date(2026, 1, 4)),
         ("sched_none", date(2026, 1, 4)),
     ]
     assert report.started == 2 and report.skipped == report.failed == 0
-    assert {run_id for run_id, _ in dispatcher.enqueued} == {r["run_id"] for r in runs}
+    assert {run_id for run_id, _ in dispatcher.enqueued} == {r.run_id for r in runs}
     assert scheduled_runs(services, "globex") == []
     record = schedules.dispatches("acme", "sched/unit/daily")[0]
     assert record["status"] == "started"
     assert record["scheduled_time"] == at("2026-01-05 03:00:00")
-    assert record["run_id"] == runs[0]["run_id"]
-    assert runs[0]["params"] == {"scheduled_time": "2026-01-05T03:00:00+00:00"}
+    assert record["run_id"] == runs[0].run_id
+    assert runs[0].params == {"scheduled_time": "2026-01-05T03:00:00+00:00"}
 
     # The same minute again (a second beat, a redelivered task): nothing new.
     clock.now = at("2026-01-05 03:00:50")
@@ -100,7 +101,7 @@ def test_a_tick_starts_exactly_the_due_runs(services, schedules, clock, dispatch
 
     clock.now = at("2026-01-05 03:30:05")
     beat.tick()
-    assert [r["pipeline_id"] for r in scheduled_runs(services)].count("sched_half") == 1
+    assert [r.pipeline_id for r in scheduled_runs(services)].count("sched_half") == 1
     clock.now = at("2026-01-05 03:45:00")
     beat.tick()
     assert len(scheduled_runs(services)) == 3
@@ -205,7 +206,7 @@ def test_missed_ticks_run_only_the_latest_by_default(services, schedules, clock)
     clock.now = at("2026-01-05 08:00:00")  # beat was down for four 03:00 ticks
     report = dispatcher_for(services, clock).tick()
     assert report.started == 1 and report.passed_over == 3
-    assert [r["start_date"] for r in scheduled_runs(services)] == [date(2026, 1, 4)]
+    assert [r.start_date for r in scheduled_runs(services)] == [date(2026, 1, 4)]
 
 
 def test_catch_up_all_runs_the_missed_ticks_up_to_the_limit(services, schedules, clock) -> None:
@@ -214,7 +215,7 @@ def test_catch_up_all_runs_the_missed_ticks_up_to_the_limit(services, schedules,
     clock.now = at("2026-01-06 08:00:00")  # five missed ticks, limit three: the latest three
     report = dispatcher_for(services, clock).tick()
     assert report.started == 3 and report.passed_over == 2
-    assert [r["start_date"] for r in scheduled_runs(services)] == [
+    assert [r.start_date for r in scheduled_runs(services)] == [
         date(2026, 1, 3),
         date(2026, 1, 4),
         date(2026, 1, 5),

@@ -55,7 +55,7 @@ def begin(store: SqlRunStore, clock) -> Callable[..., datetime | None]:
 
 
 def the_attempt(store: SqlRunStore, run_id: str, step_id: str = "extract") -> dict[str, Any]:
-    rows = [a for a in store.step_attempts(run_id) if a["step_id"] == step_id]
+    rows = [a for a in store.step_attempts(run_id) if a.step_id == step_id]
     assert len(rows) == 1
     return rows[0]
 
@@ -67,20 +67,20 @@ def test_first_attempt_claims_starts_the_run_and_logs(
 
     assert started == clock.now
     run = store.get_run(queued_run)
-    assert run["status"] == state.RUNNING
-    assert run["started_at"] == clock.now
-    assert run["heartbeat_at"] == clock.now
-    assert run["deadline_at"] == clock.now + timedelta(seconds=CLAIM)
+    assert run.status == state.RUNNING
+    assert run.started_at == clock.now
+    assert run.heartbeat_at == clock.now
+    assert run.deadline_at == clock.now + timedelta(seconds=CLAIM)
     last = store.transitions(queued_run)[-1]
-    assert (last["from_status"], last["to_status"]) == (state.QUEUED, state.RUNNING)
-    assert last["reason"] == "step extract started"
+    assert (last.from_status, last.to_status) == (state.QUEUED, state.RUNNING)
+    assert last.reason == "step extract started"
     row = the_attempt(store, queued_run)
-    assert row["status"] == "running"
-    assert row["worker"] == "host:1"
-    assert row["claimed_until"] == clock.now + timedelta(seconds=CLAIM)
-    assert row["rows_written"] == 0
+    assert row.status == "running"
+    assert row.worker == "host:1"
+    assert row.claimed_until == clock.now + timedelta(seconds=CLAIM)
+    assert row.rows_written == 0
     assert store.attempt_states(queued_run) == [("extract", 1, "running", "host:1")]
-    assert [line["message"] for line in store.lines(queued_run)] == ["attempt 1 started on host:1"]
+    assert [line.message for line in store.lines(queued_run)] == ["attempt 1 started on host:1"]
 
 
 def test_a_second_step_keeps_the_run_running_without_a_new_transition(
@@ -89,7 +89,7 @@ def test_a_second_step_keeps_the_run_running_without_a_new_transition(
     begin(queued_run, "host:1", exists=False)
     count = len(store.transitions(queued_run))
     assert begin(queued_run, "host:2", step_id="load", exists=False) is not None
-    assert store.get_run(queued_run)["status"] == state.RUNNING
+    assert store.get_run(queued_run).status == state.RUNNING
     assert len(store.transitions(queued_run)) == count
 
 
@@ -101,7 +101,7 @@ def test_a_live_claim_blocks_another_worker_until_it_expires(
 
     clock.advance(CLAIM - 1)
     assert begin(queued_run, "host:B") is None
-    assert the_attempt(store, queued_run)["worker"] == "host:A"
+    assert the_attempt(store, queued_run).worker == "host:A"
     assert len(store.lines(queued_run)) == lines_before  # a stood-down twin logs nothing
 
     clock.advance(1)  # claimed_until == now: still A's
@@ -111,10 +111,10 @@ def test_a_live_claim_blocks_another_worker_until_it_expires(
     taken = begin(queued_run, "host:B")
     assert taken == clock.now
     row = the_attempt(store, queued_run)
-    assert row["worker"] == "host:B"
-    assert row["status"] == "running"
-    assert row["started_at"] == clock.now
-    assert row["claimed_until"] == clock.now + timedelta(seconds=CLAIM)
+    assert row.worker == "host:B"
+    assert row.status == "running"
+    assert row.started_at == clock.now
+    assert row.claimed_until == clock.now + timedelta(seconds=CLAIM)
     # ... and now A is the one locked out.
     assert begin(queued_run, "host:A") is None
 
@@ -126,8 +126,8 @@ def test_the_same_worker_may_reclaim_its_own_attempt(
     clock.advance(5)
     assert begin(queued_run, "host:A") == clock.now
     row = the_attempt(store, queued_run)
-    assert row["worker"] == "host:A"
-    assert row["started_at"] == clock.now
+    assert row.worker == "host:A"
+    assert row.started_at == clock.now
 
 
 def test_renewing_the_claim_keeps_others_out(
@@ -140,7 +140,7 @@ def test_renewing_the_claim_keeps_others_out(
     assert begin(queued_run, "host:B") is None
     # Only the holder can renew.
     store.renew_claim(queued_run, "extract", 1, "host:B", 86400)
-    assert the_attempt(store, queued_run)["claimed_until"] < clock.now + timedelta(days=1)
+    assert the_attempt(store, queued_run).claimed_until < clock.now + timedelta(days=1)
 
 
 def test_steal_from_takes_over_a_dead_holder_at_once(
@@ -150,7 +150,7 @@ def test_steal_from_takes_over_a_dead_holder_at_once(
     clock.advance(1)  # A's claim is still live
     assert begin(queued_run, "host:B", steal_from="host:C") is None  # not the holder
     assert begin(queued_run, "host:B", steal_from="host:A") == clock.now
-    assert the_attempt(store, queued_run)["worker"] == "host:B"
+    assert the_attempt(store, queued_run).worker == "host:B"
 
 
 def test_an_ended_attempt_is_free_to_restart(
@@ -170,7 +170,7 @@ def test_an_ended_attempt_is_free_to_restart(
     )
     assert begin(queued_run, "host:B") == clock.now
     row = the_attempt(store, queued_run)
-    assert (row["status"], row["worker"], row["error"], row["ended_at"]) == (
+    assert (row.status, row.worker, row.error, row.ended_at) == (
         "running",
         "host:B",
         None,
@@ -199,7 +199,7 @@ def test_begin_attempt_on_an_ended_run_raises_and_writes_nothing(
 
     assert store.attempt_states(queued_run) == []
     assert store.step_attempts(queued_run) == []
-    assert store.get_run(queued_run)["status"] == end
+    assert store.get_run(queued_run).status == end
     assert store.transitions(queued_run) == transitions
     assert store.lines(queued_run) == lines
 
@@ -239,7 +239,7 @@ def test_each_takeover_of_a_running_attempt_counts_a_lost_worker(
     assert claim("host:2", exists=True, steal_from="host:1").lost_workers == 1
     clock.advance(CLAIM + 1)  # host:2 died too: its claim lapsed
     assert claim("host:3", exists=True).lost_workers == 2
-    assert the_attempt(store, queued_run)["lost_workers"] == 2
+    assert the_attempt(store, queued_run).lost_workers == 2
     # An attempt that ended (a retry countdown) restarts without counting a loss.
     store.finish_attempt(
         queued_run,
@@ -253,7 +253,7 @@ def test_each_takeover_of_a_running_attempt_counts_a_lost_worker(
     )
     assert claim("host:4", exists=True).lost_workers == 2
     assert store.runs_losing_workers(3) == []
-    assert [r["run_id"] for r in store.runs_losing_workers(2)] == [queued_run]
+    assert [r.run_id for r in store.runs_losing_workers(2)] == [queued_run]
 
 
 def test_a_cancelling_run_ends_when_its_last_executing_step_finishes(
@@ -277,12 +277,12 @@ def test_a_cancelling_run_ends_when_its_last_executing_step_finishes(
         )
 
     assert finish("extract") is False  # load still executes
-    assert store.get_run(queued_run)["status"] == state.CANCELLING
+    assert store.get_run(queued_run).status == state.CANCELLING
     assert finish("load") is True
-    assert store.get_run(queued_run)["status"] == state.CANCELLED
-    moves = [(t["from_status"], t["to_status"]) for t in store.transitions(queued_run)][-2:]
+    assert store.get_run(queued_run).status == state.CANCELLED
+    moves = [(t.from_status, t.to_status) for t in store.transitions(queued_run)][-2:]
     assert moves == [(state.RUNNING, state.CANCELLING), (state.CANCELLING, state.CANCELLED)]
-    assert store.transitions(queued_run)[-1]["reason"] == "cancelled: step load stopped (cancelled)"
+    assert store.transitions(queued_run)[-1].reason == "cancelled: step load stopped (cancelled)"
 
 
 def test_a_cancelling_run_whose_step_process_vanished_ends_once_its_claim_lapses(
@@ -294,9 +294,9 @@ def test_a_cancelling_run_whose_step_process_vanished_ends_once_its_claim_lapses
     assert store.settle_cancel(queued_run, "reaper") is False
     clock.advance(2)
     assert store.settle_cancel(queued_run, "reaper") is True
-    assert store.get_run(queued_run)["status"] == state.CANCELLED
+    assert store.get_run(queued_run).status == state.CANCELLED
     row = the_attempt(store, queued_run)
-    assert (row["status"], row["error"]) == (state.CANCELLED, "stopped: the run was cancelled")
+    assert (row.status, row.error) == (state.CANCELLED, "stopped: the run was cancelled")
 
 
 def test_cancelling_a_run_between_steps_ends_it_at_once(
@@ -314,8 +314,8 @@ def test_cancelling_a_run_between_steps_ends_it_at_once(
         message="done",
     )
     assert store.request_cancel(queued_run, "cancelled by request") == (state.RUNNING, True)
-    assert store.get_run(queued_run)["status"] == state.CANCELLED
-    moves = [(t["from_status"], t["to_status"]) for t in store.transitions(queued_run)][-2:]
+    assert store.get_run(queued_run).status == state.CANCELLED
+    moves = [(t.from_status, t.to_status) for t in store.transitions(queued_run)][-2:]
     assert moves == [(state.RUNNING, state.CANCELLING), (state.CANCELLING, state.CANCELLED)]
 
 
@@ -340,17 +340,17 @@ def test_finish_attempt_records_duration_rows_metrics_and_deadline(
     )
 
     row = the_attempt(store, queued_run)
-    assert row["status"] == "completed"
-    assert row["duration_ms"] == 1500
-    assert row["ended_at"] == clock.now
-    assert row["rows_written"] == 42
-    assert row["metrics"] == {"files": 1}
-    assert row["claimed_until"] is None
-    assert row["error"] is None
+    assert row.status == "completed"
+    assert row.duration_ms == 1500
+    assert row.ended_at == clock.now
+    assert row.rows_written == 42
+    assert row.metrics == {"files": 1}
+    assert row.claimed_until is None
+    assert row.error is None
     run = store.get_run(queued_run)
-    assert run["deadline_at"] == new_deadline
-    assert run["heartbeat_at"] == clock.now
-    assert store.lines(queued_run)[-1]["message"] == "completed: 42 rows written"
+    assert run.deadline_at == new_deadline
+    assert run.heartbeat_at == clock.now
+    assert store.lines(queued_run)[-1].message == "completed: 42 rows written"
     assert completed(store, queued_run) == {"extract"}
     assert "extract" in completed(store, queued_run)
     assert "load" not in completed(store, queued_run)
@@ -374,10 +374,10 @@ def test_finish_attempt_redacts_the_error(
         error="401 from provider: Authorization: Bearer abc.def.ghi",
     )
     row = the_attempt(store, queued_run)
-    assert row["status"] == "failed"
-    assert row["duration_ms"] == 250
-    assert "abc.def.ghi" not in row["error"]
-    assert row["error"].startswith("401 from provider")
+    assert row.status == "failed"
+    assert row.duration_ms == 250
+    assert "abc.def.ghi" not in row.error
+    assert row.error.startswith("401 from provider")
 
 
 def test_attempt_states_lists_every_attempt(

@@ -20,7 +20,7 @@ def end_as(store: SqlRunStore, run_id: str, status: str) -> None:
             store.transition(run_id, step)
     else:
         store.transition(run_id, status)
-    assert store.get_run(run_id)["status"] == status
+    assert store.get_run(run_id).status == status
 
 
 def test_a_second_active_run_with_the_same_key_conflicts(
@@ -59,7 +59,7 @@ def test_the_key_is_free_again_once_the_run_ended(
     second = new_run(key=KEY)
 
     assert second != first
-    assert store.get_run(second)["status"] == state.PENDING
+    assert store.get_run(second).status == state.PENDING
     assert store.active_run(KEY)[0] == second
     assert count_runs(store) == 2
     # ... and the new run holds it in turn.
@@ -80,11 +80,11 @@ def test_create_run_writes_the_row_and_its_first_transition(
 ) -> None:
     run_id = new_run(key=KEY, params={"k": "v"}, trigger="cli")
     run = store.get_run(run_id)
-    assert run["status"] == state.PENDING
-    assert run["created_at"] == clock.now
-    assert run["params"] == {"k": "v"}
-    assert run["trigger"] == "cli"
-    assert store.get_run(run_id, org_slug="acme")["run_id"] == run_id
+    assert run.status == state.PENDING
+    assert run.created_at == clock.now
+    assert run.params == {"k": "v"}
+    assert run.trigger == "cli"
+    assert store.get_run(run_id, org_slug="acme").run_id == run_id
     assert store.get_run(run_id, org_slug="globex") is None
 
 
@@ -117,21 +117,21 @@ def page_through(store: SqlRunStore, size: int, **filters: object) -> list[list[
         rows = store.list_runs("acme", limit=size, cursor=cursor, **filters)
         if not rows:
             return pages
-        pages.append([r["run_id"] for r in rows])
+        pages.append([r.run_id for r in rows])
         last = rows[-1]
-        cursor = (last["created_at"], last["run_id"])
+        cursor = (last.created_at, last.run_id)
 
 
 def test_list_runs_is_newest_first_and_scoped_to_the_org(
     store: SqlRunStore, history: list[str]
 ) -> None:
     rows = store.list_runs("acme")
-    assert [r["run_id"] for r in rows] == history
+    assert [r.run_id for r in rows] == history
     assert history[:2] == ["run-z", "run-y"]
     assert "globex-run" not in history
-    assert [r["run_id"] for r in store.list_runs("globex")] == ["globex-run"]
-    assert all("plan" not in r for r in rows)
-    created = [r["created_at"] for r in rows]
+    assert [r.run_id for r in store.list_runs("globex")] == ["globex-run"]
+    assert all(r.plan is None for r in rows)
+    created = [r.created_at for r in rows]
     assert created == sorted(created, reverse=True)
 
 
@@ -148,14 +148,14 @@ def test_a_cursor_inside_a_tie_continues_with_the_other_run(
     store: SqlRunStore, history: list[str]
 ) -> None:
     first = store.list_runs("acme", limit=1)
-    assert [r["run_id"] for r in first] == ["run-z"]
-    rest = store.list_runs("acme", limit=1, cursor=(first[0]["created_at"], "run-z"))
-    assert [r["run_id"] for r in rest] == ["run-y"]
+    assert [r.run_id for r in first] == ["run-z"]
+    rest = store.list_runs("acme", limit=1, cursor=(first[0].created_at, "run-z"))
+    assert [r.run_id for r in rest] == ["run-y"]
 
 
 def test_list_runs_filters_by_status(store: SqlRunStore, history: list[str]) -> None:
     cancelled = store.list_runs("acme", status=state.CANCELLED)
-    assert [r["run_id"] for r in cancelled] == ["run-3", "run-1"]
+    assert [r.run_id for r in cancelled] == ["run-3", "run-1"]
     pending = page_through(store, 2, status=state.PENDING)
     assert [rid for page in pending for rid in page] == [
         r for r in history if r not in ("run-1", "run-3")
@@ -166,10 +166,10 @@ def test_list_runs_filters_by_status(store: SqlRunStore, history: list[str]) -> 
 def test_list_runs_filters_by_pipeline_and_status_together(
     store: SqlRunStore, history: list[str]
 ) -> None:
-    b_runs = [r["run_id"] for r in store.list_runs("acme", pipeline_id="pipe_b")]
+    b_runs = [r.run_id for r in store.list_runs("acme", pipeline_id="pipe_b")]
     assert b_runs == ["run-3", "run-1"]
     a_runs = [rid for page in page_through(store, 2, pipeline_id="pipe_a") for rid in page]
     assert a_runs == ["run-z", "run-y", "run-4", "run-2", "run-0"]
     both = store.list_runs("acme", pipeline_id="pipe_a", status=state.CANCELLED)
     assert both == []
-    assert [r["run_id"] for r in store.list_runs("acme", pipeline_id="nope")] == []
+    assert [r.run_id for r in store.list_runs("acme", pipeline_id="nope")] == []
