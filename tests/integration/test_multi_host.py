@@ -119,11 +119,11 @@ def test_api_and_two_workers_share_only_the_db_broker_warehouse_and_key(
         runs = {}
         while time.monotonic() < deadline:
             runs = {r: store.get_run(r) for r in run_ids}
-            if all(run and run["status"] in TERMINAL for run in runs.values()):
+            if all(run and run.status in TERMINAL for run in runs.values()):
                 break
             time.sleep(0.5)
         logs = "\n".join(servers[n].log() for n in ("w1", "w2"))
-        assert {r: run["status"] for r, run in runs.items()} == dict.fromkeys(
+        assert {r: run.status for r, run in runs.items() if run} == dict.fromkeys(
             run_ids, "completed"
         ), logs
 
