@@ -6,6 +6,7 @@ before recording the run, while decryption stays in the worker (`get`).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -59,7 +60,8 @@ class CredentialVault(CredentialProvider, Protocol):
 
     def delete(self, org_slug: str, credential_id: str) -> None: ...
 
-    def check_keys(self) -> tuple[int, list[str]]:
+    # `builtins.list`: inside this class `list` names the method above.
+    def check_keys(self) -> tuple[int, builtins.list[str]]:
         """Whether this process's master key opens the stored data keys (`doctor`)."""
         ...
 

@@ -72,6 +72,8 @@ def test_parquet_text_is_taken_as_written() -> None:
     pq.write_table(pa.table({"Tags": ["NULL", None]}), sink)
     table = read_export_file("f.parquet", sink.getvalue())
     assert table.column("Tags").to_pylist() == ["NULL", None]
+
+
 def test_files_are_read_in_batches() -> None:
     sink = io.BytesIO()
     pq.write_table(pa.table({"BilledCost": [float(i) for i in range(10)]}), sink)
