@@ -131,9 +131,9 @@ def test_api_and_two_workers_share_only_the_db_broker_warehouse_and_key(
         ran_on: dict[str, set[str]] = {}
         for run_id in run_ids:
             for attempt in store.step_attempts(run_id):
-                pid = int(str(attempt["worker"]).rsplit(":", 1)[1])
+                pid = int(str(attempt.worker).rsplit(":", 1)[1])
                 worker = main_pids.get(parent_of(pid) or -1, f"unknown pid {pid}")
-                ran_on.setdefault(attempt["step_id"], set()).add(worker)
+                ran_on.setdefault(attempt.step_id, set()).add(worker)
         every = set().union(*ran_on.values())
         assert every == {"w1", "w2"}, ran_on
         # The step that decrypts the credential ran on both: the key opened it on each.
