@@ -171,7 +171,7 @@ def test_a_streamed_write_after_the_cancel_is_refused_and_rolled_back(
     run_id = running_step(services)
     fenced = warehouse.fenced(RunFence(services.store.engine, run_id, "load", 1, "host:1"))
     write(fenced, run_id)
-    assert services.runs.cancel("acme", run_id)["status"] == state.CANCELLING
+    assert services.runs.cancel("acme", run_id).status == state.CANCELLING
     data = rows(5, run_id)
     reader = pa.RecordBatchReader.from_batches(data.schema, data.to_batches(max_chunksize=2))
     key = LineageKey("acme", "test_fenced", "default", DAY, DAY)

@@ -119,5 +119,5 @@ def test_redis_restarted_empty_mid_step_the_run_ends_and_no_slot_leaks(rig: Rig)
         timeout=10,
     )
     assert reply.status_code == 202, reply.text
-    assert wait_run(rig, reply.json()["run_id"])["status"] == "completed"
+    assert wait_run(rig, reply.json()["run_id"]).status == "completed"
     assert settled_usage(rig.services, "acme")["usage"]["concurrent_running"] == 0
