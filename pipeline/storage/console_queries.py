@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select
 
 from pipeline.storage import state
-from pipeline.storage.records import RunRecord
+from pipeline.storage.records import RunRecord, as_date
 from pipeline.storage.tables import pipeline_runs
 
 # The run list reads every column but the plan (as the history endpoint does): its rows
@@ -31,13 +31,6 @@ class RunFilter:
     # Runs created on these UTC days (inclusive).
     created_from: date | None = None
     created_to: date | None = None
-
-
-def as_date(value: date | datetime | str) -> date:
-    """A DATE column's value as a date, whatever the driver returned (SQLite: a string)."""
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _rows(engine: Engine, query: Any) -> list[dict[str, Any]]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from pipeline.storage import state
+from pipeline.storage.records import as_date
 from pipeline.storage.tables import pipeline_runs
 
 
@@ -38,7 +38,7 @@ def completed_dates(
         .distinct()
     )
     with engine.connect() as conn:
-        found = {_as_date(d) for d in conn.execute(query).scalars()}
+        found = {as_date(d) for d in conn.execute(query).scalars()}
     return found & set(wanted)
 
 
@@ -63,7 +63,3 @@ def active_run_counts(engine: Engine) -> list[tuple[str, str, int]]:
     )
     with engine.connect() as conn:
         return [(s, p, int(n)) for s, p, n in conn.execute(query)]
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -24,7 +24,8 @@ def _utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else _utc(value)
 
 
-def _date(value: date | datetime | str) -> date:
+def as_date(value: date | datetime | str) -> date:
+    """A DATE column's value as a date, whatever the driver returned (SQLite: a string)."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -158,8 +159,8 @@ class RunRecord:
             idempotency_key=row["idempotency_key"],
             trigger=row["trigger"],
             credential_id=row["credential_id"],
-            start_date=_date(row["start_date"]),
-            end_date=_date(row["end_date"]),
+            start_date=as_date(row["start_date"]),
+            end_date=as_date(row["end_date"]),
             params=row["params"] or {},
             plan=RunPlan.from_json(plan) if plan else None,
             created_at=_utc(row["created_at"]),
